@@ -1,0 +1,54 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Modules, bottom to top:
+//   C system libraries  CBLAS (OpenBLAS), CLibPNG (+ CPNGShim for setjmp), CLibPQ, CZlib
+//   TensorKernels       dense float32 tensors, convolutions on sgemm, norms, resampling, named weights
+//   Checkpoint          PyTorch .pth reader (zip + restricted pickle VM), the golden weight formula
+//   Media               PNG, tar, NPY, colour maps, stereo sequences
+//   DynamicStereo       the network
+//   JobQueue            PostgreSQL job queue (libpq), migrations, job state machine
+//   HTTPServer          socket HTTP/1.1 server and the REST API
+//   Worker              headless job runner
+//   dynstereo           the executable
+let package = Package(
+    name: "dynstereo",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "dynstereo", targets: ["dynstereo"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CLibPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .target(name: "CPNGShim", dependencies: ["CLibPNG"]),
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+
+        .target(name: "TensorKernels", dependencies: ["CBLAS"]),
+        .target(name: "Checkpoint", dependencies: ["TensorKernels", "CZlib"]),
+        .target(name: "Media", dependencies: ["TensorKernels", "CPNGShim", "CZlib"]),
+        .target(name: "DynamicStereo", dependencies: ["TensorKernels", "Checkpoint", "Media"]),
+        .target(name: "JobQueue", dependencies: ["CLibPQ", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "HTTPServer", dependencies: ["JobQueue", "Media", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "Worker", dependencies: ["JobQueue", "DynamicStereo", "Media", .product(name: "Logging", package: "swift-log")]),
+        .executableTarget(name: "dynstereo", dependencies: [
+            "Checkpoint", "DynamicStereo", "Media", "JobQueue", "HTTPServer", "Worker",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "TensorKernelsTests", dependencies: ["TensorKernels"]),
+        .testTarget(name: "CheckpointTests", dependencies: ["TestSupport", "Checkpoint"]),
+        .testTarget(name: "MediaTests", dependencies: ["TestSupport", "Media"]),
+        .testTarget(name: "DynamicStereoTests", dependencies: ["TestSupport", "DynamicStereo", "Checkpoint", "Media"]),
+        .testTarget(name: "JobQueueTests", dependencies: ["TestSupport", "JobQueue"]),
+        .testTarget(name: "HTTPServerTests", dependencies: ["TestSupport", "HTTPServer"]),
+        .testTarget(name: "WorkerTests", dependencies: ["TestSupport", "Worker"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

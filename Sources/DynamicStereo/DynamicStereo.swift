@@ -1,0 +1,1 @@
+// DynamicStereo module.

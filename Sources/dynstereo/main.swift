@@ -1,0 +1,12 @@
+// The dynstereo executable: subcommands for inference, the checkpoint reader, the service and its admin.
+import ArgumentParser
+
+struct DynStereo: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dynstereo",
+        abstract: "Temporally consistent disparity and depth from rectified stereo videos (DynamicStereo on CPU).",
+        subcommands: [InferCommand.self, CheckpointCommand.self, ServeCommand.self, WorkCommand.self, MigrateCommand.self]
+    )
+}
+
+DynStereo.main()
