@@ -30,6 +30,11 @@ enum Golden {
         return WeightStore(FormulaWeights.stateDict(selected))
     }
 
+    /// The complete formula state dict: every tensor of the real checkpoints, as the golden data used them.
+    static func formulaStateDict() throws -> [String: Tensor] {
+        FormulaWeights.stateDict(try checkpointKeys())
+    }
+
     /// A tensor of golden set `set` (e.g. "A"), by file name without `.npy`.
     static func tensor(_ set: String, _ name: String) throws -> Tensor {
         try NPY.read(SharedData.goldenSet(set).appendingPathComponent(name + ".npy"))

@@ -21,7 +21,7 @@ final class NetworkGoldenTests: XCTestCase {
 
     /// The other sets use weights regenerated from the formula, which the checkpoint test proves identical.
     static let fromFormula: StereoVideoEstimator = {
-        try! StereoVideoEstimator(network: DynamicStereoNetwork(stateDict: FormulaStateDict.load()))
+        try! StereoVideoEstimator(network: DynamicStereoNetwork(stateDict: Golden.formulaStateDict()))
     }()
 
     private func loadSet(_ name: String) throws -> StereoSequence {
@@ -105,8 +105,8 @@ final class NetworkGoldenTests: XCTestCase {
         }
     }
 
-    func testStrictLoadingListsEveryProblem() {
-        var weights = FormulaStateDict.load()
+    func testStrictLoadingListsEveryProblem() throws {
+        var weights = try Golden.formulaStateDict()
         weights["fnet.conv1.weight"] = nil
         weights["update_block04.mask.2.bias"] = Tensor(shape: [143])
         weights["extra.weight"] = Tensor(shape: [2, 2])

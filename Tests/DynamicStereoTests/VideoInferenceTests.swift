@@ -101,9 +101,9 @@ final class VideoInferenceTests: XCTestCase {
         XCTAssertLessThan(worst, 1e-5)
     }
 
-    func testTimeEmbeddingIsNearestResampled() {
+    func testTimeEmbeddingIsNearestResampled() throws {
         // PyTorch nearest for 5 -> T: source floor(t * 5 / T); for T = 3 that is 0, 1, 3; for T = 8, 0 0 1 1 2 3 3 4.
-        let store = WeightStore(FormulaStateDict.load())
+        let store = WeightStore(try Golden.formulaStateDict())
         let network = DynamicStereoNetwork(store.root)
         let table = network.timeEmbedding.data
         func row(_ i: Int) -> [Float] { Array(table[(i * 256)..<((i + 1) * 256)]) }
