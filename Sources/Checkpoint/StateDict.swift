@@ -120,6 +120,9 @@ public struct StateDict: @unchecked Sendable {
     static func weights(in root: PickleValue, of unpickler: Unpickler) throws -> [(String, TensorRecord)] {
         func refuse(_ value: PickleValue, _ what: String) -> CheckpointError {
             switch value {
+            case let .opaque(name) where name.hasPrefix("torch.") && name.hasSuffix("Storage"):
+                // A storage class outside the allow-list is a dtype this reader does not convert (complex, float8).
+                return .unsupportedDType("\(name) in \(what)")
             case let .foreign(name), let .opaque(name): return .forbiddenGlobal(name)
             default: return .notAStateDict("\(what) is \(value.kind)")
             }
@@ -127,10 +130,13 @@ public struct StateDict: @unchecked Sendable {
         guard case let .dict(rootIndex) = root else { throw refuse(root, "the top-level object") }
         var dict = unpickler.dicts[rootIndex]
         for wrapper in ["state_dict", "model"] {
-            if let inner = dict.value(forString: wrapper), case let .dict(innerIndex) = inner {
+            guard let inner = dict.value(forString: wrapper) else { continue }
+            if case let .dict(innerIndex) = inner {
                 dict = unpickler.dicts[innerIndex]
                 break
             }
+            // A tensor may be called "model"; anything else there (a whole pickled nn.Module) is not weights.
+            guard case .tensor = inner else { throw refuse(inner, "entry \(wrapper)") }
         }
         var seen = Set<String>()
         var result: [(String, TensorRecord)] = []

@@ -193,3 +193,28 @@ final class PickleSafetyTests: XCTestCase {
         }
     }
 }
+
+extension PickleSafetyTests {
+    func testPickledModuleUnderModelIsRefusedByItsClass() throws {
+        var p = PickleWriter()
+        p.emptyDict()
+        p.string("epoch"); p.int(3); p.setItem()
+        p.string("model"); p.global("models.core.dynamic_stereo", "DynamicStereo"); p.emptyTuple(); p.newObj()
+        p.emptyDict(); p.build(); p.setItem()
+        p.stop()
+        XCTAssertThrowsError(try StateDict.load(data: checkpoint(p, storages: []))) { error in
+            XCTAssertEqual(error as? CheckpointError, .forbiddenGlobal("models.core.dynamic_stereo.DynamicStereo"))
+        }
+    }
+
+    func testUnknownStorageClassIsAnUnsupportedDType() throws {
+        var p = PickleWriter()
+        p.emptyDict(); p.string("c")
+        p.torchTensor(storageClass: "ComplexFloatStorage", key: "0", storageSize: 1, shape: [1], strides: [1])
+        p.setItem(); p.stop()
+        XCTAssertThrowsError(try StateDict.load(data: checkpoint(p, storages: [[1, 2]]))) { error in
+            guard case let .unsupportedDType(what)? = error as? CheckpointError else { return XCTFail("\(error)") }
+            XCTAssertTrue(what.contains("torch.ComplexFloatStorage"), what)
+        }
+    }
+}
