@@ -54,6 +54,10 @@ enum AllowedGlobal: Equatable {
     case rebuildTensor
     case rebuildParameter
     case rebuildParameterWithState
+    /// `torch._tensor._rebuild_from_type_v2`, which torch.save uses for tensors carrying Python attributes.
+    case rebuildFromType
+    /// `torch.Tensor` or `torch.nn.parameter.Parameter`, only ever an argument of `rebuildFromType`.
+    case tensorClass(name: String)
     case storageClass(DType, name: String)
 
     init?(module: String, name: String) {
@@ -62,6 +66,8 @@ enum AllowedGlobal: Equatable {
         case ("torch._utils", "_rebuild_tensor_v2"): self = .rebuildTensor
         case ("torch._utils", "_rebuild_parameter"): self = .rebuildParameter
         case ("torch._utils", "_rebuild_parameter_with_state"): self = .rebuildParameterWithState
+        case ("torch._tensor", "_rebuild_from_type_v2"): self = .rebuildFromType
+        case ("torch", "Tensor"), ("torch.nn.parameter", "Parameter"): self = .tensorClass(name: "\(module).\(name)")
         case ("torch", _):
             guard let dtype = DType(storageClass: name) else { return nil }
             self = .storageClass(dtype, name: name)
@@ -75,6 +81,8 @@ enum AllowedGlobal: Equatable {
         case .rebuildTensor: return "torch._utils._rebuild_tensor_v2"
         case .rebuildParameter: return "torch._utils._rebuild_parameter"
         case .rebuildParameterWithState: return "torch._utils._rebuild_parameter_with_state"
+        case .rebuildFromType: return "torch._tensor._rebuild_from_type_v2"
+        case let .tensorClass(name): return name
         case let .storageClass(_, name): return "torch.\(name)"
         }
     }
@@ -149,7 +157,7 @@ struct Unpickler {
     private(set) var storages: [StorageReference] = []
     private(set) var tensors: [TensorRecord] = []
 
-    /// Keeps a text `persistent id` (protocol 0's PERSID) from being mistaken for torch's tuple form.
+    /// Where the opcode being run starts, for error messages.
     private var opcodeStart = 0
 
     init(_ bytes: ByteRegion, startingAt position: Int = 0) {
@@ -509,7 +517,7 @@ extension Unpickler {
     }
 
     /// REDUCE: `callable(*arguments)`, for the callables this reader implements; a placeholder otherwise.
-    private mutating func call(_ callable: PickleValue, _ arguments: PickleValue) throws -> PickleValue {
+    private mutating func call(_ callable: PickleValue, _ arguments: PickleValue, depth: Int = 0) throws -> PickleValue {
         switch callable {
         case let .foreign(name), let .opaque(name):
             return .opaque(name)
@@ -539,6 +547,18 @@ extension Unpickler {
             switch data {
             case .tensor, .opaque: return data
             default: throw fail("_rebuild_parameter of \(data.kind)")
+            }
+        case .global(.rebuildFromType):
+            // (func, type, args, state): the tensor is func(*args); the state holds Python attributes only.
+            let items = try tupleItems(arguments, "the arguments of _rebuild_from_type_v2")
+            guard items.count == 4 else { throw fail("_rebuild_from_type_v2 with \(items.count) arguments") }
+            // torch nests it once at most; a forged chain must not recurse without bound.
+            guard depth < 4 else { throw fail("_rebuild_from_type_v2 nested \(depth) deep") }
+            let tensor = try call(items[0], items[2], depth: depth + 1)
+            switch items[1] {
+            case .global(.tensorClass): return tensor
+            case let .foreign(name): return .opaque(name)  // a tensor subclass: placeholder, refused among weights
+            default: throw fail("_rebuild_from_type_v2 to \(items[1].kind)")
             }
         case let .global(global):
             throw fail("\(global.name) is not called when loading")

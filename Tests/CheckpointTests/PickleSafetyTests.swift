@@ -218,3 +218,36 @@ extension PickleSafetyTests {
         }
     }
 }
+
+extension PickleSafetyTests {
+    /// `_rebuild_from_type_v2(_rebuild_tensor_v2, torch.Tensor, args, state)`: a tensor with Python attributes.
+    func writeRebuildFromType(_ p: inout PickleWriter, type: (String, String), key: String) {
+        p.global("torch._tensor", "_rebuild_from_type_v2")
+        p.mark()
+        p.global("torch._utils", "_rebuild_tensor_v2")
+        p.global(type.0, type.1)
+        // The inner arguments, the same as torchTensor writes but without the call.
+        p.mark()
+        p.mark(); p.string("storage"); p.global("torch", "FloatStorage"); p.string(key); p.string("cpu"); p.int(2); p.tuple()
+        p.op(0x51)
+        p.int(0); p.intTuple([2]); p.intTuple([1]); p.bool(false)
+        p.global("collections", "OrderedDict"); p.emptyTuple(); p.reduce()
+        p.tuple()
+        p.emptyDict(); p.string("note"); p.string("attribute"); p.setItem()
+        p.tuple()
+        p.reduce()
+    }
+
+    func testTensorsRebuiltFromTypeAreReadAndUnknownSubclassesRefused() throws {
+        var p = PickleWriter()
+        p.emptyDict(); p.string("t"); writeRebuildFromType(&p, type: ("torch", "Tensor"), key: "0"); p.setItem(); p.stop()
+        let stateDict = try StateDict.load(data: checkpoint(p, storages: [[1, 2]]))
+        XCTAssertEqual(try stateDict["t"]?.floats(), [1, 2])
+
+        var q = PickleWriter()
+        q.emptyDict(); q.string("t"); writeRebuildFromType(&q, type: ("mylib", "FancyTensor"), key: "0"); q.setItem(); q.stop()
+        XCTAssertThrowsError(try StateDict.load(data: checkpoint(q, storages: [[1, 2]]))) { error in
+            XCTAssertEqual(error as? CheckpointError, .forbiddenGlobal("mylib.FancyTensor"))
+        }
+    }
+}
