@@ -105,8 +105,10 @@ public struct CheckpointTensor: @unchecked Sendable {
             }
             return
         }
-        // A strided view: walk the indices like an odometer, last dimension fastest.
+        // A strided view: walk the indices like an odometer, last dimension fastest. A dimension of size 1
+        // never steps, so its stride (which PyTorch leaves arbitrary) is taken as 0 and cannot overflow.
         let rank = shape.count
+        let strides = zip(shape, self.strides).map { size, stride in size <= 1 ? 0 : stride }
         var index = [Int](repeating: 0, count: rank)
         var element = storageOffset
         for position in 0..<count {

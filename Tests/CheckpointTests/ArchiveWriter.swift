@@ -127,8 +127,13 @@ struct PickleWriter {
         op(0x63); bytes += Array("\(module)\n\(name)\n".utf8)
     }
 
+    /// LONG1 with eight bytes, for values beyond BININT's 32 bits.
+    mutating func long(_ value: Int) {
+        op(0x8A); bytes.append(8); bytes.le(Int64(value))
+    }
+
     mutating func intTuple(_ values: [Int]) {
-        mark(); for value in values { int(value) }; tuple()
+        mark(); for value in values { Int32(exactly: value) == nil ? long(value) : int(value) }; tuple()
     }
 
     /// `_rebuild_tensor_v2(storage, offset, shape, strides, False, OrderedDict())` with the storage as a

@@ -251,3 +251,26 @@ extension PickleSafetyTests {
         }
     }
 }
+
+extension PickleSafetyTests {
+    func testStrideOfASizeOneDimensionIsIgnored() throws {
+        var p = PickleWriter()
+        p.emptyDict(); p.string("s")
+        p.torchTensor(key: "0", storageSize: 3, shape: [1, 2, 1], strides: [Int.max, 2, Int.max])
+        p.setItem(); p.stop()
+        let stateDict = try StateDict.load(data: checkpoint(p, storages: [[5, 6, 7]]))
+        XCTAssertEqual(try stateDict["s"]?.floats(), [5, 7])
+    }
+
+    func testOverflowingShapesAndStridesAreRefused() throws {
+        for (shape, strides) in [([Int.max, 2], [1, 1]), ([2, 2], [Int.max, 1]), ([1 << 40, 1 << 40], [0, 0])] {
+            var p = PickleWriter()
+            p.emptyDict(); p.string("x")
+            p.torchTensor(key: "0", storageSize: 1, shape: shape, strides: strides)
+            p.setItem(); p.stop()
+            XCTAssertThrowsError(try StateDict.load(data: checkpoint(p, storages: [[1]])), "\(shape) \(strides)") { error in
+                guard case .malformedTensor? = error as? CheckpointError else { return XCTFail("\(error)") }
+            }
+        }
+    }
+}
