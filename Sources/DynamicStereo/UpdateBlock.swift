@@ -24,7 +24,8 @@ struct SequenceUpdateBlock3D {
     let gru: SepConvGRU3D
     let flowHead: FlowHead3D
     let mask: MaskHead
-    // ATTENTION-PENDING let attention: (time: TimeAttnBlock, space: SpaceAttnBlock)?
+    /// update_block16 only: temporal then spatial attention over the GRU's input features.
+    let attention: (time: TimeAttnBlock, space: SpaceAttnBlock)?
 
     /// Binds the block's weights under `w` (for example `root("update_block16")`).
     init(_ w: WeightScope, withAttention: Bool) {
@@ -32,8 +33,7 @@ struct SequenceUpdateBlock3D {
         gru = SepConvGRU3D(w("gru"))
         flowHead = FlowHead3D(w("flow_head"))
         mask = MaskHead(w("mask"))
-        // ATTENTION-PENDING attention = withAttention ? (TimeAttnBlock(w("time_attn")), SpaceAttnBlock(w("space_attn"))) : nil
-        precondition(!withAttention, "ATTENTION-PENDING")
+        attention = withAttention ? (TimeAttnBlock(w("time_attn")), SpaceAttnBlock(w("space_attn"))) : nil
     }
 
     /// One update: `net` [T, 128, H, W] hidden state, `inp` [T, 128, H, W] context features,
@@ -53,10 +53,10 @@ struct SequenceUpdateBlock3D {
 
         let motion = encoder(flow: flow, corr: corr)                 // [T, 128, H, W]
         var features = concatChannels([inp, motion])                 // [T, 256, H, W]
-        // ATTENTION-PENDING if let attention {
-        //     features = attention.time(features, frames: frames)
-        //     features = attention.space(features)
-        // }
+        if let attention {
+            features = attention.time(features, frames: frames)
+            features = attention.space(features)
+        }
         let newNet = gru(h: net, x: features)                        // [T, 128, H, W]
         let delta = flowHead(newNet)                                 // [T, 2, H, W]
         let upsamplingMask = mask(newNet) * 0.25                     // [T, 144, H, W]
@@ -184,19 +184,21 @@ extension SequenceUpdateBlock3D {
         func callAsFunction(h: Tensor, x: Tensor) -> Tensor {
             let (t, hidden, height, width) = h.dims4
             let plane = height * width
-            let frameSize = hidden * plane
-            // Pre-activations of z (channels 0..<128) and r (128..<256) of every frame.
-            var gateValues = gates(concatChannels([h, x]))           // [T, 256, H, W]
-            var resetHidden = h                                      // becomes r ⊙ h
+            // hx = cat[h, x]; once the gates have read it, its h channels are overwritten with r ⊙ h,
+            // which turns it into the candidate's input cat[r ⊙ h, x] without another copy of x.
+            var hx = concatChannels([h, x])                          // [T, 384, H, W]
+            let inChannels = hx.shape[1]
+            var gateValues = gates(hx)                               // [T, 256, H, W]: z then r, pre-σ
             gateValues.data.withUnsafeMutableBufferPointer { gb in
-            resetHidden.data.withUnsafeMutableBufferPointer { rh in
+            hx.data.withUnsafeMutableBufferPointer { hxb in
                 parallelFor(t * hidden, minimumPerThread: 8) { planes in
                     for p in planes {
                         let (frame, channel) = (p / hidden, p % hidden)
-                        // Gate planes of this frame and channel; both lie inside the frame's 2·hidden planes.
+                        // Planes of this frame and channel: z and r among the frame's 2·hidden gate
+                        // planes, the state among hx's first `hidden` planes of the frame.
                         let z = gb.baseAddress! + (frame * 2 * hidden + channel) * plane
-                        let r = z + frameSize
-                        let state = rh.baseAddress! + p * plane
+                        let r = z + hidden * plane
+                        let state = hxb.baseAddress! + (frame * inChannels + channel) * plane
                         for i in 0..<plane {
                             z[i] = GRUPass.sigmoid(z[i])
                             state[i] = GRUPass.sigmoid(r[i]) * state[i]
@@ -204,7 +206,7 @@ extension SequenceUpdateBlock3D {
                     }
                 }
             }}
-            let q = candidate(concatChannels([resetHidden, x]))     // [T, 128, H, W], before tanh
+            let q = candidate(hx)                                    // [T, 128, H, W], before tanh
             return Tensor(shape: [t, hidden, height, width]) { out in
                 h.data.withUnsafeBufferPointer { hb in
                 q.data.withUnsafeBufferPointer { qb in
