@@ -160,7 +160,7 @@ final class ByteReader {
     /// Up to `count` bytes; fewer only at the end of the stream.
     func read(_ count: Int) throws -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(count)
+        out.reserveCapacity(min(count, 1 << 24))  // `count` comes from a header: trust it only so far
         while out.count < count {
             let available = try fill(min(count - out.count, chunkSize))
             if available == 0 { break }

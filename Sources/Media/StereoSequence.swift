@@ -9,11 +9,15 @@ public struct SequenceLimits: Equatable, Sendable {
     public var maxPixelsPerFrame: Int
     /// Size of one frame file (compressed), checked before it is read.
     public var maxFileBytes: Int
+    /// Size of a whole tar archive once uncompressed, checked at each entry's header.
+    public var maxArchiveBytes: Int
 
-    public init(maxFrames: Int = 10_000, maxPixelsPerFrame: Int = PNG.defaultMaxPixels, maxFileBytes: Int = 256 << 20) {
+    public init(maxFrames: Int = 10_000, maxPixelsPerFrame: Int = PNG.defaultMaxPixels, maxFileBytes: Int = 256 << 20,
+                maxArchiveBytes: Int = 64 << 30) {
         self.maxFrames = maxFrames
         self.maxPixelsPerFrame = maxPixelsPerFrame
         self.maxFileBytes = maxFileBytes
+        self.maxArchiveBytes = maxArchiveBytes
     }
 }
 
@@ -107,7 +111,8 @@ public struct FrameSet: Sendable {
                     warnings.append("\(display): skipped, \(reason)")
                     continue
                 }
-                let attributes = try? FileManager.default.attributesOfItem(atPath: file.path)
+                // Symbolic links to frames are followed: datasets are often assembled from links.
+                let attributes = try? FileManager.default.attributesOfItem(atPath: file.resolvingSymlinksInPath().path)
                 guard attributes?[.type] as? FileAttributeType == .typeRegular else {
                     warnings.append("\(display): skipped, not a regular file")
                     continue
@@ -127,6 +132,7 @@ public struct FrameSet: Sendable {
         }
 
         mutating func readArchive(_ reader: TarReader) throws {
+            reader.maxArchiveBytes = limits.maxArchiveBytes
             while let entry = try reader.next() {
                 let display = "\(entry.path) in \(reader.archiveName)"
                 switch entry.kind {

@@ -41,6 +41,10 @@ public final class TarReader {
     private var globalRecords: [String: String] = [:]
     private var ended = false
 
+    /// The most bytes the (uncompressed) archive may span; an entry announcing more is refused at its header,
+    /// before anything is read, so a gzip bomb cannot keep the reader busy.
+    public var maxArchiveBytes = Int.max
+
     /// Metadata entries (long names, pax records) are read into memory; anything larger is surely not metadata.
     static let maxMetadataBytes = 1 << 20
 
@@ -138,6 +142,10 @@ public final class TarReader {
             // Links carry no content whatever their size field says.
             if kind == .symbolicLink || kind == .hardLink { size = 0 }
             let path = try normalize(rawPath, kind: kind)
+            let (end, overflow) = reader.offset.addingReportingOverflow(size)
+            guard !overflow, end <= maxArchiveBytes else {
+                throw MediaError.badTar(archive: archiveName, reason: "entry \(path) of \(size) bytes takes the archive past the limit of \(maxArchiveBytes) bytes")
+            }
             let entry = TarEntry(path: path, kind: kind, size: size,
                                  linkTarget: records["linkpath"] ?? longLink ?? header.linkName)
             current = entry
@@ -184,6 +192,9 @@ public final class TarReader {
         guard size <= Self.maxMetadataBytes else {
             throw MediaError.badTar(archive: archiveName, reason: "metadata entry of \(size) bytes at byte \(headerOffset) is implausibly large")
         }
+        guard reader.offset + size <= maxArchiveBytes else {
+            throw MediaError.badTar(archive: archiveName, reason: "metadata entry at byte \(headerOffset) takes the archive past the limit of \(maxArchiveBytes) bytes")
+        }
         let content = try reader.read(size)
         guard content.count == size else {
             throw MediaError.badTar(archive: archiveName, reason: "truncated: the archive ends inside the metadata entry at byte \(headerOffset)")
@@ -201,7 +212,7 @@ public final class TarReader {
             if bytes[start] == 0 { break }  // some writers pad the record block with NULs
             guard let space = bytes[start...].firstIndex(of: UInt8(ascii: " ")),
                   let length = Int(String(decoding: bytes[start..<space], as: UTF8.self)),
-                  length > space - start, start + length <= bytes.count, bytes[start + length - 1] == UInt8(ascii: "\n"),
+                  length > space - start, length <= bytes.count - start, bytes[start + length - 1] == UInt8(ascii: "\n"),
                   let equals = bytes[(space + 1)..<(start + length)].firstIndex(of: UInt8(ascii: "=")) else {
                 throw malformed
             }

@@ -93,6 +93,19 @@ final class StereoSequenceTests: XCTestCase {
         }
     }
 
+    func testFolderFollowsSymbolicLinksToFrames() throws {
+        let dir = try makeDirectory("linked", files: [:])
+        for index in 0..<2 {
+            let name = String(format: "%04d.png", index)
+            try FileManager.default.createSymbolicLink(at: dir.appendingPathComponent(name),
+                                                       withDestinationURL: golden("A", "left").appendingPathComponent(name))
+        }
+        let set = try FrameSet.load(dir)
+        XCTAssertEqual(set.names, ["0000", "0001"])
+        XCTAssertEqual(set.images[1], try PNG.decodeRGB(goldenFrame("A", "left", 1)))
+        XCTAssertEqual(set.warnings, [])
+    }
+
     func testNamesSortWithNumbersByValue() throws {
         let png = try PNG.encodeRGB8(RGBImage(width: 2, height: 1, pixels: [1, 2, 3, 4, 5, 6]))
         let dir = try makeDirectory("numbers", files: ["frame10.png": png, "frame2.png": png, "frame1.png": png, "frame02b.png": png])

@@ -236,6 +236,24 @@ final class TarTests: XCTestCase {
         }
     }
 
+    func testHugeAnnouncedSizesNeitherAllocateNorHang() throws {
+        // A header claiming 1 TiB of content (base-256 size field) followed by nothing.
+        let writer = TarWriter()
+        try writer.writeRaw(writer.header(name: Array("huge.png".utf8), typeFlag: UInt8(ascii: "0"), size: 1 << 40, mode: 0o644),
+                            contents: Data())
+        let reader = try TarReader(data: writer.data, name: "huge.tar")
+        XCTAssertEqual(try reader.next()?.size, 1 << 40)
+        XCTAssertThrowsError(try reader.readContents()) { error in
+            XCTAssertTrue("\(error)".contains("truncated: entry huge.png"), "\(error)")
+        }
+        // With an archive limit the same header is refused before anything is read.
+        let limited = try TarReader(data: writer.data, name: "huge.tar")
+        limited.maxArchiveBytes = 1 << 30
+        XCTAssertThrowsError(try limited.next()) { error in
+            XCTAssertTrue("\(error)".contains("past the limit of 1073741824 bytes"), "\(error)")
+        }
+    }
+
     func testFileHandleSinkWritesTheSameBytes() throws {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("tartest-\(UUID().uuidString).tar")
         defer { try? FileManager.default.removeItem(at: url) }
