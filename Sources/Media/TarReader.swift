@@ -24,7 +24,7 @@ public struct TarEntry: Equatable, Sendable {
 
 /// Reads a tar archive one entry at a time, from a file (FileHandle reads of 64 KiB) or from memory; gzip input,
 /// recognised by its magic bytes, is inflated as it streams. Entries with absolute paths or `..` components are
-/// refused with `MediaError.unsafeTarPath`.
+/// refused with `MediaError.unsafeTarPath`. Errors are final: after one, stop reading.
 ///
 ///     let reader = try TarReader(url: archive)
 ///     while let entry = try reader.next() {
