@@ -116,11 +116,11 @@ public struct DynamicStereoNetwork {
     }
 
     /// The recurrent refinement at one scale; returns the last convex-upsampled flow and the hidden state.
-    private func refine(_ block: SequenceUpdateBlock3D, correlation: CorrBlock1D, flow start: Tensor,
-                        net start net0: Tensor, inp: Tensor, iters: Int, frames: Int,
+    private func refine(_ block: SequenceUpdateBlock3D, correlation: CorrBlock1D, flow initialFlow: Tensor,
+                        net initialNet: Tensor, inp: Tensor, iters: Int, frames: Int,
                         record: (Tensor) -> Void, isCancelled: () -> Bool) throws -> (Tensor, Tensor) {
-        var flow = start
-        var net = net0
+        var flow = initialFlow
+        var net = initialNet
         var upsampled = flow
         for _ in 0..<iters {
             if isCancelled() { throw CancellationError() }

@@ -40,6 +40,15 @@ enum Golden {
         try NPY.read(SharedData.goldenSet(set).appendingPathComponent(name + ".npy"))
     }
 
+    /// The frames of one view of golden set `set` as decoded images, in file-name order.
+    static func images(_ set: String, _ side: String) throws -> [RGBImage] {
+        let folder = SharedData.goldenSet(set).appendingPathComponent(side)
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder.path)
+            .filter { $0.hasSuffix(".png") }.sorted()
+        XCTAssertFalse(files.isEmpty, "no frames in \(folder.path)")
+        return try files.map { try PNG.decodeRGB(Data(contentsOf: folder.appendingPathComponent($0))) }
+    }
+
     /// The frames of one view of golden set `set` (`side` is "left" or "right") as the network's input:
     /// [T, 3, H, W] float32, 2 · (v / 255) - 1 per sample, each step rounded to float32 as PyTorch does.
     static func frames(_ set: String, _ side: String) throws -> Tensor {

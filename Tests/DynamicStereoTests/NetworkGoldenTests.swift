@@ -24,9 +24,8 @@ final class NetworkGoldenTests: XCTestCase {
         try! StereoVideoEstimator(network: DynamicStereoNetwork(stateDict: Golden.formulaStateDict()))
     }()
 
-    private func loadSet(_ name: String) throws -> StereoSequence {
-        let root = SharedData.goldenSet(name)
-        return try StereoSequence.load(left: root.appendingPathComponent("left"), right: root.appendingPathComponent("right"))
+    private func loadSet(_ name: String) throws -> (left: [RGBImage], right: [RGBImage]) {
+        (try Golden.images(name, "left"), try Golden.images(name, "right"))
     }
 
     private func assertWithinBound(_ got: Tensor, _ expected: Tensor, set: String,
