@@ -35,6 +35,28 @@ enum Golden {
         try NPY.read(SharedData.goldenSet(set).appendingPathComponent(name + ".npy"))
     }
 
+    /// The frames of one view of golden set `set` (`side` is "left" or "right") as the network's input:
+    /// [T, 3, H, W] float32, 2 · (v / 255) - 1 per sample, each step rounded to float32 as PyTorch does.
+    static func frames(_ set: String, _ side: String) throws -> Tensor {
+        let folder = SharedData.goldenSet(set).appendingPathComponent(side)
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder.path)
+            .filter { $0.hasSuffix(".png") }.sorted()
+        XCTAssertFalse(files.isEmpty, "no frames in \(folder.path)")
+        let images = try files.map { try PNG.decodeRGB(Data(contentsOf: folder.appendingPathComponent($0))) }
+        let (h, w) = (images[0].height, images[0].width)
+        var tensor = Tensor(shape: [images.count, 3, h, w])
+        for (index, image) in images.enumerated() {
+            XCTAssertEqual([image.height, image.width], [h, w], "frame \(files[index]) differs in size")
+            for channel in 0..<3 {
+                for pixel in 0..<(h * w) {
+                    let scaled = Float(image.pixels[pixel * 3 + channel]) / 255
+                    tensor.data[(index * 3 + channel) * h * w + pixel] = 2 * scaled - 1
+                }
+            }
+        }
+        return tensor
+    }
+
     /// Fails unless `actual` has `expected`'s shape and every element is within `maxAbs`;
     /// prints the largest difference, where it is, and the mean difference.
     static func assertClose(_ actual: Tensor, _ expected: Tensor, maxAbs tolerance: Float, _ what: String,
