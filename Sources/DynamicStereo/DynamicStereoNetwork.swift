@@ -53,36 +53,36 @@ public struct DynamicStereoNetwork {
     /// Runs one window. `left` and `right` are [T, 3, H, W] with values in 0...255 and H, W multiples of 32.
     ///
     /// `iters / 2` iterations run at 1/16 and at 1/8, `iters` at 1/4. `isCancelled` is asked before each
-    /// iteration; when it answers true the run stops with `CancellationError`.
+    /// iteration; when it answers true the run stops with `CancellationError`. A `clock`, when given, collects
+    /// the wall time of each stage (the benchmark's breakdown).
     public func forward(left: Tensor, right: Tensor, iters: Int, keepIterations: Bool = false,
-                        isCancelled: () -> Bool = { false }) throws -> Output {
+                        clock: StageClock? = nil, isCancelled: () -> Bool = { false }) throws -> Output {
         let (frames, channels, height, width) = left.dims4
         precondition(left.shape == right.shape, "left \(left.shape) and right \(right.shape) differ")
         precondition(channels == 3 && height % 32 == 0 && width % 32 == 0, "input \(left.shape) is not padded to 32")
         precondition(iters >= 2, "iters must be at least 2, got \(iters)")
         let hdim = Self.hiddenDim
 
-        // Images to [-1, 1] in float32, as the reference: 2 * (x / 255) - 1.
-        let images = Tensor.stack([left, right]).map { 2 * ($0 / 255) - 1 }
-        let features = encoder(images)
-        let fmap1 = features.slice(0..<frames)                  // [T, 256, h, w]
-        let fmap2 = features.slice(frames..<(2 * frames))
+        // Images to [-1, 1] in float32, as the reference: 2 * (x / 255) - 1. The encoder normalises each image on
+        // its own, so it runs a few images at a time: its full-resolution activations are the largest tensors of
+        // the whole pass (64 x H/2 x W/2 floats per image, several alive at once).
+        let (fmap1, fmap2) = clock.measure(.encoder) {
+            (encodeInBatches(left), encodeInBatches(right))      // [T, 256, h, w] each
+        }
         let (h, w) = (fmap1.shape[2], fmap1.shape[3])
 
-        var netAndInp = splitChannels(fmap1, [hdim, hdim])
-        var net04 = netAndInp[0].tanh()
-        let inp04 = netAndInp[1].relu()
+        var (net04, inp04) = clock.measure(.other) { Self.netAndContext(fmap1) }
 
-        let (f1dw16, f2dw16) = attentionStack(avgPool(fmap1, 4), avgPool(fmap2, 4), frames: frames)
-        netAndInp = splitChannels(f1dw16, [hdim, hdim])
-        var net16 = netAndInp[0].tanh()
-        let inp16 = netAndInp[1].relu()
+        let (f1dw16, f2dw16) = try clock.measure(.attention) {
+            try cancellable(isCancelled) { attentionStack(avgPool(fmap1, 4), avgPool(fmap2, 4), frames: frames) }
+        }
+        var (net16, inp16) = clock.measure(.other) { Self.netAndContext(f1dw16) }
 
-        let f1dw8 = (avgPool(fmap1, 2) + resizeBilinear(f1dw16, height: h / 2, width: w / 2)) / 2
-        let f2dw8 = (avgPool(fmap2, 2) + resizeBilinear(f2dw16, height: h / 2, width: w / 2)) / 2
-        netAndInp = splitChannels(f1dw8, [hdim, hdim])
-        var net08 = netAndInp[0].tanh()
-        let inp08 = netAndInp[1].relu()
+        let (f1dw8, f2dw8) = clock.measure(.other) {
+            ((avgPool(fmap1, 2) + resizeBilinear(f1dw16, height: h / 2, width: w / 2)) / 2,
+             (avgPool(fmap2, 2) + resizeBilinear(f2dw16, height: h / 2, width: w / 2)) / 2)
+        }
+        var (net08, inp08) = clock.measure(.other) { Self.netAndContext(f1dw8) }
 
         var iterations: [Tensor] = []
         let record: (Tensor, Int) -> Void = { upsampled, scale in
@@ -95,40 +95,74 @@ public struct DynamicStereoNetwork {
 
         // 1/16: from zero flow. Each stage returns the convex-upsampled flow (4x its own scale).
         var flow = Tensor(shape: [frames, 2, h / 4, w / 4])
-        (flow, net16) = try refine(update16, correlation: CorrBlock1D(fmap1: f1dw16, fmap2: f2dw16),
+        var correlation = clock.measure(.correlationBuild) { CorrBlock1D(fmap1: f1dw16, fmap2: f2dw16) }
+        (flow, net16) = try refine(update16, stage: .update16, correlation: correlation,
                                    flow: flow, net: net16, inp: inp16, iters: iters / 2, frames: frames,
-                                   record: { record($0, 4) }, isCancelled: isCancelled)
+                                   record: { record($0, 4) }, clock: clock, isCancelled: isCancelled)
 
         // 1/8: the reference rescales by -(target / source) height, which also flips the sign.
-        flow = Float(-Double(h / 2) / Double(flow.shape[2])) * resizeBilinear(flow, height: h / 2, width: w / 2)
-        net08 = (net08 + resizeBilinear(net16, height: 2 * net16.shape[2], width: 2 * net16.shape[3])) / 2
-        (flow, net08) = try refine(update08, correlation: CorrBlock1D(fmap1: f1dw8, fmap2: f2dw8),
+        (flow, net08) = clock.measure(.upsampling) {
+            (Float(-Double(h / 2) / Double(flow.shape[2])) * resizeBilinear(flow, height: h / 2, width: w / 2),
+             (net08 + resizeBilinear(net16, height: 2 * net16.shape[2], width: 2 * net16.shape[3])) / 2)
+        }
+        correlation = clock.measure(.correlationBuild) { CorrBlock1D(fmap1: f1dw8, fmap2: f2dw8) }
+        (flow, net08) = try refine(update08, stage: .update08, correlation: correlation,
                                    flow: flow, net: net08, inp: inp08, iters: iters / 2, frames: frames,
-                                   record: { record($0, 2) }, isCancelled: isCancelled)
+                                   record: { record($0, 2) }, clock: clock, isCancelled: isCancelled)
 
         // 1/4, with the same sign-flipping rescale.
-        flow = Float(-Double(h) / Double(flow.shape[2])) * resizeBilinear(flow, height: h, width: w)
-        net04 = (net04 + resizeBilinear(net08, height: 2 * net08.shape[2], width: 2 * net08.shape[3])) / 2
-        (flow, _) = try refine(update04, correlation: CorrBlock1D(fmap1: fmap1, fmap2: fmap2),
+        (flow, net04) = clock.measure(.upsampling) {
+            (Float(-Double(h) / Double(flow.shape[2])) * resizeBilinear(flow, height: h, width: w),
+             (net04 + resizeBilinear(net08, height: 2 * net08.shape[2], width: 2 * net08.shape[3])) / 2)
+        }
+        correlation = clock.measure(.correlationBuild) { CorrBlock1D(fmap1: fmap1, fmap2: fmap2) }
+        (flow, _) = try refine(update04, stage: .update04, correlation: correlation,
                                flow: flow, net: net04, inp: inp04, iters: iters, frames: frames,
-                               record: { record($0, 1) }, isCancelled: isCancelled)
+                               record: { record($0, 1) }, clock: clock, isCancelled: isCancelled)
         return Output(flow: splitChannels(flow, [1, 1])[0], iterations: iterations)
     }
 
+    /// Images per encoder call: enough rows for sgemm to run at full speed, few enough to bound the memory
+    /// of the encoder's full-resolution activations.
+    static let encoderBatch = 2
+
+    /// `images` [N, 3, H, W] in 0...255 to features [N, 256, H/4, W/4], `encoderBatch` images at a time.
+    private func encodeInBatches(_ images: Tensor) -> Tensor {
+        let count = images.shape[0]
+        let parts = stride(from: 0, to: count, by: Self.encoderBatch).map { start in
+            let batch = images.slice(start..<min(count, start + Self.encoderBatch))
+            return encoder(batch.map { 2 * ($0 / 255) - 1 })
+        }
+        return parts.count == 1 ? parts[0] : Tensor.stack(parts)
+    }
+
+    /// The hidden state tanh(first 128 channels) and the context relu(last 128 channels) of a feature map.
+    private static func netAndContext(_ features: Tensor) -> (Tensor, Tensor) {
+        let parts = splitChannels(features, [hiddenDim, hiddenDim])
+        return (parts[0].tanh(), parts[1].relu())
+    }
+
+    private func cancellable<Result>(_ isCancelled: () -> Bool, _ body: () -> Result) throws -> Result {
+        if isCancelled() { throw CancellationError() }
+        return body()
+    }
+
     /// The recurrent refinement at one scale; returns the last convex-upsampled flow and the hidden state.
-    private func refine(_ block: SequenceUpdateBlock3D, correlation: CorrBlock1D, flow initialFlow: Tensor,
-                        net initialNet: Tensor, inp: Tensor, iters: Int, frames: Int,
-                        record: (Tensor) -> Void, isCancelled: () -> Bool) throws -> (Tensor, Tensor) {
+    private func refine(_ block: SequenceUpdateBlock3D, stage: NetworkStage, correlation: CorrBlock1D,
+                        flow initialFlow: Tensor, net initialNet: Tensor, inp: Tensor, iters: Int, frames: Int,
+                        record: (Tensor) -> Void, clock: StageClock?, isCancelled: () -> Bool) throws -> (Tensor, Tensor) {
         var flow = initialFlow
         var net = initialNet
         var upsampled = flow
+        // The context's share of the GRU's convolutions is the same in every iteration: computed once here.
+        let context = clock.measure(stage) { block.context(inp: inp, frames: frames) }
         for _ in 0..<iters {
             if isCancelled() { throw CancellationError() }
-            let corr = correlation(flow: flow)
-            let step = block(net: net, inp: inp, corr: corr, flow: flow, frames: frames)
+            let corr = clock.measure(.correlationLookup) { correlation(flow: flow) }
+            let step = clock.measure(stage) { block(net: net, context: context, corr: corr, flow: flow, frames: frames) }
             net = step.net
-            flow = flow + step.delta
-            upsampled = convexUpsample(flow, mask: step.mask, rate: 4)
+            flow = clock.measure(.other) { flow + step.delta }
+            upsampled = clock.measure(.upsampling) { convexUpsample(flow, mask: step.mask, rate: 4) }
             record(upsampled)
         }
         return (upsampled, net)

@@ -30,10 +30,24 @@ struct SequenceUpdateBlock3D {
     /// Binds the block's weights under `w` (for example `root("update_block16")`).
     init(_ w: WeightScope, withAttention: Bool) {
         encoder = BasicMotionEncoder(w("encoder"))
-        gru = SepConvGRU3D(w("gru"))
+        gru = SepConvGRU3D(w("gru"), splitsContext: !withAttention)
         flowHead = FlowHead3D(w("flow_head"))
         mask = MaskHead(w("mask"))
         attention = withAttention ? (TimeAttnBlock(w("time_attn")), SpaceAttnBlock(w("space_attn"))) : nil
+    }
+
+    /// What the block needs of the context features `inp` [T, 128, H, W] in every iteration at one scale:
+    /// `inp` itself, and (blocks without attention) its share of the GRU's convolutions, computed once.
+    struct Context {
+        let inp: Tensor
+        let gru: SepConvGRU3D.Context?
+    }
+
+    /// Prepares `inp` [T, 128, H, W] for the iterations at one scale.
+    func context(inp: Tensor, frames: Int) -> Context {
+        let (t, c, _, _) = inp.dims4
+        precondition(t == frames && c == Self.hiddenChannels, "SequenceUpdateBlock3D: inp \(inp.shape)")
+        return Context(inp: inp, gru: gru.splitsContext ? gru.context(inp: inp) : nil)
     }
 
     /// One update: `net` [T, 128, H, W] hidden state, `inp` [T, 128, H, W] context features,
@@ -42,8 +56,15 @@ struct SequenceUpdateBlock3D {
     /// reference scales it "to balance gradients") and the flow update `delta` [T, 2, H, W].
     func callAsFunction(net: Tensor, inp: Tensor, corr: Tensor, flow: Tensor, frames: Int)
         -> (net: Tensor, mask: Tensor, delta: Tensor) {
+        self(net: net, context: context(inp: inp, frames: frames), corr: corr, flow: flow, frames: frames)
+    }
+
+    /// One update with the context prepared by `context(inp:frames:)`.
+    func callAsFunction(net: Tensor, context: Context, corr: Tensor, flow: Tensor, frames: Int)
+        -> (net: Tensor, mask: Tensor, delta: Tensor) {
         let (t, hc, h, w) = net.dims4
         let hidden = Self.hiddenChannels
+        let inp = context.inp
         precondition(hc == hidden && t == frames,
                      "SequenceUpdateBlock3D: net \(net.shape) is not [\(frames), \(hidden), H, W]")
         precondition(inp.shape == [t, hidden, h, w], "SequenceUpdateBlock3D: inp \(inp.shape), net \(net.shape)")
@@ -52,12 +73,16 @@ struct SequenceUpdateBlock3D {
         precondition(flow.shape == [t, 2, h, w], "SequenceUpdateBlock3D: flow \(flow.shape), net \(net.shape)")
 
         let motion = encoder(flow: flow, corr: corr)                 // [T, 128, H, W]
-        var features = concatChannels([inp, motion])                 // [T, 256, H, W]
+        let newNet: Tensor                                           // [T, 128, H, W]
         if let attention {
+            var features = concatChannels([inp, motion])             // [T, 256, H, W]
             features = attention.time(features, frames: frames)
             features = attention.space(features)
+            newNet = gru.run(h: net, input: features, context: nil)
+        } else {
+            // The GRU's input is cat[inp, motion]; inp's share is already in the context.
+            newNet = gru.run(h: net, input: motion, context: context.gru)
         }
-        let newNet = gru(h: net, x: features)                        // [T, 128, H, W]
         let delta = flowHead(newNet)                                 // [T, 2, H, W]
         let upsamplingMask = mask(newNet) * 0.25                     // [T, 144, H, W]
         return (newNet, upsamplingMask, delta)
@@ -143,87 +168,229 @@ extension SequenceUpdateBlock3D {
 
     /// A convolutional GRU whose 5-tap kernels run along one axis at a time: width, then height, then
     /// time, each pass a full GRU step on the previous pass's state.
+    ///
+    /// Where the time goes: the GRU is half of the network's FLOPs. Each convolution runs as five tap-shifted
+    /// sgemms over the whole window (`accumulateTapConvolution`), in channels-major buffers laid out per pass,
+    /// and the state moves between the passes' layouts inside the fused gate loops, so nothing is copied twice.
+    /// When the GRU's input starts with the context `inp` (every block but the 1/16 one, whose attention mixes
+    /// the input), that third of each convolution is the same in every iteration: `context(inp:)` computes it
+    /// once per scale, with the biases, and each iteration starts its sums from it.
     struct SepConvGRU3D {
-        let horizontal: GRUPass     // kernels (1, 1, 5)
-        let vertical: GRUPass       // kernels (1, 5, 1)
-        let temporal: GRUPass       // kernels (5, 1, 1)
+        let passes: [GRUPass]       // kernels (1, 1, 5), (1, 5, 1), (5, 1, 1)
+        /// Whether the input's first 128 channels are the constant context (see `context(inp:)`).
+        let splitsContext: Bool
 
-        init(_ w: WeightScope) {
-            horizontal = GRUPass(w, pass: 1, kernel: (1, 1, 5))
-            vertical = GRUPass(w, pass: 2, kernel: (1, 5, 1))
-            temporal = GRUPass(w, pass: 3, kernel: (5, 1, 1))
+        init(_ w: WeightScope, splitsContext: Bool = true) {
+            self.splitsContext = splitsContext
+            passes = [(1, TapAxis.width, (1, 1, 5)), (2, .height, (1, 5, 1)), (3, .time, (5, 1, 1))].map {
+                GRUPass(w, pass: $0.0, axis: $0.1, kernel: $0.2, splitsContext: splitsContext)
+            }
+        }
+
+        /// The context's share of every gate and candidate pre-activation, plus the biases, per pass: on each
+        /// pass's grid, [256 gate + 128 candidate channels, grid].
+        struct Context {
+            let frames: Int, height: Int, width: Int
+            let preactivations: [[Float]]
+        }
+
+        /// Convolves the context `inp` [T, 128, H, W] with the context third of every GRU weight, once per scale.
+        func context(inp: Tensor) -> Context {
+            precondition(splitsContext, "SepConvGRU3D: this GRU's input has no constant context")
+            let (t, c, h, w) = inp.dims4
+            precondition(c == SequenceUpdateBlock3D.hiddenChannels, "SepConvGRU3D: context \(inp.shape)")
+            let preactivations = passes.map { pass -> [Float] in
+                let layout = pass.layout(frames: t, height: h, width: w)
+                var input = [Float](repeating: 0, count: c * layout.channelStride)
+                var pre = pass.biasGrid(layout)
+                inp.data.withUnsafeBufferPointer { xb in
+                input.withUnsafeMutableBufferPointer { ib in
+                pre.withUnsafeMutableBufferPointer { pb in
+                    layout.pack(xb.baseAddress!, channels: c, into: ib.baseAddress!, stride: layout.channelStride,
+                                lead: layout.lead)
+                    pass.contextGates!.data.withUnsafeBufferPointer { wb in
+                        accumulateTapConvolution(weights: wb.baseAddress!, outputs: 2 * c, inputs: c, layout: layout,
+                                                 source: ib.baseAddress!, sourceStride: layout.channelStride,
+                                                 destination: pb.baseAddress!, destinationStride: layout.gridStride)
+                    }
+                    pass.contextCandidate!.data.withUnsafeBufferPointer { wb in
+                        accumulateTapConvolution(weights: wb.baseAddress!, outputs: c, inputs: c, layout: layout,
+                                                 source: ib.baseAddress!, sourceStride: layout.channelStride,
+                                                 destination: pb.baseAddress! + 2 * c * layout.gridStride,
+                                                 destinationStride: layout.gridStride)
+                    }
+                }}}
+                return pre
+            }
+            return Context(frames: t, height: h, width: w, preactivations: preactivations)
         }
 
         /// `h` [T, 128, H, W] hidden state, `x` [T, 256, H, W] input -> the new hidden state.
         func callAsFunction(h: Tensor, x: Tensor) -> Tensor {
-            temporal(h: vertical(h: horizontal(h: h, x: x), x: x), x: x)
+            guard splitsContext else { return run(h: h, input: x, context: nil) }
+            let parts = splitChannels(x, [SequenceUpdateBlock3D.hiddenChannels, x.shape[1] - SequenceUpdateBlock3D.hiddenChannels])
+            return run(h: h, input: parts[1], context: context(inp: parts[0]))
+        }
+
+        /// `h` [T, 128, H, W]; `input` the GRU input without the context ([T, 128, H, W] motion features) when
+        /// `context` is given, the whole input [T, 256, H, W] otherwise.
+        func run(h: Tensor, input: Tensor, context: Context?) -> Tensor {
+            let (t, hidden, height, width) = h.dims4
+            let inputChannels = input.shape[1]
+            precondition(hidden == SequenceUpdateBlock3D.hiddenChannels && input.shape == [t, inputChannels, height, width],
+                         "SepConvGRU3D: h \(h.shape), input \(input.shape)")
+            precondition((context != nil) == splitsContext && (context.map {
+                $0.frames == t && $0.height == height && $0.width == width } ?? true),
+                         "SepConvGRU3D: context does not fit h \(h.shape)")
+            let channels = hidden + inputChannels
+            var result = Tensor(shape: [t, hidden, height, width])
+            // The first pass's buffer holds [h | input]; each pass writes the new state into the next one's.
+            var layout = passes[0].layout(frames: t, height: height, width: width)
+            var buffer = [Float](repeating: 0, count: channels * layout.channelStride)
+            h.data.withUnsafeBufferPointer { hb in
+            buffer.withUnsafeMutableBufferPointer { bb in
+                layout.pack(hb.baseAddress!, channels: hidden, into: bb.baseAddress!, stride: layout.channelStride,
+                            lead: layout.lead)
+            }}
+            for (index, pass) in passes.enumerated() {
+                input.data.withUnsafeBufferPointer { xb in
+                buffer.withUnsafeMutableBufferPointer { bb in
+                    layout.pack(xb.baseAddress!, channels: inputChannels, into: bb.baseAddress!, channelOffset: hidden,
+                                stride: layout.channelStride, lead: layout.lead)
+                }}
+                let isLast = index == passes.count - 1
+                let next = isLast ? layout : passes[index + 1].layout(frames: t, height: height, width: width)
+                var nextBuffer = isLast ? [] : [Float](repeating: 0, count: channels * next.channelStride)
+                nextBuffer.withUnsafeMutableBufferPointer { nb in
+                result.data.withUnsafeMutableBufferPointer { rb in
+                    pass.step(buffer: &buffer, channels: channels, layout: layout,
+                              context: context?.preactivations[index],
+                              into: isLast ? .video(rb.baseAddress!) : .buffer(nb.baseAddress!, next))
+                }}
+                if !isLast { (buffer, layout) = (nextBuffer, next) }
+            }
+            return result
         }
     }
 
-    /// One GRU step with 3-D kernels of one shape, weights `convz<pass>`, `convr<pass>`, `convq<pass>`:
+    /// One GRU step with 5-tap kernels along one axis, weights `convz<pass>`, `convr<pass>`, `convq<pass>`:
     ///
     ///     hx = cat[h, x]
     ///     z  = σ(convz(hx)),  r = σ(convr(hx))
     ///     q  = tanh(convq(cat[r ⊙ h, x]))
     ///     h' = (1 - z) ⊙ h + z ⊙ q
     struct GRUPass {
-        /// convz and convr stacked at load time, since both read hx: [2·128, 384, kt, kh, kw],
-        /// z's output channels first.
-        let gates: Conv3D
-        let candidate: Conv3D       // convq [128, 384, kt, kh, kw]
+        let axis: TapAxis
+        /// convz and convr stacked (z's output channels first), tap-major, over the input channels that change
+        /// between iterations ([h | motion] when the context is split off, all of [h | x] otherwise):
+        /// [5, 2·128, 256 or 384].
+        let gates: Tensor
+        let candidate: Tensor       // convq, [5, 128, 256 or 384]
+        /// The context's input channels 128..<256 of convz|convr and convq: [5, 256, 128], [5, 128, 128].
+        let contextGates: Tensor?, contextCandidate: Tensor?
+        let bias: [Float]           // [z 128 | r 128 | q 128]
 
-        init(_ w: WeightScope, pass: Int, kernel: (t: Int, h: Int, w: Int)) {
+        init(_ w: WeightScope, pass: Int, axis: TapAxis, kernel: (t: Int, h: Int, w: Int), splitsContext: Bool) {
             let hidden = SequenceUpdateBlock3D.hiddenChannels
             let inChannels = hidden + 2 * hidden
             let z = Conv3D(w("convz\(pass)"), in: inChannels, out: hidden, kernel: kernel)
             let r = Conv3D(w("convr\(pass)"), in: inChannels, out: hidden, kernel: kernel)
-            gates = Conv3D(stacking: [z, r])
-            candidate = Conv3D(w("convq\(pass)"), in: inChannels, out: hidden, kernel: kernel)
+            let q = Conv3D(w("convq\(pass)"), in: inChannels, out: hidden, kernel: kernel)
+            let stacked = Tensor.stack([z.weight, r.weight])              // [256, 384, kt, kh, kw]
+            let varying = splitsContext ? Array(0..<hidden) + Array((2 * hidden)..<inChannels) : Array(0..<inChannels)
+            self.axis = axis
+            gates = tapMajorWeights(stacked, inputChannels: varying)
+            candidate = tapMajorWeights(q.weight, inputChannels: varying)
+            let context = Array(hidden..<(2 * hidden))
+            contextGates = splitsContext ? tapMajorWeights(stacked, inputChannels: context) : nil
+            contextCandidate = splitsContext ? tapMajorWeights(q.weight, inputChannels: context) : nil
+            bias = z.bias.data + r.bias.data + q.bias.data
         }
 
-        func callAsFunction(h: Tensor, x: Tensor) -> Tensor {
-            let (t, hidden, height, width) = h.dims4
-            let plane = height * width
-            // hx = cat[h, x]; once the gates have read it, its h channels are overwritten with r ⊙ h,
-            // which turns it into the candidate's input cat[r ⊙ h, x] without another copy of x.
-            var hx = concatChannels([h, x])                          // [T, 384, H, W]
-            let inChannels = hx.shape[1]
-            var gateValues = gates(hx)                               // [T, 256, H, W]: z then r, pre-σ
-            gateValues.data.withUnsafeMutableBufferPointer { gb in
-            hx.data.withUnsafeMutableBufferPointer { hxb in
-                parallelFor(t * hidden, minimumPerThread: 8) { planes in
-                    for p in planes {
-                        let (frame, channel) = (p / hidden, p % hidden)
-                        // Planes of this frame and channel: z and r among the frame's 2·hidden gate
-                        // planes, the state among hx's first `hidden` planes of the frame.
-                        let z = gb.baseAddress! + (frame * 2 * hidden + channel) * plane
-                        let r = z + hidden * plane
-                        let state = hxb.baseAddress! + (frame * inChannels + channel) * plane
-                        for i in 0..<plane {
-                            z[i] = GRUPass.sigmoid(z[i])
-                            state[i] = GRUPass.sigmoid(r[i]) * state[i]
+        func layout(frames: Int, height: Int, width: Int) -> TapLayout {
+            TapLayout(frames: frames, height: height, width: width, axis: axis, radius: 2)
+        }
+
+        /// The biases spread over this pass's grid: [z | r | q, grid].
+        func biasGrid(_ layout: TapLayout) -> [Float] {
+            let stride = layout.gridStride
+            return [Float](unsafeUninitializedCapacity: bias.count * stride) { buffer, count in
+                for (c, value) in bias.enumerated() {
+                    (buffer.baseAddress! + c * stride).initialize(repeating: value, count: stride)
+                }
+                count = bias.count * stride
+            }
+        }
+
+        /// Where a step writes the new state: the next pass's input buffer (channels 0..<128) or the result video.
+        enum Destination {
+            case buffer(UnsafeMutablePointer<Float>, TapLayout)
+            case video(UnsafeMutablePointer<Float>)
+        }
+
+        /// One GRU step on `buffer` ([h | input] channels in `layout`); its h channels are overwritten.
+        func step(buffer: inout [Float], channels: Int, layout: TapLayout, context: [Float]?, into destination: Destination) {
+            let hidden = SequenceUpdateBlock3D.hiddenChannels
+            let grid = layout.gridStride
+            // Pre-activations [z | r | q, grid], starting from the context's share and the biases.
+            var pre = context ?? biasGrid(layout)
+            let (frames, height, width) = (layout.frames, layout.height, layout.width)
+            buffer.withUnsafeMutableBufferPointer { bb in
+            pre.withUnsafeMutableBufferPointer { pb in
+                let (x, p) = (bb.baseAddress!, pb.baseAddress!)
+                gates.data.withUnsafeBufferPointer { wb in
+                    accumulateTapConvolution(weights: wb.baseAddress!, outputs: 2 * hidden, inputs: channels, layout: layout,
+                                             source: x, sourceStride: layout.channelStride,
+                                             destination: p, destinationStride: grid)
+                }
+                // z = σ(z), and r ⊙ h replaces h in the buffer (the candidate's input cat[r ⊙ h, x]); h itself
+                // moves into r's place, which nothing reads any more. Data positions only: gaps stay zero.
+                parallelFor(hidden * frames, minimumPerThread: 4) { items in
+                    for item in items {
+                        let (c, t) = (item / frames, item % frames)
+                        for y in 0..<height {
+                            let at = layout.rowOffset(frame: t, row: y)
+                            let z = p + c * grid + at, r = p + (hidden + c) * grid + at
+                            let state = x + c * layout.channelStride + layout.lead + at
+                            // i < width: one row of this channel, inside the grid and the buffer.
+                            for i in 0..<width {
+                                let gate = GRUPass.sigmoid(r[i])
+                                z[i] = GRUPass.sigmoid(z[i])
+                                r[i] = state[i]
+                                state[i] = gate * state[i]
+                            }
+                        }
+                    }
+                }
+                candidate.data.withUnsafeBufferPointer { wb in
+                    accumulateTapConvolution(weights: wb.baseAddress!, outputs: hidden, inputs: channels, layout: layout,
+                                             source: x, sourceStride: layout.channelStride,
+                                             destination: p + 2 * hidden * grid, destinationStride: grid)
+                }
+                // h' = (1 - z) ⊙ h + z ⊙ tanh(q), written straight into the next pass's layout.
+                parallelFor(hidden * frames, minimumPerThread: 4) { items in
+                    for item in items {
+                        let (c, t) = (item / frames, item % frames)
+                        for y in 0..<height {
+                            let at = layout.rowOffset(frame: t, row: y)
+                            let z = p + c * grid + at, state = p + (hidden + c) * grid + at
+                            let q = p + (2 * hidden + c) * grid + at
+                            let out: UnsafeMutablePointer<Float>
+                            switch destination {
+                            case let .buffer(next, nextLayout):
+                                out = next + c * nextLayout.channelStride + nextLayout.lead
+                                    + nextLayout.rowOffset(frame: t, row: y)
+                            case let .video(video):
+                                out = video + ((t * hidden + c) * height + y) * width
+                            }
+                            // i < width: one row, as above.
+                            for i in 0..<width {
+                                out[i] = (1 - z[i]) * state[i] + z[i] * tanhf(q[i])
+                            }
                         }
                     }
                 }
             }}
-            let q = candidate(hx)                                    // [T, 128, H, W], before tanh
-            return Tensor(shape: [t, hidden, height, width]) { out in
-                h.data.withUnsafeBufferPointer { hb in
-                q.data.withUnsafeBufferPointer { qb in
-                gateValues.data.withUnsafeBufferPointer { gb in
-                    parallelFor(t * hidden, minimumPerThread: 8) { planes in
-                        for p in planes {
-                            let (frame, channel) = (p / hidden, p % hidden)
-                            let z = gb.baseAddress! + (frame * 2 * hidden + channel) * plane
-                            let base = p * plane
-                            for i in 0..<plane {
-                                let candidateValue = tanhf(qb[base + i])
-                                out[base + i] = (1 - z[i]) * hb[base + i] + z[i] * candidateValue
-                            }
-                        }
-                    }
-                }}}
-            }
         }
 
         /// The logistic function as torch.sigmoid computes it in float: 1 / (1 + e^(-x)).

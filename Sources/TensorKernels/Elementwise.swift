@@ -1,15 +1,22 @@
 // Element-wise maps and channel bookkeeping on [N, C, H, W] tensors.
 import Foundation
 
+/// Elements per thread below which an element-wise pass stays on one thread (thread hand-off costs more).
+public let elementwiseChunk = 1 << 15
+
 extension Tensor {
-    /// Applies `f` to every element.
+    /// Applies `f` to every element, on all cores for large tensors (these passes are memory-bound, and
+    /// a single thread leaves half the machine idle between the sgemms).
     @inlinable
     public func map(_ f: (Float) -> Float) -> Tensor {
-        var out = self
-        out.data.withUnsafeMutableBufferPointer { b in
-            for i in 0..<b.count { b[i] = f(b[i]) }
+        Tensor(shape: shape) { out in
+            data.withUnsafeBufferPointer { src in
+                parallelFor(src.count, minimumPerThread: elementwiseChunk) { range in
+                    // range lies in 0..<count of both buffers.
+                    for i in range { out[i] = f(src[i]) }
+                }
+            }
         }
-        return out
     }
 
     public func relu() -> Tensor { map { max($0, 0) } }
@@ -22,13 +29,16 @@ extension Tensor {
     @inlinable
     public func zipWith(_ other: Tensor, _ f: (Float, Float) -> Float) -> Tensor {
         precondition(shape == other.shape, "shapes differ: \(shape) vs \(other.shape)")
-        var out = self
-        out.data.withUnsafeMutableBufferPointer { o in
-            other.data.withUnsafeBufferPointer { b in
-                for i in 0..<o.count { o[i] = f(o[i], b[i]) }
+        return Tensor(shape: shape) { out in
+            data.withUnsafeBufferPointer { a in
+                other.data.withUnsafeBufferPointer { b in
+                    parallelFor(a.count, minimumPerThread: elementwiseChunk) { range in
+                        // range lies in 0..<count of all three buffers.
+                        for i in range { out[i] = f(a[i], b[i]) }
+                    }
+                }
             }
         }
-        return out
     }
 
     public static func + (a: Tensor, b: Tensor) -> Tensor { a.zipWith(b, +) }

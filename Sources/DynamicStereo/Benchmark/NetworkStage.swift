@@ -1,0 +1,72 @@
+// The parts of one forward pass that the benchmark times and counts separately.
+import Dispatch
+
+/// A stage of `DynamicStereoNetwork.forward`, in the order the reference's profile names them.
+public enum NetworkStage: Int, CaseIterable, Sendable {
+    /// The feature encoder `fnet` on the left and right frames.
+    case encoder
+    /// Position encoding, time embedding and the 4 rounds of self, cross and temporal attention at 1/16.
+    case attention
+    /// The all-pairs correlation volumes and their pyramids, once per scale.
+    case correlationBuild
+    /// The correlation taps around the current flow, once per iteration.
+    case correlationLookup
+    /// `update_block16` and the work it needs once per scale (its iterations at 1/16).
+    case update16
+    /// `update_block08`.
+    case update08
+    /// `update_block04`.
+    case update04
+    /// Convex upsampling of every iteration's flow and the bilinear resizes between scales.
+    case upsampling
+    /// Everything else: input scaling, pooling, splitting and the state hand-over between scales.
+    case other
+
+    public var name: String {
+        switch self {
+        case .encoder: return "encoder (fnet, L+R)"
+        case .attention: return "attention stack (1/16)"
+        case .correlationBuild: return "correlation build"
+        case .correlationLookup: return "correlation lookup"
+        case .update16: return "update block 1/16"
+        case .update08: return "update block 1/8"
+        case .update04: return "update block 1/4"
+        case .upsampling: return "upsampling"
+        case .other: return "other"
+        }
+    }
+}
+
+/// Wall-clock seconds per stage, accumulated over the forward passes it is handed to.
+///
+/// The network asks it to time each stage when one is given; without one it costs nothing. Not thread-safe:
+/// one clock per forward pass in flight.
+public final class StageClock {
+    public private(set) var seconds = [Double](repeating: 0, count: NetworkStage.allCases.count)
+
+    public init() {}
+
+    /// Runs `body` and adds its wall time to `stage`.
+    public func measure<Result>(_ stage: NetworkStage, _ body: () throws -> Result) rethrows -> Result {
+        let start = DispatchTime.now().uptimeNanoseconds
+        defer { seconds[stage.rawValue] += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
+        return try body()
+    }
+
+    public subscript(stage: NetworkStage) -> Double { seconds[stage.rawValue] }
+
+    public func reset() {
+        seconds = [Double](repeating: 0, count: NetworkStage.allCases.count)
+    }
+}
+
+extension Optional where Wrapped == StageClock {
+    /// Times `body` when there is a clock, runs it plainly otherwise.
+    @inline(__always)
+    func measure<Result>(_ stage: NetworkStage, _ body: () throws -> Result) rethrows -> Result {
+        switch self {
+        case .some(let clock): return try clock.measure(stage, body)
+        case .none: return try body()
+        }
+    }
+}
