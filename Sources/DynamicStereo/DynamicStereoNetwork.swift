@@ -159,7 +159,7 @@ public struct DynamicStereoNetwork {
         for _ in 0..<iters {
             if isCancelled() { throw CancellationError() }
             let corr = clock.measure(.correlationLookup) { correlation(flow: flow) }
-            let step = clock.measure(stage) { block(net: net, context: context, corr: corr, flow: flow, frames: frames) }
+            let step = clock.measure(stage) { block(net: net, context: context, corr: corr, flow: flow, frames: frames, clock: clock) }
             net = step.net
             flow = clock.measure(.other) { flow + step.delta }
             upsampled = clock.measure(.upsampling) { convexUpsample(flow, mask: step.mask, rate: 4) }

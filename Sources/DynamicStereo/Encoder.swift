@@ -10,16 +10,20 @@ private struct Convolution {
     let bias: Tensor     // [Cout]
     let stride: Int
     let padding: Int
+    /// Stride-1 3x3 kernels rearranged for tap-shifted sgemms (`boxConvolution`), which need no column matrix.
+    let box: BoxKernel?
 
     init(_ w: WeightScope, input: Int, output: Int, kernel: Int, stride: Int = 1, padding: Int = 0) {
         weight = w.tensor("weight", [output, input, kernel, kernel])
         bias = w.tensor("bias", [output])
         self.stride = stride
         self.padding = padding
+        box = kernel == 3 && stride == 1 && padding == 1 ? BoxKernel(weight: weight, bias: bias) : nil
     }
 
     func callAsFunction(_ x: Tensor) -> Tensor {
-        conv2d(x, weight: weight, bias: bias, stride: (stride, stride), padding: (padding, padding))
+        if let box { return boxConvolution([x], box) }
+        return conv2d(x, weight: weight, bias: bias, stride: (stride, stride), padding: (padding, padding))
     }
 }
 

@@ -60,8 +60,8 @@ struct SequenceUpdateBlock3D {
     }
 
     /// One update with the context prepared by `context(inp:frames:)`.
-    func callAsFunction(net: Tensor, context: Context, corr: Tensor, flow: Tensor, frames: Int)
-        -> (net: Tensor, mask: Tensor, delta: Tensor) {
+    func callAsFunction(net: Tensor, context: Context, corr: Tensor, flow: Tensor, frames: Int,
+                        clock: StageClock? = nil) -> (net: Tensor, mask: Tensor, delta: Tensor) {
         let (t, hc, h, w) = net.dims4
         let hidden = Self.hiddenChannels
         let inp = context.inp
@@ -72,19 +72,19 @@ struct SequenceUpdateBlock3D {
                      "SequenceUpdateBlock3D: corr \(corr.shape), net \(net.shape)")
         precondition(flow.shape == [t, 2, h, w], "SequenceUpdateBlock3D: flow \(flow.shape), net \(net.shape)")
 
-        let motion = encoder(flow: flow, corr: corr)                 // [T, 128, H, W]
+        let motion = clock.measure(.motionEncoder) { encoder(flow: flow, corr: corr) }   // [T, 128, H, W]
         let newNet: Tensor                                           // [T, 128, H, W]
         if let attention {
-            var features = concatChannels([inp, motion])             // [T, 256, H, W]
-            features = attention.time(features, frames: frames)
-            features = attention.space(features)
-            newNet = gru.run(h: net, input: features, context: nil)
+            let features = clock.measure(.updateAttention) {
+                attention.space(attention.time(concatChannels([inp, motion]), frames: frames))   // [T, 256, H, W]
+            }
+            newNet = clock.measure(.gru) { gru.run(h: net, input: features, context: nil) }
         } else {
             // The GRU's input is cat[inp, motion]; inp's share is already in the context.
-            newNet = gru.run(h: net, input: motion, context: context.gru)
+            newNet = clock.measure(.gru) { gru.run(h: net, input: motion, context: context.gru) }
         }
-        let delta = flowHead(newNet)                                 // [T, 2, H, W]
-        let upsamplingMask = mask(newNet) * 0.25                     // [T, 144, H, W]
+        let delta = clock.measure(.flowHead) { flowHead(newNet) }                  // [T, 2, H, W]
+        let upsamplingMask = clock.measure(.maskHead) { mask(newNet) * 0.25 }      // [T, 144, H, W]
         return (newNet, upsamplingMask, delta)
     }
 }
@@ -98,15 +98,24 @@ extension SequenceUpdateBlock3D {
         let weight: Tensor      // [Cout, Cin, k, k]
         let bias: Tensor        // [Cout]
         let padding: Int
+        /// The 3x3 kernels rearranged for tap-shifted sgemms (`boxConvolution`), which need no column matrix.
+        let box: BoxKernel?
 
         init(_ w: WeightScope, in cin: Int, out cout: Int, kernel: Int) {
             weight = w.tensor("weight", [cout, cin, kernel, kernel])
             bias = w.tensor("bias", [cout])
             padding = kernel / 2
+            box = kernel == 3 ? BoxKernel(weight: weight, bias: bias) : nil
         }
 
         func callAsFunction(_ x: Tensor) -> Tensor {
             conv2d(x, weight: weight, bias: bias, padding: (padding, padding))
+        }
+
+        /// relu(conv(cat(inputs))), without building the concatenation.
+        func reluOf(_ inputs: [Tensor]) -> Tensor {
+            if let box { return boxConvolution(inputs, box, relu: true) }
+            return self(inputs.count == 1 ? inputs[0] : concatChannels(inputs)).relu()
         }
     }
 
@@ -123,6 +132,10 @@ extension SequenceUpdateBlock3D {
             padding = (kernel.t / 2, kernel.h / 2, kernel.w / 2)
         }
 
+        init(weight: Tensor, bias: Tensor, padding: (Int, Int, Int)) {
+            (self.weight, self.bias, self.padding) = (weight, bias, padding)
+        }
+
         /// Convolutions over the same input stacked along the output channels, so one im2col and one
         /// sgemm serve them all; the outputs come out in the order given.
         init(stacking parts: [Conv3D]) {
@@ -130,9 +143,8 @@ extension SequenceUpdateBlock3D {
                 Array($0.weight.shape.dropFirst()) == Array(parts[0].weight.shape.dropFirst())
             }, "Conv3D: cannot stack convolutions of shapes \(parts.map(\.weight.shape))")
             // Cout is the outermost axis of both tensors, so stacking is concatenation of the storage.
-            weight = Tensor.stack(parts.map(\.weight))
-            bias = Tensor.stack(parts.map(\.bias))
-            padding = parts[0].padding
+            self.init(weight: Tensor.stack(parts.map(\.weight)), bias: Tensor.stack(parts.map(\.bias)),
+                      padding: parts[0].padding)
         }
 
         func callAsFunction(_ x: Tensor) -> Tensor {
@@ -159,9 +171,9 @@ extension SequenceUpdateBlock3D {
 
         /// `flow` [N, 2, H, W], `corr` [N, 36, H, W] -> [N, 128, H, W].
         func callAsFunction(flow: Tensor, corr: Tensor) -> Tensor {
-            let correlation = convc2(convc1(corr).relu()).relu()     // [N, 192, H, W]
-            let motion = convf2(convf1(flow).relu()).relu()          // [N, 64, H, W]
-            let mixed = conv(concatChannels([correlation, motion])).relu()  // [N, 126, H, W]
+            let correlation = convc2.reluOf([convc1(corr).relu()])   // [N, 192, H, W]
+            let motion = convf2.reluOf([convf1(flow).relu()])        // [N, 64, H, W]
+            let mixed = conv.reluOf([correlation, motion])           // [N, 126, H, W]
             return concatChannels([mixed, flow])
         }
     }
@@ -354,8 +366,8 @@ extension SequenceUpdateBlock3D {
                             let state = x + c * layout.channelStride + layout.lead + at
                             // i < width: one row of this channel, inside the grid and the buffer.
                             for i in 0..<width {
-                                let gate = GRUPass.sigmoid(r[i])
-                                z[i] = GRUPass.sigmoid(z[i])
+                                let gate = fastSigmoid(r[i])
+                                z[i] = fastSigmoid(z[i])
                                 r[i] = state[i]
                                 state[i] = gate * state[i]
                             }
@@ -385,18 +397,12 @@ extension SequenceUpdateBlock3D {
                             }
                             // i < width: one row, as above.
                             for i in 0..<width {
-                                out[i] = (1 - z[i]) * state[i] + z[i] * tanhf(q[i])
+                                out[i] = (1 - z[i]) * state[i] + z[i] * fastTanh(q[i])
                             }
                         }
                     }
                 }
             }}
-        }
-
-        /// The logistic function as torch.sigmoid computes it in float: 1 / (1 + e^(-x)).
-        @inline(__always)
-        static func sigmoid(_ x: Float) -> Float {
-            1 / (1 + expf(-x))
         }
     }
 
@@ -404,15 +410,20 @@ extension SequenceUpdateBlock3D {
     struct FlowHead3D {
         let conv1: Conv3D       // [256, 128, 3, 3, 3]
         let conv2: Conv3D       // [2, 256, 3, 3, 3]
+        /// conv1 rearranged for tap-shifted sgemms over the whole window (`boxConvolution`).
+        let conv1Box: BoxKernel
 
         init(_ w: WeightScope) {
             conv1 = Conv3D(w("conv1"), in: SequenceUpdateBlock3D.hiddenChannels, out: 256, kernel: (3, 3, 3))
             conv2 = Conv3D(w("conv2"), in: 256, out: 2, kernel: (3, 3, 3))
+            conv1Box = BoxKernel(weight: conv1.weight, bias: conv1.bias)
         }
 
         /// [T, 128, H, W] -> [T, 2, H, W].
         func callAsFunction(_ net: Tensor) -> Tensor {
-            conv2(conv1(net).relu())
+            // conv2 has 2 outputs: tap products beat a 6,912-row column matrix (see conv3dByTapProducts).
+            conv3dByTapProducts(boxConvolution([net], conv1Box, relu: true), weight: conv2.weight, bias: conv2.bias,
+                                padding: conv2.padding)
         }
     }
 
@@ -430,7 +441,7 @@ extension SequenceUpdateBlock3D {
 
         /// [T, 128, H, W] -> [T, 144, H, W].
         func callAsFunction(_ net: Tensor) -> Tensor {
-            project(expand(net).relu())
+            project(expand.reluOf([net]))
         }
     }
 }

@@ -165,3 +165,76 @@ public func tapConvolution(_ x: Tensor, weight: Tensor, bias: Tensor?, axis: Tap
     }}}}}
     return out
 }
+
+/// 3-D convolution, stride 1, of frames-major video `x` [T, Cin, H, W] with `weight` [Cout, Cin, kt, kh, kw]
+/// and `padding`, for layers with few outputs: one sgemm per frame computes every tap's contribution at the
+/// pixel it reads, Y [taps·Cout, H·W] = W' [taps·Cout, Cin] · x[t] [Cin, H·W], and the output sums the taps'
+/// planes shifted into place. Same result as `conv3d`.
+///
+/// Where the time goes: for the flow head's last layer (2 outputs, 6,912 column rows) im2col writes and
+/// reads 3,456 floats per output value; here each input value is read once by sgemm and the shifted sum
+/// touches taps·Cout floats per pixel.
+public func conv3dByTapProducts(_ x: Tensor, weight: Tensor, bias: Tensor?, padding: (Int, Int, Int)) -> Tensor {
+    let (t, cin, h, w) = x.dims4
+    precondition(weight.rank == 5 && weight.shape[1] == cin, "conv3dByTapProducts: weight \(weight.shape) for input \(x.shape)")
+    let (cout, kt, kh, kw) = (weight.shape[0], weight.shape[2], weight.shape[3], weight.shape[4])
+    let (to, ho, wo) = (t + 2 * padding.0 - kt + 1, h + 2 * padding.1 - kh + 1, w + 2 * padding.2 - kw + 1)
+    precondition(to > 0 && ho > 0 && wo > 0, "conv3dByTapProducts: empty output for \(x.shape) and \(weight.shape)")
+    let taps = kt * kh * kw
+    let plane = h * w
+    let rows = taps * cout
+    // [taps, Cout, Cin] is [taps·Cout, Cin] row-major: row tap·Cout + o.
+    let matrix = tapMajorWeightsAllAxes(weight)
+    var products = [Float](repeating: 0, count: t * rows * plane)     // [T, taps, Cout, H·W]
+    var out = Tensor(shape: [to, cout, ho, wo])
+    x.data.withUnsafeBufferPointer { xb in
+    matrix.data.withUnsafeBufferPointer { wb in
+    products.withUnsafeMutableBufferPointer { pb in
+    out.data.withUnsafeMutableBufferPointer { ob in
+        for frame in 0..<t {
+            BLAS.sgemm(m: rows, n: plane, k: cin, a: wb.baseAddress!, lda: cin,
+                       b: xb.baseAddress! + frame * cin * plane, ldb: plane,
+                       c: pb.baseAddress! + frame * rows * plane, ldc: plane)
+        }
+        let p = UnsafePointer(pb.baseAddress!)
+        parallelFor(to * cout * ho, minimumPerThread: 8) { items in
+            for item in items {
+                let oy = item % ho, o = (item / ho) % cout, of = item / (ho * cout)
+                let row = ob.baseAddress! + item * wo
+                let start = bias?.data[o] ?? 0
+                for ox in 0..<wo { row[ox] = start }
+                for dt in 0..<kt {
+                    let it = of - padding.0 + dt
+                    guard it >= 0, it < t else { continue }
+                    for dy in 0..<kh {
+                        let iy = oy - padding.1 + dy
+                        guard iy >= 0, iy < h else { continue }
+                        for dx in 0..<kw {
+                            let tap = (dt * kh + dy) * kw + dx
+                            let source = p + ((it * taps + tap) * cout + o) * plane + iy * w
+                            // Output columns whose input column ox - padding + dx lies in 0..<w.
+                            let lo = max(0, padding.2 - dx), hi = min(wo, w + padding.2 - dx)
+                            var ox = lo
+                            while ox < hi {
+                                row[ox] += source[ox - padding.2 + dx]
+                                ox += 1
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }}}}
+    return out
+}
+
+/// [Cout, Cin, kt, kh, kw] to tap-major [kt·kh·kw, Cout, Cin], taps in (t, y, x) order.
+func tapMajorWeightsAllAxes(_ weight: Tensor) -> Tensor {
+    let (cout, cin) = (weight.shape[0], weight.shape[1])
+    let taps = weight.shape[2] * weight.shape[3] * weight.shape[4]
+    return Tensor(shape: [taps, cout, cin]) { out in
+        for tap in 0..<taps { for o in 0..<cout { for i in 0..<cin {
+            out[(tap * cout + o) * cin + i] = weight.data[(o * cin + i) * taps + tap]
+        }}}
+    }
+}

@@ -66,6 +66,12 @@ struct BenchCommand: ParsableCommand {
                       + String(format: " %9.3f %6.1f %8.1f ", seconds, 100 * seconds / best, flops)
                       + String(repeating: " ", count: max(0, 8 - stageRate.count)) + stageRate)
             }
+            print("  update blocks by part (all scales):")
+            for part in UpdatePart.allCases {
+                let seconds = result.updateParts[part.rawValue]
+                print("    " + part.name.padding(toLength: 24, withPad: " ", startingAt: 0)
+                      + String(format: " %9.3f %6.1f", seconds, 100 * seconds / best))
+            }
             print("RESULT {\"size\": \"\(size)\", " + String(
                 format: "\"seconds\": %.3f, \"gflop\": %.1f, \"gflops_per_s\": %.1f, \"sgemm_gflops_per_s\": %.1f, \"peak_rss_mib\": %.0f}",
                 best, result.flops.total / 1e9, rate, sgemm, Double(result.peakRSS) / 1_048_576))

@@ -102,3 +102,34 @@ final class TapConvolutionTests: XCTestCase {
         }
     }
 }
+
+/// The few-output 3-D convolution against conv3dNaive.
+final class TapProductConvolutionTests: XCTestCase {
+    func testMatchesReferenceOnAwkwardShapes() {
+        var state: UInt64 = 5
+        func random(_ shape: [Int]) -> Tensor {
+            Tensor(shape: shape) { buffer in
+                for i in 0..<buffer.count {
+                    state = state &* 6364136223846793005 &+ 1442695040888963407
+                    buffer[i] = Float(Int64(bitPattern: state >> 11) % 2000) / 1000 - 1
+                }
+            }
+        }
+        // One frame, a single row or column, the flow head's 3x3x3 and asymmetric kernels.
+        let cases: [([Int], [Int], (Int, Int, Int))] = [
+            ([1, 4, 5, 7], [2, 4, 3, 3, 3], (1, 1, 1)),
+            ([3, 5, 1, 9], [2, 5, 3, 3, 3], (1, 1, 1)),
+            ([4, 3, 6, 1], [3, 3, 3, 3, 3], (1, 1, 1)),
+            ([2, 6, 4, 5], [1, 6, 1, 3, 5], (0, 1, 2)),
+        ]
+        for (xs, ws, padding) in cases {
+            let x = random(xs), w = random(ws), b = random([ws[0]])
+            let fast = conv3dByTapProducts(x, weight: w, bias: b, padding: padding)
+            let plain = conv3dNaive(x, weight: w, bias: b, padding: padding)
+            XCTAssertEqual(fast.shape, plain.shape)
+            let (d, i) = fast.maxAbsDifference(plain)
+            // Sums of at most 27·6 products of magnitude <= 1: float rounding stays below 1e-5.
+            XCTAssertLessThanOrEqual(d, 1e-5, "\(xs) * \(ws): max |diff| \(d) at \(fast.position(of: i))")
+        }
+    }
+}

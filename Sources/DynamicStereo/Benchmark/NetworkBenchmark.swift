@@ -53,6 +53,8 @@ public struct BenchmarkResult: Sendable {
     public let runs: [Double]
     /// Seconds per stage of the fastest run.
     public let stages: [Double]
+    /// Seconds per part of the update blocks in the fastest run.
+    public let updateParts: [Double]
     public let flops: FlopCount
     /// Peak resident set of the process so far (VmHWM), in bytes.
     public let peakRSS: Int
@@ -137,7 +139,7 @@ public struct NetworkBenchmark {
     public func run(_ size: BenchmarkSize, runs: Int, warmup: Int) throws -> BenchmarkResult {
         let (l, r) = try window(size)
         var times: [Double] = []
-        var bestStages: [Double] = []
+        var bestStages: [Double] = [], bestParts: [Double] = []
         var range: ClosedRange<Float> = 0...0
         for index in 0..<(warmup + max(1, runs)) {
             let clock = StageClock()
@@ -147,10 +149,10 @@ public struct NetworkBenchmark {
             let disparity = output.flow.data.map { abs($0) }
             range = (disparity.min() ?? 0)...(disparity.max() ?? 0)
             guard index >= warmup else { continue }
-            if times.isEmpty || seconds < times.min()! { bestStages = clock.seconds }
+            if times.isEmpty || seconds < times.min()! { (bestStages, bestParts) = (clock.seconds, clock.updateSeconds) }
             times.append(seconds)
         }
-        return BenchmarkResult(size: size, runs: times, stages: bestStages,
+        return BenchmarkResult(size: size, runs: times, stages: bestStages, updateParts: bestParts,
                                flops: FlopCount(frames: size.frames, height: size.height, width: size.width,
                                                 iters: size.iters),
                                peakRSS: Self.peakResidentBytes(), disparityRange: range)

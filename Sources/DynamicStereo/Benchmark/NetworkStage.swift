@@ -37,12 +37,29 @@ public enum NetworkStage: Int, CaseIterable, Sendable {
     }
 }
 
+/// The parts of an update block, timed across all three blocks for the breakdown of the update stages.
+public enum UpdatePart: Int, CaseIterable, Sendable {
+    case motionEncoder, updateAttention, gru, flowHead, maskHead
+
+    public var name: String {
+        switch self {
+        case .motionEncoder: return "motion encoder"
+        case .updateAttention: return "time + space attention (1/16)"
+        case .gru: return "GRU (3 passes)"
+        case .flowHead: return "flow head"
+        case .maskHead: return "mask head"
+        }
+    }
+}
+
 /// Wall-clock seconds per stage, accumulated over the forward passes it is handed to.
 ///
 /// The network asks it to time each stage when one is given; without one it costs nothing. Not thread-safe:
 /// one clock per forward pass in flight.
 public final class StageClock {
     public private(set) var seconds = [Double](repeating: 0, count: NetworkStage.allCases.count)
+    /// Seconds per part of the update blocks (inside the update stages' time).
+    public private(set) var updateSeconds = [Double](repeating: 0, count: UpdatePart.allCases.count)
 
     public init() {}
 
@@ -53,10 +70,18 @@ public final class StageClock {
         return try body()
     }
 
+    /// Runs `body` and adds its wall time to the update blocks' `part`.
+    public func measure<Result>(_ part: UpdatePart, _ body: () throws -> Result) rethrows -> Result {
+        let start = DispatchTime.now().uptimeNanoseconds
+        defer { updateSeconds[part.rawValue] += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
+        return try body()
+    }
+
     public subscript(stage: NetworkStage) -> Double { seconds[stage.rawValue] }
 
     public func reset() {
         seconds = [Double](repeating: 0, count: NetworkStage.allCases.count)
+        updateSeconds = [Double](repeating: 0, count: UpdatePart.allCases.count)
     }
 }
 
@@ -66,6 +91,14 @@ extension Optional where Wrapped == StageClock {
     func measure<Result>(_ stage: NetworkStage, _ body: () throws -> Result) rethrows -> Result {
         switch self {
         case .some(let clock): return try clock.measure(stage, body)
+        case .none: return try body()
+        }
+    }
+
+    @inline(__always)
+    func measure<Result>(_ part: UpdatePart, _ body: () throws -> Result) rethrows -> Result {
+        switch self {
+        case .some(let clock): return try clock.measure(part, body)
         case .none: return try body()
         }
     }
