@@ -1,3 +1,5 @@
+import Foundation
+
 // "Same" convolutions (stride 1, odd kernels, padding k/2) in 2-D and 3-D as one sgemm per kernel tap.
 //
 // The input is packed channels-major with zero gaps: every row of W values is followed by rx zeros, every
@@ -66,21 +68,44 @@ public struct BoxLayout: Equatable, Sendable {
 public func accumulateBoxConvolution(weights: UnsafePointer<Float>, outputs: Int, inputs: Int, layout: BoxLayout,
                                      source: UnsafePointer<Float>, destination: UnsafeMutablePointer<Float>) {
     let (rt, ry, rx) = layout.radius
-    var tap = 0
-    for dt in -rt...rt {
-        for dy in -ry...ry {
-            for dx in -rx...rx {
-                let shift = dt * layout.frameStride + dy * layout.rowStride + dx
-                // lead + q + shift stays in [0, channelStride) for q < span: the lead and the trailing zero
-                // frames are as large as the largest shift.
-                BLAS.sgemm(m: outputs, n: layout.span, k: inputs,
-                           a: weights + tap * outputs * inputs, lda: inputs,
-                           b: source + layout.lead + shift, ldb: layout.channelStride,
-                           beta: 1, c: destination, ldc: layout.gridStride)
-                tap += 1
+    // Every tap adds into the same outputs: taking the positions in blocks keeps that block of the output in
+    // cache across all taps instead of streaming the whole output through memory once per tap.
+    // Each core takes its own range of positions (one hand-off per convolution, not per product).
+    BLAS.prepareSerialCalls()
+    let block = outputBlock(outputs: outputs, span: layout.span)
+    parallelFor(layout.span, minimumPerThread: 256) { range in
+        for start in stride(from: range.lowerBound, to: range.upperBound, by: block) {
+            let count = min(block, range.upperBound - start)
+            var tap = 0
+            for dt in -rt...rt {
+                for dy in -ry...ry {
+                    for dx in -rx...rx {
+                        let shift = dt * layout.frameStride + dy * layout.rowStride + dx
+                        // lead + q + shift stays in [0, channelStride) for q < span: the lead and the trailing
+                        // zero frames are as large as the largest shift.
+                        BLAS.serialSgemm(transA: false, transB: false, m: outputs, n: count, k: inputs, alpha: 1,
+                                         a: weights + tap * outputs * inputs, lda: inputs,
+                                         b: source + layout.lead + start + shift, ldb: layout.channelStride,
+                                         beta: 1, c: destination + start, ldc: layout.gridStride)
+                        tap += 1
+                    }
+                }
             }
         }
     }
+}
+
+/// Output positions per block of a tap-shifted convolution: about `outputBlockBytes` of output (Cout x block
+/// floats), wide enough for sgemm's own blocking. `DYNSTEREO_OUTPUT_BLOCK_KB` overrides it for measurements.
+public let outputBlockBytes: Int = {
+    if let text = ProcessInfo.processInfo.environment["DYNSTEREO_OUTPUT_BLOCK_KB"], let kb = Int(text), kb > 0 {
+        return kb << 10
+    }
+    return 1 << 20
+}()
+
+func outputBlock(outputs: Int, span: Int) -> Int {
+    max(256, outputBlockBytes / (4 * max(outputs, 1)))
 }
 
 /// A "same" convolution's weights rearranged once for `boxConvolution`: [taps, Cout, Cin] with the kernel's

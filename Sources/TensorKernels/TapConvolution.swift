@@ -101,17 +101,26 @@ public func accumulateTapConvolution(weights: UnsafePointer<Float>, outputs: Int
     precondition(sourceStride >= layout.channelStride && destinationStride >= layout.span,
                  "accumulateTapConvolution: strides \(sourceStride), \(destinationStride) too small for \(layout)")
     let r = layout.radius
-    for k in 0...(2 * r) {
-        let shift = (k - r) * layout.step
-        // Input index lead + q + shift must lie in the buffer, [0, lead + span + gap); where the layout has no
-        // gap to read zeros from (time), cutting the range is the zero padding.
-        let lo = max(0, -shift - layout.lead)
-        let hi = min(layout.span, layout.span + layout.gap - shift)
-        guard hi > lo else { continue }
-        BLAS.sgemm(m: outputs, n: hi - lo, k: inputs,
-                   a: weights + k * outputs * inputs, lda: inputs,
-                   b: source + layout.lead + lo + shift, ldb: sourceStride,
-                   beta: 1, c: destination + lo, ldc: destinationStride)
+    // Blocks of output positions, all taps per block, as in accumulateBoxConvolution.
+    // Each core takes its own range of positions (one hand-off per convolution, not per product).
+    BLAS.prepareSerialCalls()
+    let block = outputBlock(outputs: outputs, span: layout.span)
+    parallelFor(layout.span, minimumPerThread: 256) { range in
+        for start in stride(from: range.lowerBound, to: range.upperBound, by: block) {
+            let end = min(range.upperBound, start + block)
+            for k in 0...(2 * r) {
+                let shift = (k - r) * layout.step
+                // Input index lead + q + shift must lie in the buffer, [0, lead + span + gap); where the layout
+                // has no gap to read zeros from (time), cutting the range is the zero padding.
+                let lo = max(start, -shift - layout.lead)
+                let hi = min(end, layout.span + layout.gap - shift)
+                guard hi > lo else { continue }
+                BLAS.serialSgemm(transA: false, transB: false, m: outputs, n: hi - lo, k: inputs, alpha: 1,
+                                 a: weights + k * outputs * inputs, lda: inputs,
+                                 b: source + layout.lead + lo + shift, ldb: sourceStride,
+                                 beta: 1, c: destination + lo, ldc: destinationStride)
+            }
+        }
     }
 }
 

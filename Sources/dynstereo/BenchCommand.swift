@@ -66,11 +66,12 @@ struct BenchCommand: ParsableCommand {
                       + String(format: " %9.3f %6.1f %8.1f ", seconds, 100 * seconds / best, flops)
                       + String(repeating: " ", count: max(0, 8 - stageRate.count)) + stageRate)
             }
-            print("  update blocks by part (all scales):")
+            print(String(format: "  update blocks by part (all scales), wall and CPU seconds; whole run %.2f CPU s:",
+                         result.cpuSeconds))
             for part in UpdatePart.allCases {
-                let seconds = result.updateParts[part.rawValue]
+                let seconds = result.updateParts[part.rawValue], cpu = result.updatePartsCPU[part.rawValue]
                 print("    " + part.name.padding(toLength: 24, withPad: " ", startingAt: 0)
-                      + String(format: " %9.3f %6.1f", seconds, 100 * seconds / best))
+                      + String(format: " %9.3f %6.1f%% %9.3f", seconds, 100 * seconds / best, cpu))
             }
             print("RESULT {\"size\": \"\(size)\", " + String(
                 format: "\"seconds\": %.3f, \"gflop\": %.1f, \"gflops_per_s\": %.1f, \"sgemm_gflops_per_s\": %.1f, \"peak_rss_mib\": %.0f}",

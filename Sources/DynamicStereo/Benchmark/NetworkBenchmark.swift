@@ -53,8 +53,10 @@ public struct BenchmarkResult: Sendable {
     public let runs: [Double]
     /// Seconds per stage of the fastest run.
     public let stages: [Double]
-    /// Seconds per part of the update blocks in the fastest run.
-    public let updateParts: [Double]
+    /// Wall and CPU seconds per part of the update blocks in the fastest run.
+    public let updateParts: [Double], updatePartsCPU: [Double]
+    /// CPU seconds of the process over the fastest run (all threads).
+    public let cpuSeconds: Double
     public let flops: FlopCount
     /// Peak resident set of the process so far (VmHWM), in bytes.
     public let peakRSS: Int
@@ -139,20 +141,24 @@ public struct NetworkBenchmark {
     public func run(_ size: BenchmarkSize, runs: Int, warmup: Int) throws -> BenchmarkResult {
         let (l, r) = try window(size)
         var times: [Double] = []
-        var bestStages: [Double] = [], bestParts: [Double] = []
+        var bestStages: [Double] = [], bestParts: [Double] = [], bestPartsCPU: [Double] = [], bestCPU = 0.0
         var range: ClosedRange<Float> = 0...0
         for index in 0..<(warmup + max(1, runs)) {
             let clock = StageClock()
-            let start = DispatchTime.now().uptimeNanoseconds
+            let start = DispatchTime.now().uptimeNanoseconds, cpu = StageClock.processCPUSeconds()
             let output = try network.forward(left: l, right: r, iters: size.iters, clock: clock)
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             let disparity = output.flow.data.map { abs($0) }
             range = (disparity.min() ?? 0)...(disparity.max() ?? 0)
             guard index >= warmup else { continue }
-            if times.isEmpty || seconds < times.min()! { (bestStages, bestParts) = (clock.seconds, clock.updateSeconds) }
+            if times.isEmpty || seconds < times.min()! {
+                (bestStages, bestParts, bestPartsCPU) = (clock.seconds, clock.updateSeconds, clock.updateCPUSeconds)
+                bestCPU = StageClock.processCPUSeconds() - cpu
+            }
             times.append(seconds)
         }
         return BenchmarkResult(size: size, runs: times, stages: bestStages, updateParts: bestParts,
+                               updatePartsCPU: bestPartsCPU, cpuSeconds: bestCPU,
                                flops: FlopCount(frames: size.frames, height: size.height, width: size.width,
                                                 iters: size.iters),
                                peakRSS: Self.peakResidentBytes(), disparityRange: range)

@@ -1,5 +1,6 @@
 // The parts of one forward pass that the benchmark times and counts separately.
 import Dispatch
+import Foundation
 
 /// A stage of `DynamicStereoNetwork.forward`, in the order the reference's profile names them.
 public enum NetworkStage: Int, CaseIterable, Sendable {
@@ -44,7 +45,7 @@ public enum UpdatePart: Int, CaseIterable, Sendable {
     public var name: String {
         switch self {
         case .motionEncoder: return "motion encoder"
-        case .updateAttention: return "time + space attention (1/16)"
+        case .updateAttention: return "attention (1/16 only)"
         case .gru: return "GRU (3 passes)"
         case .flowHead: return "flow head"
         case .maskHead: return "mask head"
@@ -70,11 +71,25 @@ public final class StageClock {
         return try body()
     }
 
-    /// Runs `body` and adds its wall time to the update blocks' `part`.
+    /// CPU seconds of the whole process (all threads) per part of the update blocks: on a busy machine a
+    /// steadier measure of the work than wall time (spinning BLAS threads count too).
+    public private(set) var updateCPUSeconds = [Double](repeating: 0, count: UpdatePart.allCases.count)
+
+    /// Runs `body` and adds its wall and CPU time to the update blocks' `part`.
     public func measure<Result>(_ part: UpdatePart, _ body: () throws -> Result) rethrows -> Result {
-        let start = DispatchTime.now().uptimeNanoseconds
-        defer { updateSeconds[part.rawValue] += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
+        let start = DispatchTime.now().uptimeNanoseconds, cpu = Self.processCPUSeconds()
+        defer {
+            updateSeconds[part.rawValue] += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            updateCPUSeconds[part.rawValue] += Self.processCPUSeconds() - cpu
+        }
         return try body()
+    }
+
+    /// CPU time used by the process so far.
+    public static func processCPUSeconds() -> Double {
+        var now = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &now)
+        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
     }
 
     public subscript(stage: NetworkStage) -> Double { seconds[stage.rawValue] }
@@ -82,6 +97,7 @@ public final class StageClock {
     public func reset() {
         seconds = [Double](repeating: 0, count: NetworkStage.allCases.count)
         updateSeconds = [Double](repeating: 0, count: UpdatePart.allCases.count)
+        updateCPUSeconds = [Double](repeating: 0, count: UpdatePart.allCases.count)
     }
 }
 
