@@ -61,28 +61,12 @@ public struct DynamicStereoNetwork {
         precondition(left.shape == right.shape, "left \(left.shape) and right \(right.shape) differ")
         precondition(channels == 3 && height % 32 == 0 && width % 32 == 0, "input \(left.shape) is not padded to 32")
         precondition(iters >= 2, "iters must be at least 2, got \(iters)")
-        let hdim = Self.hiddenDim
 
-        // Images to [-1, 1] in float32, as the reference: 2 * (x / 255) - 1. The encoder normalises each image on
-        // its own, so it runs a few images at a time: its full-resolution activations are the largest tensors of
-        // the whole pass (64 x H/2 x W/2 floats per image, several alive at once).
-        let (fmap1, fmap2) = clock.measure(.encoder) {
-            (encodeInBatches(left), encodeInBatches(right))      // [T, 256, h, w] each
-        }
-        let (h, w) = (fmap1.shape[2], fmap1.shape[3])
-
-        var (net04, inp04) = clock.measure(.other) { Self.netAndContext(fmap1) }
-
-        let (f1dw16, f2dw16) = try clock.measure(.attention) {
-            try cancellable(isCancelled) { attentionStack(avgPool(fmap1, 4), avgPool(fmap2, 4), frames: frames) }
-        }
-        var (net16, inp16) = clock.measure(.other) { Self.netAndContext(f1dw16) }
-
-        let (f1dw8, f2dw8) = clock.measure(.other) {
-            ((avgPool(fmap1, 2) + resizeBilinear(f1dw16, height: h / 2, width: w / 2)) / 2,
-             (avgPool(fmap2, 2) + resizeBilinear(f2dw16, height: h / 2, width: w / 2)) / 2)
-        }
-        var (net08, inp08) = clock.measure(.other) { Self.netAndContext(f1dw8) }
+        // Each scale's features are handed over and dropped once its refinement starts, so that at 1/4 (where the
+        // iterations' working memory is largest) nothing of the coarser scales is left.
+        var scales: ScaleFeatures? = try prepareScales(left: left, right: right, frames: frames, clock: clock,
+                                                       isCancelled: isCancelled)
+        let (h, w) = (scales!.net04.shape[2], scales!.net04.shape[3])
 
         var iterations: [Tensor] = []
         let record: (Tensor, Int) -> Void = { upsampled, scale in
@@ -95,31 +79,92 @@ public struct DynamicStereoNetwork {
 
         // 1/16: from zero flow. Each stage returns the convex-upsampled flow (4x its own scale).
         var flow = Tensor(shape: [frames, 2, h / 4, w / 4])
-        var correlation = clock.measure(.correlationBuild) { CorrBlock1D(fmap1: f1dw16, fmap2: f2dw16) }
-        (flow, net16) = try refine(update16, stage: .update16, correlation: correlation,
-                                   flow: flow, net: net16, inp: inp16, iters: iters / 2, frames: frames,
-                                   record: { record($0, 4) }, clock: clock, isCancelled: isCancelled)
+        var net16: Tensor
+        do {
+            let (f1dw16, f2dw16, net, inp) = (scales!.f1dw16, scales!.f2dw16, scales!.net16, scales!.inp16)
+            scales!.dropSixteenth()
+            let correlation = clock.measure(.correlationBuild) { CorrBlock1D(fmap1: f1dw16, fmap2: f2dw16) }
+            (flow, net16) = try refine(update16, stage: .update16, correlation: correlation,
+                                       flow: flow, net: net, inp: inp, iters: iters / 2, frames: frames,
+                                       record: { record($0, 4) }, clock: clock, isCancelled: isCancelled)
+        }
 
         // 1/8: the reference rescales by -(target / source) height, which also flips the sign.
-        (flow, net08) = clock.measure(.upsampling) {
-            (Float(-Double(h / 2) / Double(flow.shape[2])) * resizeBilinear(flow, height: h / 2, width: w / 2),
-             (net08 + resizeBilinear(net16, height: 2 * net16.shape[2], width: 2 * net16.shape[3])) / 2)
+        var net08: Tensor
+        do {
+            let (f1dw8, f2dw8, net, inp) = (scales!.f1dw8, scales!.f2dw8, scales!.net08, scales!.inp08)
+            scales!.dropEighth()
+            (flow, net08) = clock.measure(.upsampling) {
+                (Float(-Double(h / 2) / Double(flow.shape[2])) * resizeBilinear(flow, height: h / 2, width: w / 2),
+                 (net + resizeBilinear(net16, height: 2 * net16.shape[2], width: 2 * net16.shape[3])) / 2)
+            }
+            let correlation = clock.measure(.correlationBuild) { CorrBlock1D(fmap1: f1dw8, fmap2: f2dw8) }
+            (flow, net08) = try refine(update08, stage: .update08, correlation: correlation,
+                                       flow: flow, net: net08, inp: inp, iters: iters / 2, frames: frames,
+                                       record: { record($0, 2) }, clock: clock, isCancelled: isCancelled)
         }
-        correlation = clock.measure(.correlationBuild) { CorrBlock1D(fmap1: f1dw8, fmap2: f2dw8) }
-        (flow, net08) = try refine(update08, stage: .update08, correlation: correlation,
-                                   flow: flow, net: net08, inp: inp08, iters: iters / 2, frames: frames,
-                                   record: { record($0, 2) }, clock: clock, isCancelled: isCancelled)
 
         // 1/4, with the same sign-flipping rescale.
-        (flow, net04) = clock.measure(.upsampling) {
-            (Float(-Double(h) / Double(flow.shape[2])) * resizeBilinear(flow, height: h, width: w),
-             (net04 + resizeBilinear(net08, height: 2 * net08.shape[2], width: 2 * net08.shape[3])) / 2)
+        do {
+            let (correlation, net, inp) = (scales!.correlation04, scales!.net04, scales!.inp04)
+            scales = nil
+            let net04: Tensor
+            (flow, net04) = clock.measure(.upsampling) {
+                (Float(-Double(h) / Double(flow.shape[2])) * resizeBilinear(flow, height: h, width: w),
+                 (net + resizeBilinear(net08, height: 2 * net08.shape[2], width: 2 * net08.shape[3])) / 2)
+            }
+            (flow, _) = try refine(update04, stage: .update04, correlation: correlation,
+                                   flow: flow, net: net04, inp: inp, iters: iters, frames: frames,
+                                   record: { record($0, 1) }, clock: clock, isCancelled: isCancelled)
         }
-        correlation = clock.measure(.correlationBuild) { CorrBlock1D(fmap1: fmap1, fmap2: fmap2) }
-        (flow, _) = try refine(update04, stage: .update04, correlation: correlation,
-                               flow: flow, net: net04, inp: inp04, iters: iters, frames: frames,
-                               record: { record($0, 1) }, clock: clock, isCancelled: isCancelled)
         return Output(flow: splitChannels(flow, [1, 1])[0], iterations: iterations)
+    }
+
+    /// What the iterations need of the encoder's features at each scale.
+    private struct ScaleFeatures {
+        let net04: Tensor, inp04: Tensor, correlation04: CorrBlock1D       // 1/4
+        var f1dw16: Tensor, f2dw16: Tensor, net16: Tensor, inp16: Tensor   // 1/16, after attention
+        var f1dw8: Tensor, f2dw8: Tensor, net08: Tensor, inp08: Tensor     // 1/8
+
+        /// Releases the 1/16 features once their refinement has taken them.
+        mutating func dropSixteenth() {
+            (f1dw16, f2dw16, net16, inp16) = (Tensor(shape: [0]), Tensor(shape: [0]), Tensor(shape: [0]), Tensor(shape: [0]))
+        }
+
+        /// Releases the 1/8 features once their refinement has taken them.
+        mutating func dropEighth() {
+            (f1dw8, f2dw8, net08, inp08) = (Tensor(shape: [0]), Tensor(shape: [0]), Tensor(shape: [0]), Tensor(shape: [0]))
+        }
+    }
+
+    /// Encoder, attention stack and everything else derived from the 1/4-scale feature maps, including the 1/4
+    /// correlation volume: the feature maps (2 x 256 x h x w floats) are released when this returns, before
+    /// the iterations' working memory is needed.
+    private func prepareScales(left: Tensor, right: Tensor, frames: Int, clock: StageClock?,
+                               isCancelled: () -> Bool) throws -> ScaleFeatures {
+        // Images to [-1, 1] in float32, as the reference: 2 * (x / 255) - 1. The encoder normalises each image on
+        // its own, so it runs a few images at a time: its full-resolution activations are the largest tensors of
+        // the whole pass (64 x H/2 x W/2 floats per image, several alive at once).
+        let (fmap1, fmap2) = clock.measure(.encoder) {
+            (encodeInBatches(left), encodeInBatches(right))      // [T, 256, h, w] each
+        }
+        let (h, w) = (fmap1.shape[2], fmap1.shape[3])
+        let (net04, inp04) = clock.measure(.other) { Self.netAndContext(fmap1) }
+        let correlation04 = clock.measure(.correlationBuild) { CorrBlock1D(fmap1: fmap1, fmap2: fmap2) }
+
+        let (f1dw16, f2dw16) = try clock.measure(.attention) {
+            try cancellable(isCancelled) { attentionStack(avgPool(fmap1, 4), avgPool(fmap2, 4), frames: frames) }
+        }
+        let (net16, inp16) = clock.measure(.other) { Self.netAndContext(f1dw16) }
+
+        let (f1dw8, f2dw8) = clock.measure(.other) {
+            ((avgPool(fmap1, 2) + resizeBilinear(f1dw16, height: h / 2, width: w / 2)) / 2,
+             (avgPool(fmap2, 2) + resizeBilinear(f2dw16, height: h / 2, width: w / 2)) / 2)
+        }
+        let (net08, inp08) = clock.measure(.other) { Self.netAndContext(f1dw8) }
+        return ScaleFeatures(net04: net04, inp04: inp04, correlation04: correlation04,
+                             f1dw16: f1dw16, f2dw16: f2dw16, net16: net16, inp16: inp16,
+                             f1dw8: f1dw8, f2dw8: f2dw8, net08: net08, inp08: inp08)
     }
 
     /// Images per encoder call: enough rows for sgemm to run at full speed, few enough to bound the memory

@@ -182,8 +182,8 @@ extension SequenceUpdateBlock3D {
     /// time, each pass a full GRU step on the previous pass's state.
     ///
     /// Where the time goes: the GRU is half of the network's FLOPs. Each convolution runs as five tap-shifted
-    /// sgemms over the whole window (`accumulateTapConvolution`), in channels-major buffers laid out per pass,
-    /// and the state moves between the passes' layouts inside the fused gate loops, so nothing is copied twice.
+    /// sgemms over the whole window (`accumulateTapConvolution`), in channels-major buffers laid out per pass;
+    /// the gates are applied in two fused, parallel loops per pass.
     /// When the GRU's input starts with the context `inp` (every block but the 1/16 one, whose attention mixes
     /// the input), that third of each convolution is the same in every iteration: `context(inp:)` computes it
     /// once per scale, with the biases, and each iteration starts its sums from it.
@@ -256,7 +256,7 @@ extension SequenceUpdateBlock3D {
                          "SepConvGRU3D: context does not fit h \(h.shape)")
             let channels = hidden + inputChannels
             var result = Tensor(shape: [t, hidden, height, width])
-            // The first pass's buffer holds [h | input]; each pass writes the new state into the next one's.
+            // Each pass's buffer holds [h | input] in that pass's layout.
             var layout = passes[0].layout(frames: t, height: height, width: width)
             var buffer = [Float](repeating: 0, count: channels * layout.channelStride)
             h.data.withUnsafeBufferPointer { hb in
@@ -270,16 +270,22 @@ extension SequenceUpdateBlock3D {
                     layout.pack(xb.baseAddress!, channels: inputChannels, into: bb.baseAddress!, channelOffset: hidden,
                                 stride: layout.channelStride, lead: layout.lead)
                 }}
-                let isLast = index == passes.count - 1
-                let next = isLast ? layout : passes[index + 1].layout(frames: t, height: height, width: width)
-                var nextBuffer = isLast ? [] : [Float](repeating: 0, count: channels * next.channelStride)
-                nextBuffer.withUnsafeMutableBufferPointer { nb in
+                // The new state goes to `result` (frames-major) and from there into the next pass's buffer, which
+                // is allocated only once this pass's buffer is gone: the two are the GRU's largest arrays.
                 result.data.withUnsafeMutableBufferPointer { rb in
                     pass.step(buffer: &buffer, channels: channels, layout: layout,
-                              context: context?.preactivations[index],
-                              into: isLast ? .video(rb.baseAddress!) : .buffer(nb.baseAddress!, next))
-                }}
-                if !isLast { (buffer, layout) = (nextBuffer, next) }
+                              context: context?.preactivations[index], into: rb.baseAddress!)
+                }
+                if index < passes.count - 1 {
+                    buffer = []
+                    layout = passes[index + 1].layout(frames: t, height: height, width: width)
+                    buffer = [Float](repeating: 0, count: channels * layout.channelStride)
+                    result.data.withUnsafeBufferPointer { rb in
+                    buffer.withUnsafeMutableBufferPointer { bb in
+                        layout.pack(rb.baseAddress!, channels: hidden, into: bb.baseAddress!, stride: layout.channelStride,
+                                    lead: layout.lead)
+                    }}
+                }
             }
             return result
         }
@@ -334,14 +340,10 @@ extension SequenceUpdateBlock3D {
             }
         }
 
-        /// Where a step writes the new state: the next pass's input buffer (channels 0..<128) or the result video.
-        enum Destination {
-            case buffer(UnsafeMutablePointer<Float>, TapLayout)
-            case video(UnsafeMutablePointer<Float>)
-        }
-
-        /// One GRU step on `buffer` ([h | input] channels in `layout`); its h channels are overwritten.
-        func step(buffer: inout [Float], channels: Int, layout: TapLayout, context: [Float]?, into destination: Destination) {
+        /// One GRU step on `buffer` ([h | input] channels in `layout`; its h channels are overwritten), writing the
+        /// new state into `video` [T, 128, H, W].
+        func step(buffer: inout [Float], channels: Int, layout: TapLayout, context: [Float]?,
+                  into video: UnsafeMutablePointer<Float>) {
             let hidden = SequenceUpdateBlock3D.hiddenChannels
             let grid = layout.gridStride
             // Pre-activations [z | r | q, grid], starting from the context's share and the biases.
@@ -379,7 +381,7 @@ extension SequenceUpdateBlock3D {
                                              source: x, sourceStride: layout.channelStride,
                                              destination: p + 2 * hidden * grid, destinationStride: grid)
                 }
-                // h' = (1 - z) ⊙ h + z ⊙ tanh(q), written straight into the next pass's layout.
+                // h' = (1 - z) ⊙ h + z ⊙ tanh(q).
                 parallelFor(hidden * frames, minimumPerThread: 4) { items in
                     for item in items {
                         let (c, t) = (item / frames, item % frames)
@@ -387,14 +389,7 @@ extension SequenceUpdateBlock3D {
                             let at = layout.rowOffset(frame: t, row: y)
                             let z = p + c * grid + at, state = p + (hidden + c) * grid + at
                             let q = p + (2 * hidden + c) * grid + at
-                            let out: UnsafeMutablePointer<Float>
-                            switch destination {
-                            case let .buffer(next, nextLayout):
-                                out = next + c * nextLayout.channelStride + nextLayout.lead
-                                    + nextLayout.rowOffset(frame: t, row: y)
-                            case let .video(video):
-                                out = video + ((t * hidden + c) * height + y) * width
-                            }
+                            let out = video + ((t * hidden + c) * height + y) * width
                             // i < width: one row, as above.
                             for i in 0..<width {
                                 out[i] = (1 - z[i]) * state[i] + z[i] * fastTanh(q[i])
