@@ -61,6 +61,7 @@ public struct DynamicStereoNetwork {
         precondition(left.shape == right.shape, "left \(left.shape) and right \(right.shape) differ")
         precondition(channels == 3 && height % 32 == 0 && width % 32 == 0, "input \(left.shape) is not padded to 32")
         precondition(iters >= 2, "iters must be at least 2, got \(iters)")
+        _ = AllocationPolicy.keepFreedMemory
 
         // Each scale's features are handed over and dropped once its refinement starts, so that at 1/4 (where the
         // iterations' working memory is largest) nothing of the coarser scales is left.

@@ -39,7 +39,9 @@ struct SequenceUpdateBlock3D {
     /// What the block needs of the context features `inp` [T, 128, H, W] in every iteration at one scale:
     /// `inp` itself, and (blocks without attention) its share of the GRU's convolutions, computed once.
     struct Context {
-        let inp: Tensor
+        /// The context features themselves, kept only where the attention needs them in every iteration.
+        let inp: Tensor?
+        let shape: [Int]
         let gru: SepConvGRU3D.Context?
     }
 
@@ -47,7 +49,8 @@ struct SequenceUpdateBlock3D {
     func context(inp: Tensor, frames: Int) -> Context {
         let (t, c, _, _) = inp.dims4
         precondition(t == frames && c == Self.hiddenChannels, "SequenceUpdateBlock3D: inp \(inp.shape)")
-        return Context(inp: inp, gru: gru.splitsContext ? gru.context(inp: inp) : nil)
+        return gru.splitsContext ? Context(inp: nil, shape: inp.shape, gru: gru.context(inp: inp))
+            : Context(inp: inp, shape: inp.shape, gru: nil)
     }
 
     /// One update: `net` [T, 128, H, W] hidden state, `inp` [T, 128, H, W] context features,
@@ -64,17 +67,16 @@ struct SequenceUpdateBlock3D {
                         clock: StageClock? = nil) -> (net: Tensor, mask: Tensor, delta: Tensor) {
         let (t, hc, h, w) = net.dims4
         let hidden = Self.hiddenChannels
-        let inp = context.inp
         precondition(hc == hidden && t == frames,
                      "SequenceUpdateBlock3D: net \(net.shape) is not [\(frames), \(hidden), H, W]")
-        precondition(inp.shape == [t, hidden, h, w], "SequenceUpdateBlock3D: inp \(inp.shape), net \(net.shape)")
+        precondition(context.shape == [t, hidden, h, w], "SequenceUpdateBlock3D: inp \(context.shape), net \(net.shape)")
         precondition(corr.shape == [t, Self.correlationChannels, h, w],
                      "SequenceUpdateBlock3D: corr \(corr.shape), net \(net.shape)")
         precondition(flow.shape == [t, 2, h, w], "SequenceUpdateBlock3D: flow \(flow.shape), net \(net.shape)")
 
         let motion = clock.measure(.motionEncoder) { encoder(flow: flow, corr: corr) }   // [T, 128, H, W]
         let newNet: Tensor                                           // [T, 128, H, W]
-        if let attention {
+        if let attention, let inp = context.inp {
             let features = clock.measure(.updateAttention) {
                 attention.space(attention.time(concatChannels([inp, motion]), frames: frames))   // [T, 256, H, W]
             }
@@ -192,49 +194,68 @@ extension SequenceUpdateBlock3D {
         /// Whether the input's first 128 channels are the constant context (see `context(inp:)`).
         let splitsContext: Bool
 
-        init(_ w: WeightScope, splitsContext: Bool = true) {
+        init(_ w: WeightScope, splitsContext: Bool = true, contextBudgetBytes: Int = 1 << 30) {
             self.splitsContext = splitsContext
+            self.contextBudgetBytes = contextBudgetBytes
             passes = [(1, TapAxis.width, (1, 1, 5)), (2, .height, (1, 5, 1)), (3, .time, (5, 1, 1))].map {
                 GRUPass(w, pass: $0.0, axis: $0.1, kernel: $0.2, splitsContext: splitsContext)
             }
         }
 
         /// The context's share of every gate and candidate pre-activation, plus the biases, per pass: on each
-        /// pass's grid, [256 gate + 128 candidate channels, grid].
+        /// pass's grid, [256 gate + 128 candidate channels, grid]. Passes beyond the memory budget have none
+        /// stored and compute theirs from `inp` in every iteration.
         struct Context {
             let frames: Int, height: Int, width: Int
-            let preactivations: [[Float]]
+            let preactivations: [[Float]?]
+            let inp: Tensor?
         }
+
+        /// Bytes of stored context pre-activations per GRU: 1,152 floats per pixel of the window, so 442 MB for
+        /// 5 frames of 480x640 (all three passes stored) but 1.8 GB for 20 frames, where only the passes that fit
+        /// are stored and the others recompute their share (a third of their FLOPs) to bound the peak memory.
+        let contextBudgetBytes: Int
 
         /// Convolves the context `inp` [T, 128, H, W] with the context third of every GRU weight, once per scale.
         func context(inp: Tensor) -> Context {
             precondition(splitsContext, "SepConvGRU3D: this GRU's input has no constant context")
             let (t, c, h, w) = inp.dims4
             precondition(c == SequenceUpdateBlock3D.hiddenChannels, "SepConvGRU3D: context \(inp.shape)")
-            let preactivations = passes.map { pass -> [Float] in
-                let layout = pass.layout(frames: t, height: h, width: w)
-                var input = [Float](repeating: 0, count: c * layout.channelStride)
-                var pre = pass.biasGrid(layout)
-                inp.data.withUnsafeBufferPointer { xb in
-                input.withUnsafeMutableBufferPointer { ib in
-                pre.withUnsafeMutableBufferPointer { pb in
-                    layout.pack(xb.baseAddress!, channels: c, into: ib.baseAddress!, stride: layout.channelStride,
-                                lead: layout.lead)
-                    pass.contextGates!.data.withUnsafeBufferPointer { wb in
-                        accumulateTapConvolution(weights: wb.baseAddress!, outputs: 2 * c, inputs: c, layout: layout,
-                                                 source: ib.baseAddress!, sourceStride: layout.channelStride,
-                                                 destination: pb.baseAddress!, destinationStride: layout.gridStride)
-                    }
-                    pass.contextCandidate!.data.withUnsafeBufferPointer { wb in
-                        accumulateTapConvolution(weights: wb.baseAddress!, outputs: c, inputs: c, layout: layout,
-                                                 source: ib.baseAddress!, sourceStride: layout.channelStride,
-                                                 destination: pb.baseAddress! + 2 * c * layout.gridStride,
-                                                 destinationStride: layout.gridStride)
-                    }
-                }}}
-                return pre
+            var stored = 0
+            let preactivations = passes.map { pass -> [Float]? in
+                let bytes = 3 * c * pass.layout(frames: t, height: h, width: w).gridStride * 4
+                guard stored + bytes <= contextBudgetBytes else { return nil }
+                stored += bytes
+                return Self.preactivations(pass, inp: inp)
             }
-            return Context(frames: t, height: h, width: w, preactivations: preactivations)
+            return Context(frames: t, height: h, width: w, preactivations: preactivations,
+                           inp: preactivations.contains { $0 == nil } ? inp : nil)
+        }
+
+        /// One pass's context share plus biases, [384, grid].
+        static func preactivations(_ pass: GRUPass, inp: Tensor) -> [Float] {
+            let (t, c, h, w) = inp.dims4
+            let layout = pass.layout(frames: t, height: h, width: w)
+            var input = [Float](repeating: 0, count: c * layout.channelStride)
+            var pre = pass.biasGrid(layout)
+            inp.data.withUnsafeBufferPointer { xb in
+            input.withUnsafeMutableBufferPointer { ib in
+            pre.withUnsafeMutableBufferPointer { pb in
+                layout.pack(xb.baseAddress!, channels: c, into: ib.baseAddress!, stride: layout.channelStride,
+                            lead: layout.lead)
+                pass.contextGates!.data.withUnsafeBufferPointer { wb in
+                    accumulateTapConvolution(weights: wb.baseAddress!, outputs: 2 * c, inputs: c, layout: layout,
+                                             source: ib.baseAddress!, sourceStride: layout.channelStride,
+                                             destination: pb.baseAddress!, destinationStride: layout.gridStride)
+                }
+                pass.contextCandidate!.data.withUnsafeBufferPointer { wb in
+                    accumulateTapConvolution(weights: wb.baseAddress!, outputs: c, inputs: c, layout: layout,
+                                             source: ib.baseAddress!, sourceStride: layout.channelStride,
+                                             destination: pb.baseAddress! + 2 * c * layout.gridStride,
+                                             destinationStride: layout.gridStride)
+                }
+            }}}
+            return pre
         }
 
         /// `h` [T, 128, H, W] hidden state, `x` [T, 256, H, W] input -> the new hidden state.
@@ -274,7 +295,8 @@ extension SequenceUpdateBlock3D {
                 // is allocated only once this pass's buffer is gone: the two are the GRU's largest arrays.
                 result.data.withUnsafeMutableBufferPointer { rb in
                     pass.step(buffer: &buffer, channels: channels, layout: layout,
-                              context: context?.preactivations[index], into: rb.baseAddress!)
+                              context: context.map { $0.preactivations[index] ?? Self.preactivations(pass, inp: $0.inp!) },
+                              into: rb.baseAddress!)
                 }
                 if index < passes.count - 1 {
                     buffer = []

@@ -11,11 +11,13 @@ import Foundation
 /// core is ever busy. A block's values are the same as in the undivided product (each element's K-sum is
 /// the same loop).
 public enum BLAS {
-    /// Cores the products are split over.
-    public static let threads: Int = {
-        if let text = ProcessInfo.processInfo.environment["DYNSTEREO_THREADS"], let n = Int(text), n > 0 { return n }
-        return ProcessInfo.processInfo.activeProcessorCount
-    }()
+    /// Cores the products are split over: all of them unless `setThreads` says otherwise.
+    public private(set) static var threads = ProcessInfo.processInfo.activeProcessorCount
+
+    /// Sets how many cores each large product is split over (OpenBLAS itself stays single-threaded).
+    public static func setThreads(_ count: Int) {
+        threads = max(1, count)
+    }
 
     /// Set once, before the first product: OpenBLAS itself stays on one thread.
     @usableFromInline

@@ -43,7 +43,7 @@ struct BenchCommand: ParsableCommand {
         let rightImage = try PNG.decodeRGB(Data(contentsOf: URL(fileURLWithPath: right)))
         let estimator = try StereoVideoEstimator(checkpoint: URL(fileURLWithPath: checkpoint))
         let benchmark = NetworkBenchmark(network: estimator.network, left: leftImage, right: rightImage)
-        let threads = ProcessInfo.processInfo.activeProcessorCount
+        let threads = BLAS.threads
         let sgemm = sgemmSize > 0 ? NetworkBenchmark.sgemmRate(n: sgemmSize) : .nan
         print(String(format: "cblas_sgemm %d^3, %d threads: %.1f GFLOP/s", sgemmSize, threads, sgemm))
 

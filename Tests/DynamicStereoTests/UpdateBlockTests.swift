@@ -95,4 +95,21 @@ final class UpdateBlockTests: XCTestCase {
             UpdateGolden.assertClose(fast, plain, tolerance: 1e-5, "GRU on [\(t), C, \(h), \(w)]")
         }
     }
+
+    func testGRUWithoutStoredContextMatchesPlainGRU() throws {
+        // A zero budget stores no pass's context share: every pass recomputes it, as long windows do for the
+        // passes beyond the budget.
+        let weights = try UpdateGolden.formulaWeights(prefix: "update_block04")
+        let store = WeightStore(weights)
+        let gru = SequenceUpdateBlock3D.SepConvGRU3D(store.root("update_block04")("gru"), contextBudgetBytes: 0)
+        var random = UpdateTestRandom(seed: 4)
+        let (t, h, w) = (3, 4, 6)
+        let state = random.tensor([t, 128, h, w])
+        let input = random.tensor([t, 256, h, w], -2, 2)
+        let context = gru.context(inp: splitChannels(input, [128, 128])[0])
+        XCTAssertTrue(context.preactivations.allSatisfy { $0 == nil } && context.inp != nil)
+        // Same bound and reasoning as the stacked-gate test above.
+        UpdateGolden.assertClose(gru(h: state, x: input), plainGRU(h: state, x: input, weights: weights),
+                                 tolerance: 1e-5, "GRU without stored context")
+    }
 }
