@@ -30,8 +30,14 @@ struct BenchCommand: ParsableCommand {
     var sgemmSize: Int = 2048
 
     func validate() throws {
-        for text in sizes where BenchmarkSize(text) == nil {
-            throw ValidationError("--size \(text): expected TxHxW@iters, e.g. 5x128x256@10")
+        for text in sizes {
+            guard let size = BenchmarkSize(text) else {
+                throw ValidationError("--size \(text): expected TxHxW@iters, e.g. 5x128x256@10")
+            }
+            guard size.frames >= 1, size.height >= 32, size.width >= 32, size.height % 32 == 0, size.width % 32 == 0,
+                  size.iters >= 2, size.iters <= 1000 else {
+                throw ValidationError("--size \(text): needs 1 frame or more, height and width multiples of 32, 2...1000 iters")
+            }
         }
         guard runs >= 1, warmup >= 0 else { throw ValidationError("--runs must be at least 1 and --warmup at least 0") }
         guard sgemmSize >= 0 && sgemmSize <= 8192 else { throw ValidationError("--sgemm-size must be in 0...8192") }
