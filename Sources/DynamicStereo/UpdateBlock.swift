@@ -173,8 +173,13 @@ extension SequenceUpdateBlock3D {
 
         /// `flow` [N, 2, H, W], `corr` [N, 36, H, W] -> [N, 128, H, W].
         func callAsFunction(flow: Tensor, corr: Tensor) -> Tensor {
-            let correlation = convc2.reluOf([convc1(corr).relu()])   // [N, 192, H, W]
-            let motion = convf2.reluOf([convf1(flow).relu()])        // [N, 64, H, W]
+            var taps = convc1(corr)                                  // [N, 256, H, W]
+            taps.formRelu()
+            let correlation = convc2.reluOf([taps])                  // [N, 192, H, W]
+            taps = Tensor(shape: [0])
+            var flowFeatures = convf1(flow)                          // [N, 128, H, W]
+            flowFeatures.formRelu()
+            let motion = convf2.reluOf([flowFeatures])               // [N, 64, H, W]
             let mixed = conv.reluOf([correlation, motion])           // [N, 126, H, W]
             return concatChannels([mixed, flow])
         }
@@ -293,9 +298,16 @@ extension SequenceUpdateBlock3D {
                 }}
                 // The new state goes to `result` (frames-major) and from there into the next pass's buffer, which
                 // is allocated only once this pass's buffer is gone: the two are the GRU's largest arrays.
+                // Pre-activations start from the context's share and the biases. A stored share is copied (it serves
+                // every iteration); one computed here is used in place.
+                var pre: [Float]
+                if let context {
+                    pre = context.preactivations[index] ?? Self.preactivations(pass, inp: context.inp!)
+                } else {
+                    pre = pass.biasGrid(layout)
+                }
                 result.data.withUnsafeMutableBufferPointer { rb in
-                    pass.step(buffer: &buffer, channels: channels, layout: layout,
-                              context: context.map { $0.preactivations[index] ?? Self.preactivations(pass, inp: $0.inp!) },
+                    pass.step(buffer: &buffer, channels: channels, layout: layout, preactivations: &pre,
                               into: rb.baseAddress!)
                 }
                 if index < passes.count - 1 {
@@ -362,14 +374,14 @@ extension SequenceUpdateBlock3D {
             }
         }
 
-        /// One GRU step on `buffer` ([h | input] channels in `layout`; its h channels are overwritten), writing the
-        /// new state into `video` [T, 128, H, W].
-        func step(buffer: inout [Float], channels: Int, layout: TapLayout, context: [Float]?,
+        /// One GRU step on `buffer` ([h | input] channels in `layout`; its h channels are overwritten), adding the
+        /// convolutions to `pre` ([z | r | q, grid], holding the biases and any context share) and writing the new
+        /// state into `video` [T, 128, H, W].
+        func step(buffer: inout [Float], channels: Int, layout: TapLayout, preactivations pre: inout [Float],
                   into video: UnsafeMutablePointer<Float>) {
             let hidden = SequenceUpdateBlock3D.hiddenChannels
             let grid = layout.gridStride
-            // Pre-activations [z | r | q, grid], starting from the context's share and the biases.
-            var pre = context ?? biasGrid(layout)
+            precondition(pre.count == 3 * hidden * grid, "GRUPass: pre-activations do not fit \(layout)")
             let (frames, height, width) = (layout.frames, layout.height, layout.width)
             buffer.withUnsafeMutableBufferPointer { bb in
             pre.withUnsafeMutableBufferPointer { pb in

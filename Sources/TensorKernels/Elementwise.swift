@@ -20,6 +20,16 @@ extension Tensor {
     }
 
     public func relu() -> Tensor { map { max($0, 0) } }
+
+    /// relu in place: no second tensor of the same size while the first is alive.
+    public mutating func formRelu() {
+        data.withUnsafeMutableBufferPointer { b in
+            parallelFor(b.count, minimumPerThread: elementwiseChunk) { range in
+                // range lies in 0..<count.
+                for i in range { b[i] = max(b[i], 0) }
+            }
+        }
+    }
     public func tanh() -> Tensor { map { Foundation.tanh($0) } }
     public func sigmoid() -> Tensor { map { 1 / (1 + Foundation.exp(-$0)) } }
     /// elu(x) + 1, the positive feature map of linear attention.
