@@ -13,14 +13,8 @@ struct MigrateCommand: ParsableCommand {
     var database: String?
 
     func run() throws {
-        do {
-            let url = try DatabaseURL.resolve(database)
-            let applied = try Migrator(url: url).run()
-            print(applied.isEmpty ? "database is up to date" : "applied migrations \(applied.map(String.init).joined(separator: ", "))")
-        } catch let error as JobQueueError {
-            throw ValidationError(error.description)
-        } catch let error as PostgresError {
-            throw ValidationError(error.description)
-        }
+        // Queue errors describe themselves in one line; ArgumentParser prints "Error: ..." and exits 1.
+        let applied = try Migrator(url: try DatabaseURL.resolve(database)).run()
+        print(applied.isEmpty ? "database is up to date" : "applied migrations \(applied.map(String.init).joined(separator: ", "))")
     }
 }
