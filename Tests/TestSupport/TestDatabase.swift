@@ -137,3 +137,57 @@ public enum BuiltProducts {
         return url
     }
 }
+
+/// A child process the test can signal (SIGTERM, SIGKILL) and wait for; its output goes to a log file.
+public final class ChildProcess {
+    public let pid: pid_t
+    public let logPath: String
+    private var exitStatus: Int32?
+
+    public init(_ executable: String, _ arguments: [String], logPath: String) throws {
+        self.logPath = logPath
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp = ProcessInfo.processInfo.environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { (argv + envp).forEach { free($0) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, executable, &actions, nil, argv, envp)
+        guard spawned == 0 else { throw TestDatabaseError(description: "cannot run \(executable): error \(spawned)") }
+        self.pid = pid
+    }
+
+    public func signal(_ number: Int32) {
+        if exitStatus == nil { kill(pid, number) }
+    }
+
+    /// Waits up to `timeout` seconds; the exit status (128 + signal when killed), or nil if still running.
+    public func wait(timeout: Double) -> Int32? {
+        if let exitStatus { return exitStatus }
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        repeat {
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == pid {
+                exitStatus = status & 0x7F == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
+                return exitStatus
+            }
+            Thread.sleep(forTimeInterval: 0.05)
+        } while Date() < deadline
+        return nil
+    }
+
+    public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    /// Kills the process if it still runs (test cleanup).
+    deinit {
+        if exitStatus == nil {
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+        }
+    }
+}
