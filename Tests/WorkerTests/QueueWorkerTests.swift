@@ -90,7 +90,7 @@ final class QueueWorkerTests: XCTestCase {
     @discardableResult
     func startWorker(_ processors: [JobProcessor], _ configuration: WorkerConfiguration, url: String? = nil) throws -> QueueWorker {
         var logger = Logger(label: "worker-test")
-        logger.logLevel = .warning
+        logger.logLevel = .critical  // reconnection warnings are expected here
         let worker = try QueueWorker(url: url ?? self.url, processors: processors, configuration: configuration, logger: logger)
         workers.append(WorkerHandle(worker))
         return worker
@@ -153,7 +153,7 @@ final class QueueWorkerTests: XCTestCase {
         _ = try store.cancel(id: id)
         let job = try wait(for: id, store) { $0.status.isTerminal }
         XCTAssertEqual(job.status, .cancelled)
-        XCTAssertLessThan(Date().timeIntervalSince(requested), 3, "heartbeat 0.2 s + one frame 0.2 s, with margin")
+        XCTAssertLessThan(Date().timeIntervalSince(requested), 5, "heartbeat 0.2 s + one frame 0.2 s, with a wide margin for a loaded machine")
         XCTAssertLessThan(job.framesDone, 100)
         XCTAssertEqual(try store.resultPaths(id: id), [])
     }

@@ -149,7 +149,6 @@ final class WorkerProcessTests: XCTestCase {
         XCTAssertEqual(done.status, .succeeded, worker.log)
         XCTAssertEqual(done.attempt, 1, "the restart cost no attempt")
         XCTAssertGreaterThan(try XCTUnwrap(done.finishedAt), restarted, "the job was still running when the server came back")
-        print("worker log:\n\(worker.log)")
         XCTAssertEqual(try store.resultPaths(id: job.id).filter { $0.hasPrefix("disparity/") }.count, 12)
         worker.signal(SIGTERM)
         XCTAssertEqual(worker.wait(timeout: 20), 0)
