@@ -130,7 +130,7 @@ final class PostgresConnection {
     /// Connects, failing with `PostgresError.connection` carrying libpq's message.
     init(url: String) throws {
         self.url = url
-        handle = PQconnectdb(url)
+        handle = Self.connect(url)
         guard let handle, PQstatus(handle) == CONNECTION_OK else {
             let message = handle.map { Self.message(PQerrorMessage($0)) } ?? "out of memory"
             PQfinish(handle)
@@ -142,6 +142,26 @@ final class PostgresConnection {
     }
 
     deinit { PQfinish(handle) }
+
+    /// Defaults a worker needs that libpq lacks: give up connecting after 10 s instead of waiting for the
+    /// kernel, and notice a vanished server (machine gone, no TCP reset) within about a minute instead of
+    /// hours. The URL's own settings win: they are expanded after these.
+    private static let connectionDefaults: [(String, String)] = [
+        ("connect_timeout", "10"),
+        ("keepalives_idle", "30"), ("keepalives_interval", "10"), ("keepalives_count", "3"),
+        ("tcp_user_timeout", "60000"),
+    ]
+
+    private static func connect(_ url: String) -> OpaquePointer? {
+        let pairs = connectionDefaults + [("dbname", url)]
+        let keywords = pairs.map { strdup($0.0) }
+        let values = pairs.map { strdup($0.1) }
+        defer { (keywords + values).forEach { free($0) } }
+        let keywordPointers = keywords.map { UnsafePointer($0) } + [nil]
+        let valuePointers = values.map { UnsafePointer($0) } + [nil]
+        // expand_dbname = 1: the "dbname" value is parsed as a full connection string or URI.
+        return PQconnectdbParams(keywordPointers, valuePointers, 1)
+    }
 
     /// False once libpq has noticed the server is gone; such a connection must be replaced.
     var isHealthy: Bool { handle.map { PQstatus($0) == CONNECTION_OK } ?? false }
