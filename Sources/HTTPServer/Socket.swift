@@ -22,17 +22,6 @@ public enum SocketError: Error, CustomStringConvertible {
 }
 
 enum Socket {
-    /// Parses `HOST:PORT` (`[::1]:8080` for IPv6).
-    static func splitHostPort(_ address: String) throws -> (host: String, port: UInt16) {
-        guard let colon = address.lastIndex(of: ":"), let port = UInt16(address[address.index(after: colon)...]) else {
-            throw SocketError.badAddress(address)
-        }
-        var host = String(address[..<colon])
-        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        guard !host.isEmpty else { throw SocketError.badAddress(address) }
-        return (host, port)
-    }
-
     /// A non-blocking listening socket bound to `host:port`, and the port it got (for port 0).
     static func listen(host: String, port: UInt16, backlog: Int32 = 1024) throws -> (fd: Int32, port: UInt16) {
         var hints = addrinfo()
