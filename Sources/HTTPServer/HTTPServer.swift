@@ -224,7 +224,10 @@ public final class HTTPServer: @unchecked Sendable {
                 case let .accept(sink, maxBytes):
                     connection.sink = sink
                     connection.parser.bodyLimit = maxBytes
-                    if head.expectsContinue && head.framing != .none {
+                    var fitsLimit = true
+                    if case let .contentLength(length) = head.framing { fitsLimit = length <= maxBytes }
+                    // A body already known to be too large is refused (413 on the next event) without inviting it.
+                    if head.expectsContinue && head.framing != .none && fitsLimit {
                         // The interim response is tiny and the send buffer of a connection waiting for it is
                         // empty, so a non-blocking write completes at once.
                         let line = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)

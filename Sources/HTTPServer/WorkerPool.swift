@@ -4,7 +4,7 @@ import Foundation
 /// Runs closures on `count` long-lived threads, first come first served.
 final class WorkerPool: @unchecked Sendable {
     private let condition = NSCondition()
-    private var tasks: [() -> Void] = []
+    private var tasks: [(() -> Void)?] = []
     private var head = 0
     private var stopping = false
     private var threads: [Thread] = []
@@ -48,7 +48,9 @@ final class WorkerPool: @unchecked Sendable {
                 condition.unlock()
                 return
             }
-            let task = tasks[head]
+            // Clear the slot so the closure, and whatever it captured (upload temp files), is released now.
+            let task = tasks[head]!
+            tasks[head] = nil
             head += 1
             // Drop finished entries now and then so the array does not grow without bound.
             if head > 1024 && head * 2 > tasks.count {
