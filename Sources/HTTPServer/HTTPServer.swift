@@ -291,6 +291,8 @@ public final class HTTPServer: @unchecked Sendable {
         let head = connection.head
         let keepAlive = (head?.keepAlive ?? false) && !response.closeConnection
         var reusable = false
+        // Counted before writing, so a client that reads the response and asks /metrics at once sees it.
+        application.responded(to: head, status: response.status)
         do {
             try ResponseWriter(fd: connection.fd, timeout: configuration.writeTimeout)
                 .write(response, minorVersion: head?.minorVersion ?? 1, keepAlive: keepAlive)
@@ -298,7 +300,6 @@ public final class HTTPServer: @unchecked Sendable {
         } catch {
             logger.debug("response not delivered", metadata: ["error": "\(error)"])
         }
-        application.responded(to: head, status: response.status)
         lock.lock()
         returned.append((connection, reusable))
         lock.unlock()
