@@ -108,10 +108,9 @@ public final class HTTPServer: @unchecked Sendable {
             lock.unlock()
             let now = Self.now()
             if stopping && shutdownDeadline == nil { beginShutdown(now: now) }
-            if let deadline = shutdownDeadline, connections.isEmpty || now >= deadline {
-                for connection in connections.values { close(connection) }
-                connections.removeAll()
-                break
+            if let deadline = shutdownDeadline {
+                if connections.isEmpty || now >= deadline + configuration.writeTimeout { break }
+                if now >= deadline { cutConnections() }
             }
             sweepDeadlines(now: now)
 
@@ -158,6 +157,23 @@ public final class HTTPServer: @unchecked Sendable {
             close(connection)
         }
         logger.info("shutting down", metadata: ["open_connections": "\(connections.count)"])
+    }
+
+    /// The grace period is over: reading connections are closed; those a worker holds are shut down, which
+    /// fails the worker's next write at once, and are closed when the worker hands them back. Closing those
+    /// here would free their descriptor numbers for reuse while a worker may still write to them.
+    private func cutConnections() {
+        for connection in connections.values {
+            switch connection.state {
+            case .reading: close(connection)
+            case .processing:
+                if !connection.cut {
+                    Glibc.shutdown(connection.fd, Int32(SHUT_RDWR))
+                    connection.cut = true
+                }
+            case .closed: break
+            }
+        }
     }
 
     private func acceptAll() {
@@ -289,13 +305,17 @@ public final class HTTPServer: @unchecked Sendable {
     /// On a worker: writes the response, then returns the connection to the loop or closes it.
     private func finish(_ connection: Connection, response: HTTPResponse) {
         let head = connection.head
-        let keepAlive = (head?.keepAlive ?? false) && !response.closeConnection
+        lock.lock()
+        let draining = shutdownRequested
+        lock.unlock()
+        // While draining, say so: the client learns not to send another request on this connection.
+        let keepAlive = (head?.keepAlive ?? false) && !response.closeConnection && !draining
         var reusable = false
         // Counted before writing, so a client that reads the response and asks /metrics at once sees it.
         application.responded(to: head, status: response.status)
         do {
             try ResponseWriter(fd: connection.fd, timeout: configuration.writeTimeout)
-                .write(response, minorVersion: head?.minorVersion ?? 1, keepAlive: keepAlive)
+                .write(response, minorVersion: head?.minorVersion ?? 1, keepAlive: keepAlive, omitBody: head?.method == "HEAD")
             reusable = keepAlive
         } catch {
             logger.debug("response not delivered", metadata: ["error": "\(error)"])
@@ -368,6 +388,8 @@ final class Connection {
     /// A refusal decided from a body-less head, sent once the parser confirms the message ended.
     var pendingResponse: HTTPResponse?
     var deadline: Double = 0
+    /// Shut down at the end of the shutdown grace period, awaiting its worker.
+    var cut = false
 
     init(fd: Int32, limits: HTTPParserLimits) {
         self.fd = fd

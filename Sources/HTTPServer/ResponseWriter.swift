@@ -8,8 +8,9 @@ struct ResponseWriter {
     let timeout: Double
 
     /// Writes `response`. A streamed body uses chunked framing on HTTP/1.1; an HTTP/1.0 client gets it
-    /// delimited by closing the connection, so `keepAlive` is ignored then.
-    func write(_ response: HTTPResponse, minorVersion: Int, keepAlive: Bool) throws {
+    /// delimited by closing the connection, so `keepAlive` is ignored then. `omitBody` answers HEAD: the
+    /// headers a GET would get, no body.
+    func write(_ response: HTTPResponse, minorVersion: Int, keepAlive: Bool, omitBody: Bool = false) throws {
         var head = "HTTP/1.1 \(response.status.code) \(response.status.reason)\r\n"
         for (name, value) in response.headers.fields where !Self.framingHeaders.contains(name.lowercased()) {
             head += "\(name): \(value)\r\n"
@@ -19,6 +20,10 @@ struct ResponseWriter {
             head += "Content-Length: \(bytes.count)\r\n"
             head += keepAlive ? (minorVersion == 0 ? "Connection: keep-alive\r\n" : "") : "Connection: close\r\n"
             head += "\r\n"
+            if omitBody {
+                try Socket.writeAll(fd, Array(head.utf8), timeout: timeout)
+                return
+            }
             // One write for small responses saves a packet and a syscall per request.
             if bytes.count <= 16 * 1024 {
                 try Socket.writeAll(fd, Array(head.utf8) + bytes, timeout: timeout)
@@ -26,6 +31,9 @@ struct ResponseWriter {
                 try Socket.writeAll(fd, Array(head.utf8), timeout: timeout)
                 try Socket.writeAll(fd, bytes, timeout: timeout)
             }
+        case .stream where omitBody:
+            head += keepAlive ? "\r\n" : "Connection: close\r\n\r\n"
+            try Socket.writeAll(fd, Array(head.utf8), timeout: timeout)
         case let .stream(produce):
             let chunked = minorVersion == 1
             if chunked { head += "Transfer-Encoding: chunked\r\n" }

@@ -72,6 +72,16 @@ final class ServerTests: ServerTestCase {
         XCTAssertTrue(connection.isClosedByServer())
     }
 
+    func testHeadGetsHeadersWithoutABody() throws {
+        let connection = try client()
+        try connection.send("HEAD /healthz HTTP/1.1\r\nHost: t\r\n\r\nGET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        let head = try connection.response(headRequest: true)
+        XCTAssertEqual(head.status, 200)
+        XCTAssertEqual(head.header("Content-Length"), "16")
+        // The next response starts right after the head's headers: no body bytes were sent.
+        XCTAssertEqual(try connection.response().text, "{\"status\":\"ok\"}\n")
+    }
+
     func testPipelinedRequestsAreAnsweredInOrder() throws {
         let connection = try client()
         try connection.send("GET /healthz HTTP/1.1\r\nHost: t\r\n\r\nGET /jobs/00000000-0000-0000-0000-000000000000 HTTP/1.1\r\nHost: t\r\n\r\nGET /readyz HTTP/1.1\r\nHost: t\r\n\r\n")
