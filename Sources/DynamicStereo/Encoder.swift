@@ -1,0 +1,84 @@
+// DynamicStereo models/core/extractor.py: ResidualBlock and BasicEncoder, with instance normalisation
+//
+// Dimension letters: N images (left and right frames together), C channels, H x W the input size.
+// Every normalisation is InstanceNorm2d(affine: false), so the checkpoint holds no norm weights.
+import TensorKernels
+
+/// A convolution's weights and geometry, bound to `<name>.weight` [Cout, Cin, k, k] and `<name>.bias` [Cout].
+private struct Convolution {
+    let weight: Tensor   // [Cout, Cin, k, k]
+    let bias: Tensor     // [Cout]
+    let stride: Int
+    let padding: Int
+
+    init(_ w: WeightScope, input: Int, output: Int, kernel: Int, stride: Int = 1, padding: Int = 0) {
+        weight = w.tensor("weight", [output, input, kernel, kernel])
+        bias = w.tensor("bias", [output])
+        self.stride = stride
+        self.padding = padding
+    }
+
+    func callAsFunction(_ x: Tensor) -> Tensor {
+        conv2d(x, weight: weight, bias: bias, stride: (stride, stride), padding: (padding, padding))
+    }
+}
+
+/// Two 3x3 convolutions with a 1x1 projection of the input beside them: relu(norm(proj(x)) + y).
+///
+/// The projection (`downsample`) exists at every stride, also where the channel count stays the same.
+struct ResidualBlock {
+    private let conv1: Convolution       // [planes, inPlanes, 3, 3], stride s
+    private let conv2: Convolution       // [planes, planes, 3, 3]
+    private let downsample: Convolution  // [planes, inPlanes, 1, 1], stride s
+    let inputChannels: Int
+
+    init(_ w: WeightScope, input: Int, output: Int, stride: Int) {
+        inputChannels = input
+        conv1 = Convolution(w("conv1"), input: input, output: output, kernel: 3, stride: stride, padding: 1)
+        conv2 = Convolution(w("conv2"), input: output, output: output, kernel: 3, padding: 1)
+        downsample = Convolution(w("downsample")(0), input: input, output: output, kernel: 1, stride: stride)
+    }
+
+    /// [N, Cin, H, W] to [N, Cout, H / s, W / s] (rounded up).
+    func callAsFunction(_ x: Tensor) -> Tensor {
+        precondition(x.rank == 4 && x.shape[1] == inputChannels,
+                     "ResidualBlock: input \(x.shape) for \(inputChannels) channels")
+        let y = instanceNorm(conv2(instanceNorm(conv1(x)).relu())).relu()
+        return (instanceNorm(downsample(x)) + y).relu()
+    }
+}
+
+/// The feature encoder `fnet`: images at full resolution to 256-channel features at a quarter of it.
+///
+/// conv 7x7 / 2 -> norm -> relu, three stages of two residual blocks (64, 96 / 2, 128 channels), conv 1x1 to 256.
+struct BasicEncoder {
+    static let outputChannels = 256
+    private let conv1: Convolution   // [64, 3, 7, 7], stride 2, padding 3
+    private let layers: [ResidualBlock]
+    private let conv2: Convolution   // [256, 128, 1, 1]
+
+    /// `w` is the encoder's scope, `root("fnet")`.
+    init(_ w: WeightScope) {
+        conv1 = Convolution(w("conv1"), input: 3, output: 64, kernel: 7, stride: 2, padding: 3)
+        var blocks: [ResidualBlock] = []
+        var channels = 64
+        for (stage, (output, stride)) in [(64, 1), (96, 2), (128, 1)].enumerated() {
+            let scope = w("layer\(stage + 1)")
+            blocks.append(ResidualBlock(scope(0), input: channels, output: output, stride: stride))
+            blocks.append(ResidualBlock(scope(1), input: output, output: output, stride: 1))
+            channels = output
+        }
+        layers = blocks
+        conv2 = Convolution(w("conv2"), input: channels, output: Self.outputChannels, kernel: 1)
+    }
+
+    /// `x` [N, 3, H, W] in [-1, 1] to [N, 256, ⌈H/4⌉, ⌈W/4⌉]. Normalisation is per image, so batching the
+    /// left and right frames together changes only the speed.
+    func callAsFunction(_ x: Tensor) -> Tensor {
+        precondition(x.rank == 4 && x.shape[1] == 3 && x.shape[2] > 0 && x.shape[3] > 0,
+                     "BasicEncoder: expected [N, 3, H, W] images, got \(x.shape)")
+        var features = instanceNorm(conv1(x)).relu()
+        for block in layers { features = block(features) }
+        return conv2(features)
+    }
+}

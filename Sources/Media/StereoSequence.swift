@@ -1,0 +1,266 @@
+// Stereo videos as two folders or tar(.gz) archives of PNG frames, checked for agreement between the sides.
+import Foundation
+
+/// Bounds on what a sequence may hold; the HTTP server answers 413/422 when one is exceeded.
+public struct SequenceLimits: Equatable, Sendable {
+    /// Frames per side.
+    public var maxFrames: Int
+    /// Width × height of one frame, checked from the PNG header before decoding.
+    public var maxPixelsPerFrame: Int
+    /// Size of one frame file (compressed), checked before it is read.
+    public var maxFileBytes: Int
+    /// Size of a whole tar archive once uncompressed, checked at each entry's header.
+    public var maxArchiveBytes: Int
+
+    public init(maxFrames: Int = 10_000, maxPixelsPerFrame: Int = PNG.defaultMaxPixels, maxFileBytes: Int = 256 << 20,
+                maxArchiveBytes: Int = 64 << 30) {
+        self.maxFrames = maxFrames
+        self.maxPixelsPerFrame = maxPixelsPerFrame
+        self.maxFileBytes = maxFileBytes
+        self.maxArchiveBytes = maxArchiveBytes
+    }
+}
+
+/// The decoded frames of one side (a folder or a tar(.gz) of PNGs), sorted by file name, all of one size.
+public struct FrameSet: Sendable {
+    /// The folder's or archive's name, for messages.
+    public let source: String
+    /// Frame file names as found (`0003.png`), sorted; `names` are the same without the extension.
+    public let fileNames: [String]
+    public let names: [String]
+    public let images: [RGBImage]
+    /// Entries that were skipped (hidden files, non-PNG files, directories, links), one line each.
+    public let warnings: [String]
+
+    /// Loads every PNG of a folder (not recursing) or of a tar / tar.gz archive (at any depth inside it).
+    /// Frames are ordered by file name, comparing digit runs by value so `2.png` sorts before `10.png`.
+    public static func load(_ url: URL, limits: SequenceLimits = .init()) throws -> FrameSet {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
+            throw MediaError.unreadable(path: url.path, reason: "no such file or directory")
+        }
+        var collector = Collector(source: url.lastPathComponent, limits: limits)
+        if isDirectory.boolValue {
+            try collector.readDirectory(url)
+        } else {
+            try collector.readArchive(TarReader(url: url))
+        }
+        return try collector.finish()
+    }
+
+    /// Loads the PNG frames of a tar / tar.gz archive held in memory.
+    public static func load(archive: Data, name: String, limits: SequenceLimits = .init()) throws -> FrameSet {
+        var collector = Collector(source: name, limits: limits)
+        try collector.readArchive(TarReader(data: archive, name: name))
+        return try collector.finish()
+    }
+
+    /// Gathers frames as they are decoded, then sorts and checks them.
+    private struct Collector {
+        let source: String
+        let limits: SequenceLimits
+        var frames: [(fileName: String, image: RGBImage)] = []
+        var warnings: [String] = []
+
+        init(source: String, limits: SequenceLimits) {
+            self.source = source
+            self.limits = limits
+        }
+
+        /// Why a file is not a frame, or nil when it is one.
+        func reasonToSkip(fileName: String) -> String? {
+            if fileName.hasPrefix("._") { return "macOS AppleDouble file" }
+            if fileName.hasPrefix(".") { return "hidden file" }
+            if !fileName.lowercased().hasSuffix(".png") { return "not a .png file" }
+            return nil
+        }
+
+        mutating func add(fileName: String, display: String, data: () throws -> Data) throws {
+            guard frames.count < limits.maxFrames else {
+                throw MediaError.tooManyFrames(source: source, limit: limits.maxFrames)
+            }
+            do {
+                let image = try PNG.decodeRGB(data(), maxPixels: limits.maxPixelsPerFrame)
+                frames.append((fileName, image))
+            } catch let error as MediaError {
+                // Name the frame unless the error already does (a tar entry's size, a truncated archive).
+                switch error {
+                case .badTar, .fileTooLarge, .unreadable: throw error
+                default: throw MediaError.inFile(display, error)
+                }
+            }
+        }
+
+        mutating func readDirectory(_ url: URL) throws {
+            let names: [String]
+            do {
+                names = try FileManager.default.contentsOfDirectory(atPath: url.path)
+            } catch {
+                throw MediaError.unreadable(path: url.path, reason: error.localizedDescription)
+            }
+            for name in names.sorted() {
+                let file = url.appendingPathComponent(name)
+                let display = "\(source)/\(name)"
+                var isDirectory: ObjCBool = false
+                _ = FileManager.default.fileExists(atPath: file.path, isDirectory: &isDirectory)
+                if isDirectory.boolValue {
+                    warnings.append("\(display): skipped, a directory (folders are not searched recursively)")
+                    continue
+                }
+                if let reason = reasonToSkip(fileName: name) {
+                    warnings.append("\(display): skipped, \(reason)")
+                    continue
+                }
+                // Symbolic links to frames are followed: datasets are often assembled from links.
+                let attributes = try? FileManager.default.attributesOfItem(atPath: file.resolvingSymlinksInPath().path)
+                guard attributes?[.type] as? FileAttributeType == .typeRegular else {
+                    warnings.append("\(display): skipped, not a regular file")
+                    continue
+                }
+                let size = (attributes?[.size] as? NSNumber)?.intValue ?? 0
+                guard size <= limits.maxFileBytes else {
+                    throw MediaError.fileTooLarge(file: display, size: size, limit: limits.maxFileBytes)
+                }
+                try add(fileName: name, display: display) {
+                    do {
+                        return try Data(contentsOf: file)
+                    } catch {
+                        throw MediaError.unreadable(path: file.path, reason: error.localizedDescription)
+                    }
+                }
+            }
+        }
+
+        mutating func readArchive(_ reader: TarReader) throws {
+            reader.maxArchiveBytes = limits.maxArchiveBytes
+            while let entry = try reader.next() {
+                let display = "\(entry.path) in \(reader.archiveName)"
+                switch entry.kind {
+                case .file:
+                    break
+                case .directory:
+                    if entry.path != "." { warnings.append("\(display): skipped, a directory entry") }
+                    continue
+                case .symbolicLink, .hardLink:
+                    warnings.append("\(display): skipped, a link")
+                    continue
+                case let .other(flag):
+                    warnings.append("\(display): skipped, entry type '\(Character(Unicode.Scalar(flag)))'")
+                    continue
+                }
+                let components = entry.path.split(separator: "/")
+                if components.dropLast().contains(where: { $0.hasPrefix(".") || $0 == "__MACOSX" }) {
+                    warnings.append("\(display): skipped, inside a hidden or __MACOSX folder")
+                    continue
+                }
+                if let reason = reasonToSkip(fileName: entry.fileName) {
+                    warnings.append("\(display): skipped, \(reason)")
+                    continue
+                }
+                let maxBytes = limits.maxFileBytes
+                try add(fileName: entry.fileName, display: display) {
+                    try reader.readContents(maxBytes: maxBytes)
+                }
+            }
+        }
+
+        func finish() throws -> FrameSet {
+            guard !frames.isEmpty else { throw MediaError.noFrames(source: source) }
+            let sorted = frames.sorted { FrameSet.fileNameOrder($0.fileName, $1.fileName) }
+            var seen: Set<String> = []
+            let names = sorted.map { FrameSet.stem($0.fileName) }
+            for name in names where !seen.insert(name).inserted {
+                throw MediaError.duplicateFrame(source: source, name: name)
+            }
+            let reference = sorted[0]
+            for frame in sorted.dropFirst()
+            where frame.image.width != reference.image.width || frame.image.height != reference.image.height {
+                throw MediaError.inconsistentFrameSize(
+                    source: source, frame: frame.fileName, width: frame.image.width, height: frame.image.height,
+                    firstFrame: reference.fileName, firstWidth: reference.image.width, firstHeight: reference.image.height)
+            }
+            return FrameSet(source: source, fileNames: sorted.map(\.fileName), names: names,
+                            images: sorted.map(\.image), warnings: warnings)
+        }
+    }
+
+    /// The file name without its last extension.
+    static func stem(_ fileName: String) -> String {
+        guard let dot = fileName.lastIndex(of: "."), dot != fileName.startIndex else { return fileName }
+        return String(fileName[..<dot])
+    }
+
+    /// File-name order with digit runs compared by value (`frame2` < `frame10`); ties fall back to plain order.
+    static func fileNameOrder(_ a: String, _ b: String) -> Bool {
+        var i = a.unicodeScalars.makeIterator(), j = b.unicodeScalars.makeIterator()
+        var x = i.next(), y = j.next()
+        func isDigit(_ s: Unicode.Scalar?) -> Bool { s.map { ("0"..."9").contains($0) } ?? false }
+        while let p = x, let q = y {
+            if isDigit(p) && isDigit(q) {
+                var left = "", right = ""
+                while let s = x, isDigit(s) { left.unicodeScalars.append(s); x = i.next() }
+                while let s = y, isDigit(s) { right.unicodeScalars.append(s); y = j.next() }
+                let trimmedLeft = left.drop(while: { $0 == "0" }), trimmedRight = right.drop(while: { $0 == "0" })
+                if trimmedLeft.count != trimmedRight.count { return trimmedLeft.count < trimmedRight.count }
+                if trimmedLeft != trimmedRight { return trimmedLeft < trimmedRight }
+                continue
+            }
+            if p != q { return p.value < q.value }
+            x = i.next()
+            y = j.next()
+        }
+        if x == nil && y == nil { return a < b }
+        return x == nil
+    }
+}
+
+/// One time step of a stereo video.
+public struct StereoFrame: Sendable {
+    /// The frame's name: its left file name without the extension (`0003`).
+    public let name: String
+    public let left: RGBImage
+    public let right: RGBImage
+}
+
+/// A rectified stereo video: left and right frames in time order, all of one size.
+public struct StereoSequence: Sendable {
+    /// Frame names (the left files' names without extension), in time order.
+    public let names: [String]
+    public let left: [RGBImage]
+    public let right: [RGBImage]
+    /// Skipped entries and other things the user may want to know, one line each.
+    public var warnings: [String]
+
+    public var count: Int { names.count }
+    public var width: Int { left.first?.width ?? 0 }
+    public var height: Int { left.first?.height ?? 0 }
+
+    public func frame(_ index: Int) -> StereoFrame {
+        StereoFrame(name: names[index], left: left[index], right: right[index])
+    }
+
+    /// Pairs two sides, checking that they agree in frame count and in each frame's size.
+    public init(left: FrameSet, right: FrameSet) throws {
+        guard left.images.count == right.images.count else {
+            throw MediaError.frameCountMismatch(left: left.images.count, right: right.images.count)
+        }
+        for (index, (l, r)) in zip(left.images, right.images).enumerated()
+        where l.width != r.width || l.height != r.height {
+            throw MediaError.frameSizeMismatch(frame: left.fileNames[index], leftWidth: l.width, leftHeight: l.height,
+                                               rightWidth: r.width, rightHeight: r.height)
+        }
+        var warnings = left.warnings + right.warnings
+        if let index = left.names.indices.first(where: { left.names[$0] != right.names[$0] }) {
+            warnings.append("frames are paired by order, but names differ: left \(left.fileNames[index]) is paired with right \(right.fileNames[index])")
+        }
+        names = left.names
+        self.left = left.images
+        self.right = right.images
+        self.warnings = warnings
+    }
+
+    /// Loads both sides, each a folder or a tar / tar.gz of PNG frames, and pairs them.
+    public static func load(left: URL, right: URL, limits: SequenceLimits = .init()) throws -> StereoSequence {
+        try StereoSequence(left: FrameSet.load(left, limits: limits), right: FrameSet.load(right, limits: limits))
+    }
+}
