@@ -3,6 +3,7 @@
 import Foundation
 import JobQueue
 import Logging
+import Media
 
 /// Limits on what one job may carry, enforced while validating its frames.
 public struct FrameLimits: Sendable, Equatable {
@@ -207,18 +208,19 @@ public final class JobsAPI: HTTPApplication, @unchecked Sendable {
             headers.add(name: "Content-Disposition", value: "attachment; filename=\"\(id.lowercased).tar\"")
             return HTTPResponse(status: .ok, headers: headers, body: .stream { writer in
                 // One result in memory at a time; a result deleted meanwhile is skipped.
+                let archive = TarWriter(sink: { try writer.write([UInt8]($0)) })
                 for path in paths {
                     guard let data = try backend.result(id: id, path: path) else { continue }
-                    try writer.write(TarStream.entry(path: path, data: data))
+                    try archive.addFile(path: path, contents: data)
                 }
-                try writer.write(TarStream.end)
+                try archive.finish()
             })
         case let .result(id, path):
             let paths = try finishedResultPaths(id)
             guard paths.contains(path), let data = try backend.result(id: id, path: path) else {
                 throw APIError.notFound("job \(id.lowercased) has no result '\(path)'")
             }
-            return HTTPResponse(status: .ok, contentType: Self.contentType(of: path), bytes: Array(data))
+            return HTTPResponse(status: .ok, contentType: ResultFiles.contentType(of: path), bytes: Array(data))
         }
     }
 
@@ -311,13 +313,6 @@ public final class JobsAPI: HTTPApplication, @unchecked Sendable {
 
     private func json<T: Encodable>(_ status: HTTPStatus, _ value: T) -> HTTPResponse {
         HTTPResponse(status: status, contentType: "application/json", bytes: JSON.encode(value))
-    }
-
-    static func contentType(of path: String) -> String {
-        if path.hasSuffix(".png") { return "image/png" }
-        if path.hasSuffix(".npy") { return "application/octet-stream" }
-        if path.hasSuffix(".json") { return "application/json" }
-        return "application/octet-stream"
     }
 }
 

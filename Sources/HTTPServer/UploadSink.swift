@@ -5,17 +5,35 @@ import Foundation
 import Glibc
 #endif
 
+/// A folder of its own for one upload's files, removed when the last file referring to it goes away. Files are
+/// named after their form part, so validation messages say `left` and `right`, not a temp name.
+final class UploadFolder: @unchecked Sendable {
+    let url: URL
+
+    init(parent: URL) throws {
+        url = parent.appendingPathComponent("dynstereo-upload-\(UUID().uuidString.lowercased())")
+        guard mkdir(url.path, 0o700) == 0 else {
+            throw APIError(.internalError, "upload_storage", "cannot create a folder in \(parent.path): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    deinit { rmdir(url.path) }
+}
+
 /// A temp file that deletes itself when the last reference goes away.
 public final class UploadedFile: @unchecked Sendable {
     public let url: URL
     public private(set) var byteCount: Int = 0
     fileprivate var fd: Int32
+    /// Keeps the folder until this file is gone.
+    private let folder: UploadFolder
 
-    fileprivate init(directory: URL, label: String) throws {
-        url = directory.appendingPathComponent("dynstereo-upload-\(UUID().uuidString.lowercased())-\(label)")
+    fileprivate init(folder: UploadFolder, name: String) throws {
+        self.folder = folder
+        url = folder.url.appendingPathComponent(name)
         fd = open(url.path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
-            throw APIError(.internalError, "upload_storage", "cannot create a temp file in \(directory.path): \(String(cString: strerror(errno)))")
+            throw APIError(.internalError, "upload_storage", "cannot create a temp file in \(folder.url.path): \(String(cString: strerror(errno)))")
         }
     }
 
@@ -81,6 +99,8 @@ public final class MultipartUploadSink: RequestBodySink {
     private var fields: [String: String] = [:]
     private var partDigests: [String: String] = [:]
     private var current: (name: String, file: UploadedFile?, text: [UInt8], hasher: SHA256)?
+    /// Created with the first file part.
+    private var folder: UploadFolder?
 
     public init(contentType: String, schema: FormSchema, directory: URL) throws {
         do {
@@ -101,6 +121,7 @@ public final class MultipartUploadSink: RequestBodySink {
     public func finish() throws -> RequestBody {
         if let event = parser.receiveEnd() { try handle(event) }
         guard parser.isComplete else { throw APIError(.badRequest, "bad_multipart", MultipartError.truncated.description) }
+        folder = nil
         var hasher = SHA256()
         for name in partDigests.keys.sorted() { hasher.update(Array("\(name)=\(partDigests[name]!)\n".utf8)) }
         return .form(UploadedForm(files: files, fields: fields, payloadDigest: hasher.finalizeHex()))
@@ -110,6 +131,7 @@ public final class MultipartUploadSink: RequestBodySink {
         // Dropping the references deletes the temp files.
         files.removeAll()
         current = nil
+        folder = nil
     }
 
     private func handle(_ event: MultipartEvent) throws {
@@ -119,7 +141,8 @@ public final class MultipartUploadSink: RequestBodySink {
                 throw APIError.unprocessable("duplicate_field", "the form has more than one part named '\(head.name)'")
             }
             if schema.fileParts.contains(head.name) {
-                current = (head.name, try UploadedFile(directory: directory, label: head.name), [], SHA256())
+                if folder == nil { folder = try UploadFolder(parent: directory) }
+                current = (head.name, try UploadedFile(folder: folder!, name: head.name), [], SHA256())
             } else if schema.fieldParts.contains(head.name) {
                 current = (head.name, nil, [], SHA256())
             } else {

@@ -63,7 +63,7 @@ struct ServeCommand: ParsableCommand {
         api.maxUploadBytes = maxUploadMb << 20
         api.frameLimits.maxFrames = maxFrames
         api.frameLimits.maxPixelsPerFrame = maxPixels
-        let application = JobsAPI(backend: JobStoreBackend(store: store, loader: TarFrameLoader()), configuration: api)
+        let application = JobsAPI(backend: JobStoreBackend(store: store, loader: MediaFrameLoader()), configuration: api)
         let httpServer = HTTPServer(configuration: server, application: application)
         try httpServer.start()
 

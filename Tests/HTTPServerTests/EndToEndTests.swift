@@ -17,7 +17,7 @@ final class EndToEndTests: ServerTestCase {
     }
 
     override func startServer() throws {
-        let backend = JobStoreBackend(store: try JobStore(url: databaseURL), loader: TarFrameLoader())
+        let backend = JobStoreBackend(store: try JobStore(url: databaseURL), loader: MediaFrameLoader())
         server = HTTPServer(configuration: serverConfiguration, application: JobsAPI(backend: backend, configuration: apiConfiguration))
         try server.start()
     }
@@ -72,7 +72,7 @@ final class EndToEndTests: ServerTestCase {
         let claimed = try XCTUnwrap(try queue.claim(workerId: "test-worker", leaseSeconds: 30))
         XCTAssertEqual(claimed.id.uuidString.lowercased(), id)
         let inputs = try queue.inputs(of: claimed)
-        XCTAssertEqual(inputs.map(\.name), ["0000.png", "0001.png", "0002.png"])
+        XCTAssertEqual(inputs.map(\.name), ["0000", "0001", "0002"])
         XCTAssertEqual(inputs.map { [UInt8]($0.left) }, untar(left).map(\.1))
         XCTAssertEqual(inputs.map { [UInt8]($0.right) }, untar(right).map(\.1))
         XCTAssertEqual(try queue.heartbeat(claimed, framesDone: 1, leaseSeconds: 30), .held(cancelRequested: false))

@@ -1,42 +1,38 @@
 // Test inputs built in code: tiny PNG frames, tars of them, and an in-memory job backend.
 import Foundation
 import JobQueue
+import Media
 @testable import HTTPServer
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// Minimal valid PNGs: a signature and an IHDR of the given size (the loader only reads the header; stored
-/// chunks after it make each frame's bytes distinct).
+/// A small decodable PNG whose pixels depend on `seed`, so every frame's bytes differ.
 func tinyPNG(width: Int, height: Int, seed: UInt8) -> [UInt8] {
-    func be32(_ value: Int) -> [UInt8] { [24, 16, 8, 0].map { UInt8((value >> $0) & 0xFF) } }
-    var bytes: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
-    bytes += be32(13) + Array("IHDR".utf8) + be32(width) + be32(height) + [8, 2, 0, 0, 0] + [0, 0, 0, 0]
-    bytes += be32(1) + Array("tEXt".utf8) + [seed] + [0, 0, 0, 0]
-    bytes += be32(0) + Array("IEND".utf8) + [0xAE, 0x42, 0x60, 0x82]
-    return bytes
+    let pixels = (0..<(width * height * 3)).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ Int(seed) &* 13) }
+    // Encoding a well-formed image cannot fail; a failure is a broken fixture.
+    return [UInt8](try! PNG.encodeRGB8(RGBImage(width: width, height: height, pixels: pixels)))
 }
 
-/// A ustar archive of `(name, bytes)` entries, through the server's own writer.
+/// A ustar archive of `(name, bytes)` entries, written with Media's writer.
 func tar(_ entries: [(String, [UInt8])]) -> [UInt8] {
-    entries.flatMap { TarStream.entry(path: $0.0, data: Data($0.1)) } + TarStream.end
+    let writer = TarWriter()
+    for (name, bytes) in entries { try! writer.addFile(path: name, contents: Data(bytes)) }
+    try! writer.finish()
+    return [UInt8](writer.data)
 }
 
 func frameTar(count: Int, width: Int = 8, height: Int = 6, seed: UInt8 = 0) -> [UInt8] {
     tar((0..<count).map { (String(format: "%04d.png", $0), tinyPNG(width: width, height: height, seed: seed &+ UInt8($0))) })
 }
 
-/// Reads a ustar archive back into `(name, bytes)` entries.
+/// Reads an archive back into `(name, bytes)` entries with Media's reader; empty if it is malformed.
 func untar(_ bytes: [UInt8]) -> [(String, [UInt8])] {
+    guard let reader = try? TarReader(data: Data(bytes)) else { return [] }
     var entries: [(String, [UInt8])] = []
-    var offset = 0
-    while offset + 512 <= bytes.count {
-        let header = bytes[offset..<(offset + 512)]
-        if header.allSatisfy({ $0 == 0 }) { break }
-        let name = String(decoding: header.prefix(100).prefix { $0 != 0 }, as: UTF8.self)
-        let size = Int(String(decoding: bytes[(offset + 124)..<(offset + 135)], as: UTF8.self), radix: 8) ?? 0
-        entries.append((name, Array(bytes[(offset + 512)..<(offset + 512 + size)])))
-        offset += 512 + (size + 511) / 512 * 512
+    while let entry = try? reader.next() {
+        guard let data = try? reader.readContents() else { return [] }
+        entries.append((entry.path, [UInt8](data)))
     }
     return entries
 }
@@ -64,7 +60,7 @@ final class InMemoryJobBackend: JobBackend, @unchecked Sendable {
     }
 
     func submit(_ submission: JobSubmission) throws -> (job: JobSnapshot, created: Bool) {
-        let frames = try TarFrameLoader().loadFrames(left: submission.left, right: submission.right, limits: submission.frameLimits)
+        let frames = try MediaFrameLoader().loadFrames(left: submission.left, right: submission.right, limits: submission.frameLimits)
         return try locked {
             submissions += 1
             if let key = submission.idempotencyKey, let (id, digest) = keys[key] {

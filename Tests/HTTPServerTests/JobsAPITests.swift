@@ -67,6 +67,9 @@ final class JobsAPITests: ServerTestCase {
                 $0.file("left", filename: "l.tar", oneLeft); $0.file("right", filename: "r.tar", frameTar(count: 1, width: 9)) }),
             ("not a png", 422, "invalid_png", {
                 $0.file("left", filename: "l.tar", tar([("0.png", Array("hello".utf8))])); $0.file("right", filename: "r.tar", oneLeft) }),
+            ("undecodable png", 422, "invalid_png", {
+                $0.file("left", filename: "l.tar", tar([("0000.png", Array(tinyPNG(width: 8, height: 6, seed: 1).dropLast(30)))]))
+                $0.file("right", filename: "r.tar", oneLeft) }),
             ("not a tar", 422, "invalid_tar", {
                 $0.file("left", filename: "l.tar", Array(repeating: 7, count: 1000)); $0.file("right", filename: "r.tar", oneLeft) }),
             ("empty tar", 422, "missing_frames", {
