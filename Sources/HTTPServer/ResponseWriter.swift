@@ -1,6 +1,9 @@
 // Serialises a response onto a socket: status line, headers with a correct length, and the body, either
 // whole (Content-Length) or streamed as chunks.
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Writes one response to a connection.
 struct ResponseWriter {
@@ -11,7 +14,7 @@ struct ResponseWriter {
     /// delimited by closing the connection, so `keepAlive` is ignored then. `omitBody` answers HEAD: the
     /// headers a GET would get, no body.
     func write(_ response: HTTPResponse, minorVersion: Int, keepAlive: Bool, omitBody: Bool = false) throws {
-        var head = "HTTP/1.1 \(response.status.code) \(response.status.reason)\r\n"
+        var head = "HTTP/1.1 \(response.status.code) \(response.status.reason)\r\nDate: \(Self.httpDate())\r\n"
         for (name, value) in response.headers.fields where !Self.framingHeaders.contains(name.lowercased()) {
             head += "\(name): \(value)\r\n"
         }
@@ -47,7 +50,18 @@ struct ResponseWriter {
     }
 
     /// Headers the writer computes itself; a handler's values for them are ignored.
-    private static let framingHeaders: Set<String> = ["content-length", "transfer-encoding", "connection"]
+    private static let framingHeaders: Set<String> = ["content-length", "transfer-encoding", "connection", "date"]
+
+    /// The current time in the IMF-fixdate form HTTP requires (`Sun, 06 Nov 1994 08:49:37 GMT`); gmtime_r and
+    /// strftime in the C locale are thread-safe, unlike a shared DateFormatter.
+    static func httpDate() -> String {
+        var now = time(nil)
+        var parts = tm()
+        gmtime_r(&now, &parts)
+        var buffer = [CChar](repeating: 0, count: 40)
+        let length = strftime(&buffer, buffer.count, "%a, %d %b %Y %H:%M:%S GMT", &parts)
+        return String(decoding: buffer[..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
 }
 
 /// Streams body pieces to the socket, each as one chunk when chunked.

@@ -66,6 +66,8 @@ final class ServerTests: ServerTestCase {
             let response = try connection.response()
             XCTAssertEqual(response.status, 200)
             XCTAssertEqual(response.header("Content-Length"), "\(response.body.count)")
+            XCTAssertNotNil(response.header("Date")?.range(of: #"^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$"#,
+                                                           options: .regularExpression), response.header("Date") ?? "no Date")
         }
         try connection.send("GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
         XCTAssertEqual(try connection.response().header("Connection"), "close")
