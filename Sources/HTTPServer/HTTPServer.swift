@@ -121,7 +121,12 @@ public final class HTTPServer: @unchecked Sendable {
             for connection in connections.values where connection.state == .reading {
                 descriptors.append(pollfd(fd: connection.fd, events: Int16(POLLIN), revents: 0))
             }
-            let nextDeadline = connections.values.compactMap { $0.state == .reading ? $0.deadline : nil }.min()
+            var nextDeadline = connections.values.compactMap { $0.state == .reading ? $0.deadline : nil }.min()
+            if let deadline = shutdownDeadline {
+                // Wake for the cut, then for the final give-up; returning workers wake the loop themselves.
+                let wakeAt = now < deadline ? deadline : deadline + configuration.writeTimeout
+                nextDeadline = min(nextDeadline ?? wakeAt, wakeAt)
+            }
             let waitSeconds = min(1.0, max(0, (nextDeadline ?? now + 1) - now))
             let ready = poll(&descriptors, nfds_t(descriptors.count), Int32(waitSeconds * 1000) + 1)
             if ready < 0 {
