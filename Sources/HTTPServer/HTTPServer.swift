@@ -89,6 +89,12 @@ public final class HTTPServer: @unchecked Sendable {
     public func wait() {
         finished.wait()
         workers.stop()
+        // No worker runs any more, so descriptors a worker could still have used (the wake pipe, connections
+        // it held past the grace period) can be closed without racing a reuse of their numbers.
+        takeReturnedConnections()
+        for connection in connections.values { close(connection) }
+        Glibc.close(wakeRead)
+        Glibc.close(wakeWrite)
     }
 
     // MARK: - Loop
@@ -146,8 +152,7 @@ public final class HTTPServer: @unchecked Sendable {
             }
         }
         if listener >= 0 { Glibc.close(listener) }
-        Glibc.close(wakeRead)
-        Glibc.close(wakeWrite)
+        listener = -1
         finished.signal()
     }
 
