@@ -12,67 +12,141 @@ struct AxisGeometry {
     var output: Int { (input + 2 * padding - kernel) / stride + 1 }
 }
 
+/// The column matrix is built and multiplied in tiles of output pixels holding about this many bytes, so a
+/// large layer never materialises its whole im2col matrix (3456 x 19200 floats, 265 MB, for the 3x3x3 flow
+/// head at 480x640) and each tile stays cache-sized for sgemm.
+let columnTileBytes = 8 << 20
+
+/// Output pixels per tile for a column matrix of `rows` rows.
+func columnTile(rows: Int, pixels: Int, bytes: Int) -> Int {
+    min(pixels, max(1, bytes / (4 * max(rows, 1))))
+}
+
 /// 2-D convolution of `x` [N, Cin, H, W] with `weight` [Cout, Cin, kh, kw] and optional `bias` [Cout].
 public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?,
                    stride: (Int, Int) = (1, 1), padding: (Int, Int) = (0, 0)) -> Tensor {
     let (n, cin, h, w) = x.dims4
     let (cout, wcin, kh, kw) = weight.dims4
     precondition(wcin == cin, "conv2d: input has \(cin) channels, weight \(weight.shape) expects \(wcin)")
-    let gy = AxisGeometry(input: h, kernel: kh, stride: stride.0, padding: padding.0)
-    let gx = AxisGeometry(input: w, kernel: kw, stride: stride.1, padding: padding.1)
-    let (ho, wo) = (gy.output, gx.output)
-    let k = cin * kh * kw
-    let pixels = ho * wo
-    let direct = kh == 1 && kw == 1 && stride == (1, 1) && padding == (0, 0)
-    var out = Tensor(shape: [n, cout, ho, wo])
-    var columns = [Float](repeating: 0, count: direct ? 0 : k * pixels)
+    let geometry = ConvolutionGeometry(
+        channels: cin,
+        t: AxisGeometry(input: 1, kernel: 1, stride: 1, padding: 0),
+        y: AxisGeometry(input: h, kernel: kh, stride: stride.0, padding: padding.0),
+        x: AxisGeometry(input: w, kernel: kw, stride: stride.1, padding: padding.1))
+    var out = Tensor(shape: [n, cout, geometry.y.output, geometry.x.output])
     x.data.withUnsafeBufferPointer { xb in
     weight.data.withUnsafeBufferPointer { wb in
     out.data.withUnsafeMutableBufferPointer { ob in
-    columns.withUnsafeMutableBufferPointer { cb in
         for image in 0..<n {
-            let src = xb.baseAddress! + image * cin * h * w
-            let dst = ob.baseAddress! + image * cout * pixels
-            fillBias(dst, bias: bias, channels: cout, pixels: pixels)
-            let b: UnsafePointer<Float>
-            if direct {
-                b = src
-            } else {
-                im2col2d(src, channels: cin, gy: gy, gx: gx, into: cb.baseAddress!)
-                b = UnsafePointer(cb.baseAddress!)
-            }
-            BLAS.sgemm(m: cout, n: pixels, k: k, a: wb.baseAddress!, lda: k,
-                       b: b, ldb: pixels, beta: 1, c: dst, ldc: pixels)
+            geometry.convolve(xb.baseAddress! + image * cin * h * w, frame: 0, weight: wb.baseAddress!,
+                              bias: bias, outputs: cout, into: ob.baseAddress! + image * cout * geometry.pixels)
         }
-    }}}}
+    }}}
     return out
 }
 
-/// Writes the column matrix [Cin·kh·kw, Ho·Wo] of one image, zero where the window leaves the image.
+/// 3-D convolution, stride 1, of frames-major video `x` [T, Cin, H, W] with `weight`
+/// [Cout, Cin, kt, kh, kw] and `padding` (pt, ph, pw); the result is [T', Cout, H', W'].
+public func conv3d(_ x: Tensor, weight: Tensor, bias: Tensor?, padding: (Int, Int, Int)) -> Tensor {
+    let (t, cin, h, w) = x.dims4
+    precondition(weight.rank == 5, "conv3d: weight must be rank 5, got \(weight.shape)")
+    let (cout, wcin, kt, kh, kw) = (weight.shape[0], weight.shape[1], weight.shape[2], weight.shape[3], weight.shape[4])
+    precondition(wcin == cin, "conv3d: input has \(cin) channels, weight \(weight.shape) expects \(wcin)")
+    let geometry = ConvolutionGeometry(
+        channels: cin,
+        t: AxisGeometry(input: t, kernel: kt, stride: 1, padding: padding.0),
+        y: AxisGeometry(input: h, kernel: kh, stride: 1, padding: padding.1),
+        x: AxisGeometry(input: w, kernel: kw, stride: 1, padding: padding.2))
+    var out = Tensor(shape: [geometry.t.output, cout, geometry.y.output, geometry.x.output])
+    x.data.withUnsafeBufferPointer { xb in
+    weight.data.withUnsafeBufferPointer { wb in
+    out.data.withUnsafeMutableBufferPointer { ob in
+        for frame in 0..<geometry.t.output {
+            geometry.convolve(xb.baseAddress!, frame: frame, weight: wb.baseAddress!, bias: bias, outputs: cout,
+                              into: ob.baseAddress! + frame * cout * geometry.pixels)
+        }
+    }}}
+    return out
+}
+
+/// One convolution's shape: input channels and the geometry along time, rows and columns
+/// (time has kernel 1 for 2-D convolutions). Column-matrix rows are ordered (c, dt, dy, dx), the flattening
+/// of PyTorch's [Cout, Cin, kt, kh, kw] and [Cout, Cin, kh, kw] weights.
 @usableFromInline
-func im2col2d(_ src: UnsafePointer<Float>, channels: Int, gy: AxisGeometry, gx: AxisGeometry,
-              into cols: UnsafeMutablePointer<Float>) {
-    let (ho, wo) = (gy.output, gx.output)
-    let rows = channels * gy.kernel * gx.kernel
-    parallelFor(rows, minimumPerThread: 8) { range in
-        for row in range {
-            let dx = row % gx.kernel
-            let dy = (row / gx.kernel) % gy.kernel
-            let c = row / (gx.kernel * gy.kernel)
-            let plane = src + c * gy.input * gx.input
-            let line = cols + row * ho * wo
-            for oy in 0..<ho {
-                let iy = oy * gy.stride - gy.padding + dy
-                let outRow = line + oy * wo
-                if iy < 0 || iy >= gy.input {
-                    outRow.update(repeating: 0, count: wo)
+struct ConvolutionGeometry {
+    let channels: Int
+    let t: AxisGeometry, y: AxisGeometry, x: AxisGeometry
+
+    var pixels: Int { y.output * x.output }
+    var rows: Int { channels * t.kernel * y.kernel * x.kernel }
+    var isPointwise: Bool {
+        t.kernel == 1 && y.kernel == 1 && x.kernel == 1 && y.stride == 1 && x.stride == 1 && y.padding == 0 && x.padding == 0
+    }
+
+    /// Computes output frame `frame` of the convolution of `video` ([frames, channels, H, W]) into `dst`
+    /// ([outputs, pixels]), tile by tile of output pixels.
+    func convolve(_ video: UnsafePointer<Float>, frame: Int, weight: UnsafePointer<Float>, bias: Tensor?,
+                  outputs: Int, into dst: UnsafeMutablePointer<Float>, tileBytes: Int = columnTileBytes) {
+        fillBias(dst, bias: bias, channels: outputs, pixels: pixels)
+        if isPointwise && t.input == 1 {
+            // A 1x1 convolution is a plain matrix product with the image itself.
+            BLAS.sgemm(m: outputs, n: pixels, k: rows, a: weight, lda: rows, b: video, ldb: pixels,
+                       beta: 1, c: dst, ldc: pixels)
+            return
+        }
+        let tile = columnTile(rows: rows, pixels: pixels, bytes: tileBytes)
+        let columns = UnsafeMutablePointer<Float>.allocate(capacity: rows * tile)
+        defer { columns.deallocate() }
+        for start in stride(from: 0, to: pixels, by: tile) {
+            let range = start..<min(pixels, start + tile)
+            im2col(video, frame: frame, pixels: range, into: columns)
+            BLAS.sgemm(m: outputs, n: range.count, k: rows, a: weight, lda: rows, b: columns, ldb: range.count,
+                       beta: 1, c: dst + start, ldc: pixels)
+        }
+    }
+
+    /// Writes the column matrix [rows, pixels.count] for output `frame` and output pixels `pixels`,
+    /// zero wherever the kernel window leaves the video.
+    func im2col(_ video: UnsafePointer<Float>, frame: Int, pixels: Range<Int>, into cols: UnsafeMutablePointer<Float>) {
+        let (kt, ky, kx) = (t.kernel, y.kernel, x.kernel)
+        let plane = y.input * x.input
+        let width = pixels.count
+        parallelFor(rows, minimumPerThread: 16) { range in
+            for row in range {
+                let dx = row % kx, dy = (row / kx) % ky, dt = (row / (kx * ky)) % kt, c = row / (kx * ky * kt)
+                let line = cols + row * width
+                let it = frame - t.padding + dt
+                guard it >= 0, it < t.input else {
+                    line.update(repeating: 0, count: width)
                     continue
                 }
-                let inRow = plane + iy * gx.input
-                for ox in 0..<wo {
-                    let ix = ox * gx.stride - gx.padding + dx
-                    // ix is checked against the row's bounds before the read.
-                    outRow[ox] = (ix >= 0 && ix < gx.input) ? inRow[ix] : 0
+                let source = video + (it * channels + c) * plane
+                var p = pixels.lowerBound
+                while p < pixels.upperBound {
+                    // One run of consecutive output pixels within an output row.
+                    let oy = p / x.output, ox0 = p % x.output
+                    let count = min(pixels.upperBound - p, x.output - ox0)
+                    let out = line + (p - pixels.lowerBound)
+                    let iy = oy * y.stride - y.padding + dy
+                    if iy < 0 || iy >= y.input {
+                        out.update(repeating: 0, count: count)
+                    } else if x.stride == 1 {
+                        // ix = ox - padding + dx is in the row for ox in [padding - dx, input + padding - dx).
+                        let inRow = source + iy * x.input
+                        let lo = min(max(x.padding - dx - ox0, 0), count)
+                        let hi = max(min(x.input + x.padding - dx - ox0, count), lo)
+                        if lo > 0 { out.update(repeating: 0, count: lo) }
+                        if hi > lo { (out + lo).update(from: inRow + (ox0 + lo - x.padding + dx), count: hi - lo) }
+                        if count > hi { (out + hi).update(repeating: 0, count: count - hi) }
+                    } else {
+                        let inRow = source + iy * x.input
+                        for i in 0..<count {
+                            let ix = (ox0 + i) * x.stride - x.padding + dx
+                            // ix is checked against the row's bounds before the read.
+                            out[i] = (ix >= 0 && ix < x.input) ? inRow[ix] : 0
+                        }
+                    }
+                    p += count
                 }
             }
         }
@@ -90,69 +164,6 @@ func fillBias(_ dst: UnsafeMutablePointer<Float>, bias: Tensor?, channels: Int, 
     for c in 0..<channels {
         (dst + c * pixels).update(repeating: bias.data[c], count: pixels)
     }
-}
-
-/// 3-D convolution, stride 1, of frames-major video `x` [T, Cin, H, W] with `weight`
-/// [Cout, Cin, kt, kh, kw] and `padding` (pt, ph, pw); the result is [T', Cout, H', W'].
-public func conv3d(_ x: Tensor, weight: Tensor, bias: Tensor?, padding: (Int, Int, Int)) -> Tensor {
-    let (t, cin, h, w) = x.dims4
-    precondition(weight.rank == 5, "conv3d: weight must be rank 5, got \(weight.shape)")
-    let (cout, wcin, kt, kh, kw) = (weight.shape[0], weight.shape[1], weight.shape[2], weight.shape[3], weight.shape[4])
-    precondition(wcin == cin, "conv3d: input has \(cin) channels, weight \(weight.shape) expects \(wcin)")
-    let gt = AxisGeometry(input: t, kernel: kt, stride: 1, padding: padding.0)
-    let gy = AxisGeometry(input: h, kernel: kh, stride: 1, padding: padding.1)
-    let gx = AxisGeometry(input: w, kernel: kw, stride: 1, padding: padding.2)
-    let (to, ho, wo) = (gt.output, gy.output, gx.output)
-    let k = cin * kt * kh * kw
-    let pixels = ho * wo
-    let frameSize = cin * h * w
-    var out = Tensor(shape: [to, cout, ho, wo])
-    var columns = [Float](repeating: 0, count: k * pixels)
-    x.data.withUnsafeBufferPointer { xb in
-    weight.data.withUnsafeBufferPointer { wb in
-    out.data.withUnsafeMutableBufferPointer { ob in
-    columns.withUnsafeMutableBufferPointer { cb in
-        for frame in 0..<to {
-            let dst = ob.baseAddress! + frame * cout * pixels
-            fillBias(dst, bias: bias, channels: cout, pixels: pixels)
-            let cols = cb.baseAddress!
-            let rowsPerChannel = kt * kh * kw
-            parallelFor(cin * kt, minimumPerThread: 4) { range in
-                for ct in range {
-                    let c = ct / kt, dt = ct % kt
-                    let it = frame - gt.padding + dt
-                    for dy in 0..<kh {
-                        for dx in 0..<kw {
-                            let row = c * rowsPerChannel + (dt * kh + dy) * kw + dx
-                            let line = cols + row * pixels
-                            if it < 0 || it >= t {
-                                line.update(repeating: 0, count: pixels)
-                                continue
-                            }
-                            let plane = xb.baseAddress! + it * frameSize + c * h * w
-                            for oy in 0..<ho {
-                                let iy = oy - gy.padding + dy
-                                let outRow = line + oy * wo
-                                if iy < 0 || iy >= h {
-                                    outRow.update(repeating: 0, count: wo)
-                                    continue
-                                }
-                                let inRow = plane + iy * w
-                                for ox in 0..<wo {
-                                    let ix = ox - gx.padding + dx
-                                    // ix is checked against the row's bounds before the read.
-                                    outRow[ox] = (ix >= 0 && ix < w) ? inRow[ix] : 0
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            BLAS.sgemm(m: cout, n: pixels, k: k, a: wb.baseAddress!, lda: k,
-                       b: UnsafePointer(cols), ldb: pixels, beta: 1, c: dst, ldc: pixels)
-        }
-    }}}}
-    return out
 }
 
 /// Reference 2-D convolution: the definition, in plain loops with double accumulation.

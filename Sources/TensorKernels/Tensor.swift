@@ -4,7 +4,7 @@
 ///
 /// Image batches are laid out like PyTorch's: `[N, C, H, W]`, with N the frames of a window.
 /// Storage is a Swift array, so copies are copy-on-write and kernels write into fresh tensors.
-public struct Tensor: Sendable {
+public struct Tensor: Equatable, Sendable {
     public var shape: [Int]
     public var data: [Float]
 

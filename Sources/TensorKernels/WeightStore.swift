@@ -1,7 +1,7 @@
 // Named weights bound to layers by their PyTorch state_dict names, loaded strictly.
 
 /// A loading problem: a tensor the model needs that is absent or mis-shaped, or one it does not know.
-public enum WeightProblem: Equatable, CustomStringConvertible, Sendable {
+public enum WeightProblem: Hashable, CustomStringConvertible, Sendable {
     case missing(name: String, expected: [Int])
     case shapeMismatch(name: String, expected: [Int], actual: [Int])
     case unexpected(name: String, shape: [Int])

@@ -30,9 +30,23 @@ enum Golden {
         return WeightStore(FormulaWeights.stateDict(selected))
     }
 
+    /// The complete formula state dict: every tensor of the real checkpoints, as the golden data used them.
+    static func formulaStateDict() throws -> [String: Tensor] {
+        FormulaWeights.stateDict(try checkpointKeys())
+    }
+
     /// A tensor of golden set `set` (e.g. "A"), by file name without `.npy`.
     static func tensor(_ set: String, _ name: String) throws -> Tensor {
         try NPY.read(SharedData.goldenSet(set).appendingPathComponent(name + ".npy"))
+    }
+
+    /// The frames of one view of golden set `set` as decoded images, in file-name order.
+    static func images(_ set: String, _ side: String) throws -> [RGBImage] {
+        let folder = SharedData.goldenSet(set).appendingPathComponent(side)
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder.path)
+            .filter { $0.hasSuffix(".png") }.sorted()
+        XCTAssertFalse(files.isEmpty, "no frames in \(folder.path)")
+        return try files.map { try PNG.decodeRGB(Data(contentsOf: folder.appendingPathComponent($0))) }
     }
 
     /// The frames of one view of golden set `set` (`side` is "left" or "right") as the network's input:

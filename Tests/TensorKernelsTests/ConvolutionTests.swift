@@ -52,4 +52,29 @@ final class ConvolutionTests: XCTestCase {
             }
         }
     }
+
+    func testTiledColumnsMatchTheReferenceAcrossTileBoundaries() {
+        // Tiles of 7 to 300 output pixels: runs that start mid-row, tiles that end mid-row, a last short tile.
+        let x = random([3, 4, 9, 13], seed: 5)
+        let w = random([5, 4, 3, 3, 3], seed: 6)
+        let b = random([5], seed: 7)
+        let expected = conv3dNaive(x, weight: w, bias: b, padding: (1, 1, 1))
+        let geometry = ConvolutionGeometry(
+            channels: 4,
+            t: AxisGeometry(input: 3, kernel: 3, stride: 1, padding: 1),
+            y: AxisGeometry(input: 9, kernel: 3, stride: 1, padding: 1),
+            x: AxisGeometry(input: 13, kernel: 3, stride: 1, padding: 1))
+        for tileBytes in [4 * 108 * 7, 4 * 108 * 13, 4 * 108 * 50, 4 * 108 * 300] {
+            var out = Tensor(shape: expected.shape)
+            x.data.withUnsafeBufferPointer { xb in w.data.withUnsafeBufferPointer { wb in
+                out.data.withUnsafeMutableBufferPointer { ob in
+                    for frame in 0..<3 {
+                        geometry.convolve(xb.baseAddress!, frame: frame, weight: wb.baseAddress!, bias: b, outputs: 5,
+                                          into: ob.baseAddress! + frame * 5 * 117, tileBytes: tileBytes)
+                    }
+                }
+            }}
+            assertClose(out, expected)
+        }
+    }
 }
