@@ -202,6 +202,11 @@ final class ServerTests: ServerTestCase {
     }
 
     func testHundredsOfSlowConnectionsDoNotStarveOthers() throws {
+        // Stalled heads must not be what frees the server: they stay open well past this test's bound.
+        server.shutdown()
+        server.wait()
+        serverConfiguration.headTimeout = 30
+        try startServer()
         var slow: [RawClient] = []
         for index in 0..<300 {
             let connection = try client()
@@ -213,7 +218,7 @@ final class ServerTests: ServerTestCase {
             let (response, _) = try exchange("GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
             XCTAssertEqual(response.status, 200)
         }
-        XCTAssertLessThan(Date().timeIntervalSince(started), 1.0, "20 requests beside 300 stalled connections took too long")
+        XCTAssertLessThan(Date().timeIntervalSince(started), 5.0, "20 requests beside 300 stalled connections took too long")
         withExtendedLifetime(slow) {}
     }
 
