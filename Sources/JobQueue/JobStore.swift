@@ -1,0 +1,144 @@
+// The API's view of the queue: create, read, list, cancel and delete jobs, and read their results.
+import Foundation
+
+/// Jobs in PostgreSQL as the HTTP API sees them. Thread-safe: calls share a small connection pool.
+public final class JobStore: @unchecked Sendable {
+    private let pool: ConnectionPool
+    /// Attempts a new job gets before it stays failed.
+    public let maxAttempts: Int
+
+    /// Connects once to fail early on a bad URL or an unreachable server.
+    public init(url: String, maxAttempts: Int = 3) throws {
+        precondition(maxAttempts >= 1, "a job needs at least one attempt")
+        pool = ConnectionPool(url: url)
+        self.maxAttempts = maxAttempts
+        try ping()
+    }
+
+    /// Creates a queued job with its frames and wakes the workers. With an idempotency key that was seen
+    /// before, returns the existing job (`created == false`) if `payloadDigest` matches, and throws
+    /// `JobQueueError.idempotencyConflict` if it does not.
+    public func enqueue(parameters: JobParameters, frames: [InputFrame], idempotencyKey: String?,
+                        payloadDigest: String?) throws -> (job: JobRecord, created: Bool) {
+        try parameters.validate()
+        guard !frames.isEmpty else { throw JobQueueError.invalidInput("a job needs at least one frame") }
+        guard frames.map(\.index) == Array(0..<frames.count) else {
+            throw JobQueueError.invalidInput("frame indices must be 0..<\(frames.count) in order")
+        }
+        let id = UUID()
+        return try pool.transaction { connection in
+            let inserted = try connection.execute(Queries.insertJob, [
+                .uuid(id), .text(JobTransition.claim.from.rawValue), .int(parameters.iters), .int(parameters.kernelSize),
+                .optional(parameters.focalPx), .optional(parameters.baselineM), .int(maxAttempts), .int(frames.count),
+                .optional(idempotencyKey), .optional(payloadDigest),
+            ])
+            guard let row = inserted.first else {
+                // The key exists: this is a replay (same payload) or a conflict.
+                guard let idempotencyKey,
+                      let existing = try connection.execute(Queries.jobByIdempotencyKey, [.text(idempotencyKey)]).first
+                else { throw PostgresError.decoding("insert returned no row without an idempotency key") }
+                let job = try Queries.decodeJob(existing)
+                guard job.payloadDigest == payloadDigest else {
+                    throw JobQueueError.idempotencyConflict(key: idempotencyKey, existing: job.id)
+                }
+                return (job, false)
+            }
+            for frame in frames {
+                try connection.execute(Queries.insertInput, [
+                    .uuid(id), .int(frame.index), .text(frame.name), .bytes(frame.left), .bytes(frame.right),
+                ])
+            }
+            try connection.execute(Queries.notifyWorkers, [.text(id.uuidString)])
+            return (try Queries.decodeJob(row), true)
+        }
+    }
+
+    public func job(id: UUID) throws -> JobRecord? {
+        try pool.withConnection { connection in
+            try connection.execute(Queries.jobByID, [.uuid(id)]).first.map(Queries.decodeJob)
+        }
+    }
+
+    /// Jobs newest first, optionally of one status. `next` is an opaque cursor for the following page
+    /// (nil on the last page); pass it back as `after`.
+    public func list(status: JobStatus?, limit: Int, after cursor: String?) throws -> (jobs: [JobRecord], next: String?) {
+        guard (1...1000).contains(limit) else { throw JobQueueError.invalidParameters("limit must be in 1...1000, got \(limit)") }
+        var cursorValues: [SQLValue] = [.null, .null]
+        if let cursor {
+            let (micros, id) = try Self.decodeCursor(cursor)
+            cursorValues = [.int(micros), .uuid(id)]
+        }
+        // One row more than asked tells whether there is a next page.
+        let jobs = try pool.withConnection { connection in
+            try connection.execute(Queries.listJobs, [.optional(status?.rawValue)] + cursorValues + [.int(limit + 1)])
+                .rows.map(Queries.decodeJob)
+        }
+        guard jobs.count > limit, let last = jobs.prefix(limit).last else { return (jobs, nil) }
+        return (Array(jobs.prefix(limit)), Self.encodeCursor(last))
+    }
+
+    /// Cancels a job: a queued one ends at once; a running one is flagged and its worker stops it within a
+    /// few seconds (the job then reads `cancelled`). A finished job is returned unchanged; nil if unknown.
+    public func cancel(id: UUID) throws -> JobRecord? {
+        try pool.withConnection { connection in
+            let row = try connection.execute(Queries.cancelJob, [
+                .uuid(id), .text(JobTransition.cancelQueued.from.rawValue), .text(JobTransition.cancelQueued.to.rawValue),
+                .text(JobTransition.cancelRunning.from.rawValue),
+            ]).first
+            if let row { return try Queries.decodeJob(row) }
+            return try connection.execute(Queries.jobByID, [.uuid(id)]).first.map(Queries.decodeJob)
+        }
+    }
+
+    /// Deletes a job with its inputs and results; false if there was no such job. A worker still running
+    /// it finds its lease gone at the next heartbeat and stops.
+    public func delete(id: UUID) throws -> Bool {
+        try pool.withConnection { connection in
+            try connection.execute(Queries.deleteJob, [.uuid(id)]).count > 0
+        }
+    }
+
+    /// The stored output paths of a job, sorted (empty until it succeeds).
+    public func resultPaths(id: UUID) throws -> [String] {
+        try pool.withConnection { connection in
+            try connection.execute(Queries.resultPaths, [.uuid(id)]).rows.map { try $0.string(0) }
+        }
+    }
+
+    public func result(id: UUID, path: String) throws -> Data? {
+        try pool.withConnection { connection in
+            try connection.execute(Queries.resultData, [.uuid(id), .text(path)], binaryResults: true).first.map { try $0.data(0) }
+        }
+    }
+
+    /// The number of jobs in each status (every status present, zero if none).
+    public func statusCounts() throws -> [JobStatus: Int] {
+        var counts = Dictionary(uniqueKeysWithValues: JobStatus.allCases.map { ($0, 0) })
+        try pool.withConnection { connection in
+            for row in try connection.execute(Queries.statusCounts).rows {
+                if let status = JobStatus(rawValue: try row.string(0)) { counts[status] = try row.int(1) }
+            }
+        }
+        return counts
+    }
+
+    /// Throws unless the database answers a trivial query.
+    public func ping() throws {
+        try pool.withConnection { connection in _ = try connection.execute(Queries.ping) }
+    }
+
+    // The cursor is "<created_at in microseconds>_<id>" of the last job of a page: a keyset position,
+    // stable while jobs are added or deleted.
+    static func encodeCursor(_ job: JobRecord) -> String {
+        let micros = Int((job.createdAt.timeIntervalSince1970 * 1_000_000).rounded())
+        return "\(micros)_\(job.id.uuidString.lowercased())"
+    }
+
+    static func decodeCursor(_ cursor: String) throws -> (Int, UUID) {
+        let parts = cursor.split(separator: "_", omittingEmptySubsequences: false)
+        guard parts.count == 2, let micros = Int(parts[0]), let id = UUID(uuidString: String(parts[1])) else {
+            throw JobQueueError.invalidCursor(cursor)
+        }
+        return (micros, id)
+    }
+}

@@ -1,0 +1,118 @@
+// A real PostgreSQL for the queue and worker tests: a schema per test, and private clusters to restart.
+import Foundation
+
+/// Errors of the test database helpers; the message says what to run.
+public struct TestDatabaseError: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// Each test gets its own schema in the server at `TEST_DATABASE_URL`, selected through the connection
+/// string (`options=-csearch_path=...`), so tests can run in parallel and all SQL stays unqualified.
+/// Works through `psql` so this target needs no dependency on the queue module.
+public enum TestDatabase {
+    /// `TEST_DATABASE_URL`, default `postgresql://postgres@127.0.0.1:55432/postgres` (what `.ci/postgres` starts).
+    public static var serverURL: String {
+        ProcessInfo.processInfo.environment["TEST_DATABASE_URL"] ?? "postgresql://postgres@127.0.0.1:55432/postgres"
+    }
+
+    /// Creates a fresh schema named `<prefix>_<random>` and returns a connection string that uses it.
+    /// Throws a clear error when the server does not answer (tests fail; they never skip).
+    public static func makeSchema(_ prefix: String, server: String = serverURL) throws -> (url: String, schema: String) {
+        let clean = prefix.lowercased().filter { $0.isLetter || $0.isNumber || $0 == "_" }
+        let schema = "t_\(clean.prefix(40))_\(UInt32.random(in: 0...UInt32.max))"
+        // The name is built from [a-z0-9_] above, so it needs no quoting.
+        try psql(server, "CREATE SCHEMA \(schema)")
+        return (url(server, schema: schema), schema)
+    }
+
+    public static func dropSchema(_ schema: String, server: String = serverURL) {
+        _ = try? psql(server, "DROP SCHEMA IF EXISTS \(schema) CASCADE")
+    }
+
+    /// `server` with `search_path` set to `schema`, for URIs and key=value strings alike.
+    public static func url(_ server: String, schema: String) -> String {
+        if server.hasPrefix("postgresql://") || server.hasPrefix("postgres://") {
+            return server + (server.contains("?") ? "&" : "?") + "options=-csearch_path%3D\(schema)"
+        }
+        return server + " options='-csearch_path=\(schema)'"
+    }
+
+    /// Runs SQL with psql and returns its unaligned, tuples-only output.
+    @discardableResult
+    public static func psql(_ url: String, _ sql: String) throws -> String {
+        let result = try run("/usr/bin/env", ["psql", url, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        guard result.status == 0 else {
+            if result.output.contains("Connection refused") || result.output.contains("could not connect") {
+                throw TestDatabaseError(description: """
+                    PostgreSQL at \(url) does not answer. Start the test cluster with `eval "$(.ci/postgres)"` \
+                    or point TEST_DATABASE_URL at a server. psql said: \(result.output)
+                    """)
+            }
+            throw TestDatabaseError(description: "psql failed on \(sql): \(result.output)")
+        }
+        return result.output.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Runs a program to completion, returning its exit status and combined output.
+    public static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        if let environment { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let output = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+    }
+}
+
+/// A PostgreSQL cluster of the test's own, on its own port in a temporary folder, started through
+/// `.ci/postgres` so it can be restarted under a running worker without disturbing other tests.
+public final class PrivateCluster {
+    public let port: Int
+    public let directory: String
+    public var serverURL: String { "postgresql://postgres@127.0.0.1:\(port)/postgres" }
+
+    public init(port: Int) throws {
+        self.port = port
+        directory = "/tmp/dynstereo-test-pg-\(port)"
+        try control("start")
+    }
+
+    public func restart() throws { try control("restart") }
+    public func stop() throws { try control("stop") }
+
+    private func control(_ command: String) throws {
+        let script = SharedData.projectRoot.appendingPathComponent(".ci/postgres").path
+        let result = try TestDatabase.run("/bin/bash", [script, command],
+                                          environment: ["PGTEST_PORT": "\(port)", "PGTEST_DIR": directory])
+        guard result.status == 0 else {
+            throw TestDatabaseError(description: ".ci/postgres \(command) on port \(port) failed: \(result.output)")
+        }
+    }
+}
+
+/// Where the built executables are: beside the test bundle in SwiftPM's build folder.
+public enum BuiltProducts {
+    public static var directory: URL {
+        let candidates = [
+            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(),
+            Bundle.main.bundleURL,
+            Bundle.main.bundleURL.deletingLastPathComponent(),
+        ]
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0.appendingPathComponent("dynstereo").path) }
+            ?? candidates[0]
+    }
+
+    /// The `dynstereo` executable; throws if `swift build` has not produced it.
+    public static func dynstereo() throws -> URL {
+        let url = directory.appendingPathComponent("dynstereo")
+        guard FileManager.default.isExecutableFile(atPath: url.path) else {
+            throw TestDatabaseError(description: "no dynstereo executable at \(url.path); build the package first")
+        }
+        return url
+    }
+}
