@@ -4,7 +4,7 @@ CREATE TABLE jobs (
     id               uuid PRIMARY KEY,
     status           text NOT NULL
                      CHECK (status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')),
-    iters            integer NOT NULL CHECK (iters BETWEEN 1 AND 100),
+    iters            integer NOT NULL CHECK (iters BETWEEN 2 AND 100),
     kernel_size      integer NOT NULL CHECK (kernel_size BETWEEN 2 AND 64),
     focal_px         double precision CHECK (focal_px > 0),
     baseline_m       double precision CHECK (baseline_m > 0),

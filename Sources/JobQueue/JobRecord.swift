@@ -21,7 +21,7 @@ public struct JobParameters: Codable, Equatable, Sendable {
 
     /// Checks the ranges the database also enforces, with a message a client can act on.
     public func validate() throws {
-        guard (1...100).contains(iters) else { throw JobQueueError.invalidParameters("iters must be in 1...100, got \(iters)") }
+        guard (2...100).contains(iters) else { throw JobQueueError.invalidParameters("iters must be in 2...100, got \(iters)") }
         guard (2...64).contains(kernelSize) else { throw JobQueueError.invalidParameters("kernelSize must be in 2...64, got \(kernelSize)") }
         guard (focalPx == nil) == (baselineM == nil) else {
             throw JobQueueError.invalidParameters("focalPx and baselineM must be given together")

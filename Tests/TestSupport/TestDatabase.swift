@@ -54,18 +54,32 @@ public enum TestDatabase {
     }
 
     /// Runs a program to completion, returning its exit status and combined output.
+    ///
+    /// posix_spawn and waitpid rather than Foundation's Process: a PostgreSQL server started by the
+    /// program (pg_ctl start) inherits descriptors Process uses to notice the exit, and the wait would
+    /// never return. Output goes to a temporary file for the same reason.
     public static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        if let environment { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("dynstereo-run-\(UUID().uuidString).log")
+        defer { try? FileManager.default.removeItem(at: log) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, log.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        let environment = ProcessInfo.processInfo.environment.merging(environment ?? [:]) { $1 }
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { (argv + envp).forEach { free($0) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, executable, &actions, nil, argv, envp)
+        guard spawned == 0 else { throw TestDatabaseError(description: "cannot run \(executable): error \(spawned)") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        let output = (try? Data(contentsOf: log)) ?? Data()
+        // WIFEXITED / WEXITSTATUS by hand: the low 7 bits are the terminating signal, 0 for a normal exit.
+        let exitStatus: Int32 = status & 0x7F == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
+        return (exitStatus, String(decoding: output, as: UTF8.self))
     }
 }
 
@@ -84,6 +98,13 @@ public final class PrivateCluster {
 
     public func restart() throws { try control("restart") }
     public func stop() throws { try control("stop") }
+
+    /// Stops the server and deletes its folder.
+    public func destroy() {
+        try? control("stop")
+        try? FileManager.default.removeItem(atPath: directory)
+        try? FileManager.default.removeItem(atPath: directory + ".initdb.log")
+    }
 
     private func control(_ command: String) throws {
         let script = SharedData.projectRoot.appendingPathComponent(".ci/postgres").path
