@@ -116,28 +116,6 @@ public final class PrivateCluster {
     }
 }
 
-/// Where the built executables are: beside the test bundle in SwiftPM's build folder.
-public enum BuiltProducts {
-    public static var directory: URL {
-        let candidates = [
-            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(),
-            Bundle.main.bundleURL,
-            Bundle.main.bundleURL.deletingLastPathComponent(),
-        ]
-        return candidates.first { FileManager.default.isExecutableFile(atPath: $0.appendingPathComponent("dynstereo").path) }
-            ?? candidates[0]
-    }
-
-    /// The `dynstereo` executable; throws if `swift build` has not produced it.
-    public static func dynstereo() throws -> URL {
-        let url = directory.appendingPathComponent("dynstereo")
-        guard FileManager.default.isExecutableFile(atPath: url.path) else {
-            throw TestDatabaseError(description: "no dynstereo executable at \(url.path); build the package first")
-        }
-        return url
-    }
-}
-
 /// A child process the test can signal (SIGTERM, SIGKILL) and wait for; its output goes to a log file.
 public final class ChildProcess {
     public let pid: pid_t
