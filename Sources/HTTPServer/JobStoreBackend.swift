@@ -2,9 +2,17 @@
 import Foundation
 import JobQueue
 
-/// Turns two uploaded tars into the job's input frames, refusing bad uploads with an `APIError`.
+/// Checks two uploaded tars and returns their frames unread, refusing bad uploads with an `APIError`.
 public protocol FrameLoader: Sendable {
-    func loadFrames(left: URL, right: URL, limits: FrameLimits) throws -> [InputFrame]
+    func loadFrames(left: URL, right: URL, limits: FrameLimits) throws -> UploadedFrames
+}
+
+/// The checked frames of an upload, read from disk one pair per call so that a large upload is never held
+/// in memory. Errors reading them are `APIError`s.
+public protocol UploadedFrames {
+    var count: Int { get }
+    /// Frame `index` (0..<count, in time order) with both sides' PNG bytes.
+    func frame(at index: Int) throws -> InputFrame
 }
 
 /// `JobBackend` over `JobStore`.
@@ -19,9 +27,10 @@ public final class JobStoreBackend: JobBackend, @unchecked Sendable {
 
     public func submit(_ submission: JobSubmission) throws -> (job: JobSnapshot, created: Bool) {
         let frames = try loader.loadFrames(left: submission.left, right: submission.right, limits: submission.frameLimits)
-        let (record, created) = try store.enqueue(parameters: submission.parameters, frames: frames,
+        let (record, created) = try store.enqueue(parameters: submission.parameters, frameCount: frames.count,
                                                   idempotencyKey: submission.idempotencyKey,
-                                                  payloadDigest: submission.payloadDigest)
+                                                  payloadDigest: submission.payloadDigest,
+                                                  frame: frames.frame(at:))
         return (Self.snapshot(record), created)
     }
 

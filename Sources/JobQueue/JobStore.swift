@@ -20,16 +20,23 @@ public final class JobStore: @unchecked Sendable {
     /// `JobQueueError.idempotencyConflict` if it does not.
     public func enqueue(parameters: JobParameters, frames: [InputFrame], idempotencyKey: String?,
                         payloadDigest: String?) throws -> (job: JobRecord, created: Bool) {
+        try enqueue(parameters: parameters, frameCount: frames.count, idempotencyKey: idempotencyKey,
+                    payloadDigest: payloadDigest, frame: { frames[$0] })
+    }
+
+    /// `enqueue` for uploads too large to hold: `frame(i)` is asked for frames 0..<frameCount in order, inside
+    /// the job's transaction, and each row is inserted before the next frame is asked for, so only one frame's
+    /// bytes are alive at a time. An error thrown by `frame` rolls the job back and is rethrown unchanged.
+    /// A replayed idempotency key returns before any frame is read.
+    public func enqueue(parameters: JobParameters, frameCount: Int, idempotencyKey: String?, payloadDigest: String?,
+                        frame: (Int) throws -> InputFrame) throws -> (job: JobRecord, created: Bool) {
         try parameters.validate()
-        guard !frames.isEmpty else { throw JobQueueError.invalidInput("a job needs at least one frame") }
-        guard frames.map(\.index) == Array(0..<frames.count) else {
-            throw JobQueueError.invalidInput("frame indices must be 0..<\(frames.count) in order")
-        }
+        guard frameCount > 0 else { throw JobQueueError.invalidInput("a job needs at least one frame") }
         let id = UUID()
         return try pool.transaction { connection in
             let inserted = try connection.execute(Queries.insertJob, [
                 .uuid(id), .text(JobTransition.claim.from.rawValue), .int(parameters.iters), .int(parameters.kernelSize),
-                .optional(parameters.focalPx), .optional(parameters.baselineM), .int(maxAttempts), .int(frames.count),
+                .optional(parameters.focalPx), .optional(parameters.baselineM), .int(maxAttempts), .int(frameCount),
                 .optional(idempotencyKey), .optional(payloadDigest),
             ])
             guard let row = inserted.first else {
@@ -43,9 +50,13 @@ public final class JobStore: @unchecked Sendable {
                 }
                 return (job, false)
             }
-            for frame in frames {
+            for index in 0..<frameCount {
+                let input = try frame(index)
+                guard input.index == index else {
+                    throw JobQueueError.invalidInput("frame indices must be 0..<\(frameCount) in order, got \(input.index) at \(index)")
+                }
                 try connection.execute(Queries.insertInput, [
-                    .uuid(id), .int(frame.index), .text(frame.name), .bytes(frame.left), .bytes(frame.right),
+                    .uuid(id), .int(input.index), .text(input.name), .bytes(input.left), .bytes(input.right),
                 ])
             }
             try connection.execute(Queries.notifyWorkers, [.text(id.uuidString)])

@@ -61,6 +61,8 @@ final class InMemoryJobBackend: JobBackend, @unchecked Sendable {
 
     func submit(_ submission: JobSubmission) throws -> (job: JobSnapshot, created: Bool) {
         let frames = try MediaFrameLoader().loadFrames(left: submission.left, right: submission.right, limits: submission.frameLimits)
+        // Read every pair as the PostgreSQL backend would, so read errors surface here too.
+        for index in 0..<frames.count { _ = try frames.frame(at: index) }
         return try locked {
             submissions += 1
             if let key = submission.idempotencyKey, let (id, digest) = keys[key] {

@@ -111,6 +111,67 @@ final class JobStoreTests: QueueTestCase {
         XCTAssertEqual(try TestDatabase.psql(url, "SELECT (SELECT count(*) FROM job_inputs) + (SELECT count(*) FROM job_results)"), "0")
     }
 
+    /// Counts frame buffers that are still allocated, through `Data`'s custom deallocator.
+    private final class LiveBuffers: @unchecked Sendable {
+        private let lock = NSLock()
+        private var live = 0
+        var count: Int { lock.lock(); defer { lock.unlock() }; return live }
+
+        func make(_ size: Int, fill: UInt8) -> Data {
+            let pointer = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 1)
+            pointer.initializeMemory(as: UInt8.self, repeating: fill, count: size)
+            lock.lock(); live += 1; lock.unlock()
+            return Data(bytesNoCopy: pointer, count: size, deallocator: .custom { [self] pointer, _ in
+                pointer.deallocate()
+                lock.lock(); live -= 1; lock.unlock()
+            })
+        }
+    }
+
+    func testStreamingEnqueueAsksForOneFrameAtATimeAndStoresEach() throws {
+        let store = try JobStore(url: url)
+        let buffers = LiveBuffers()
+        var asked: [Int] = []
+        var liveWhenAsked: [Int] = []
+        let (job, created) = try store.enqueue(parameters: JobParameters(iters: 2, kernelSize: 3), frameCount: 6,
+                                               idempotencyKey: "stream", payloadDigest: "d") { index in
+            asked.append(index)
+            liveWhenAsked.append(buffers.count)
+            return InputFrame(index: index, name: "\(index)", left: buffers.make(1000 + index, fill: UInt8(index)),
+                              right: buffers.make(2000, fill: 9))
+        }
+        XCTAssertTrue(created)
+        XCTAssertEqual(job.framesTotal, 6)
+        XCTAssertEqual(asked, Array(0..<6), "frames are asked for once each, in order")
+        // An array API holds all 12 buffers at once; here at most the previous pair may linger.
+        XCTAssertLessThanOrEqual(liveWhenAsked.max() ?? .max, 2, "buffers alive when each frame was asked for: \(liveWhenAsked)")
+        XCTAssertEqual(buffers.count, 0, "every frame was released")
+        XCTAssertEqual(try TestDatabase.psql(url, "SELECT count(*), sum(length(left_png)), sum(length(right_png)) FROM job_inputs"),
+                       "6|\(6 * 1000 + 15)|12000")
+
+        var replayAsked = 0
+        let replay = try store.enqueue(parameters: JobParameters(iters: 2, kernelSize: 3), frameCount: 6,
+                                       idempotencyKey: "stream", payloadDigest: "d") { index in
+            replayAsked += 1
+            return InputFrame(index: index, name: "\(index)", left: Data([1]), right: Data([1]))
+        }
+        XCTAssertFalse(replay.created)
+        XCTAssertEqual(replayAsked, 0, "a replay reads no frames")
+    }
+
+    func testAFrameErrorRollsTheJobBackAndIsRethrown() throws {
+        struct ReadFailure: Error, Equatable {}
+        let store = try JobStore(url: url)
+        XCTAssertThrowsError(try store.enqueue(parameters: JobParameters(iters: 2, kernelSize: 3), frameCount: 4,
+                                               idempotencyKey: nil, payloadDigest: nil) { index in
+            if index == 2 { throw ReadFailure() }
+            return InputFrame(index: index, name: "\(index)", left: Data([1]), right: Data([2]))
+        }) { error in
+            XCTAssertEqual(error as? ReadFailure, ReadFailure(), "the source's own error: \(error)")
+        }
+        XCTAssertEqual(try TestDatabase.psql(url, "SELECT (SELECT count(*) FROM jobs) + (SELECT count(*) FROM job_inputs)"), "0")
+    }
+
     func testStatusCountsCoverEveryStatus() throws {
         let store = try JobStore(url: url)
         for _ in 0..<3 { _ = try enqueue(store) }
