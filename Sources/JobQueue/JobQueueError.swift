@@ -14,6 +14,8 @@ public enum JobQueueError: Error, CustomStringConvertible, Equatable, Sendable {
     case migrationFailed(version: Int, name: String, message: String)
     /// The database has migrations this binary does not know (it is older than the schema).
     case unknownMigrations([Int])
+    /// An API key with this name exists already.
+    case keyNameTaken(String)
 
     public var description: String {
         switch self {
@@ -24,6 +26,7 @@ public enum JobQueueError: Error, CustomStringConvertible, Equatable, Sendable {
         case let .invalidCursor(cursor): return "invalid list cursor '\(cursor)'"
         case .noDatabaseURL: return "no database given: pass --database URL or set DATABASE_URL"
         case let .migrationFailed(version, name, message): return "migration \(String(format: "%04d", version))_\(name) failed: \(message)"
+        case let .keyNameTaken(name): return "an API key named '\(name)' exists already"
         case let .unknownMigrations(versions):
             return "the database has migrations this binary does not know: \(versions.map(String.init).joined(separator: ", "))"
         }

@@ -13,7 +13,7 @@ enum Queries {
 
     /// A timestamp column as integer microseconds since the Unix epoch (exact: PostgreSQL stores
     /// microseconds), so decoding does not depend on the session's DateStyle or time zone.
-    private static func micros(_ column: String) -> String {
+    static func micros(_ column: String) -> String {
         "(extract(epoch FROM \(column)) * 1000000)::bigint"
     }
 
@@ -196,4 +196,47 @@ enum Queries {
         WHERE id = $1 AND lease = $2 AND status = 'running'
         RETURNING status
         """)
+}
+
+// MARK: API keys
+
+extension Queries {
+    /// The columns `decodeAPIKey` reads, in its order.
+    static let apiKeyColumns = """
+        id, name, max_queued_jobs, max_upload_bytes_per_day, \(micros("created_at")), \(micros("revoked_at"))
+        """
+
+    static func decodeAPIKey(_ row: Row) throws -> APIKeyRecord {
+        APIKeyRecord(id: try row.uuid(0), name: try row.string(1),
+                     maxQueuedJobs: row.isNull(2) ? nil : try row.int(2),
+                     maxUploadBytesPerDay: row.isNull(3) ? nil : try row.int(3),
+                     createdAt: try row.date(4), revokedAt: try row.optionalDate(5))
+    }
+
+    /// $1 id, $2 name, $3 SHA-256 hex, $4 max queued jobs, $5 max upload bytes per day. No row when the
+    /// name (or, astronomically unlikely, the hash) is taken.
+    static let insertAPIKey = Query(name: "insert api key", sql: """
+        INSERT INTO api_keys (id, name, key_sha256, max_queued_jobs, max_upload_bytes_per_day)
+        VALUES ($1, $2, $3, $4, $5)
+        ON CONFLICT DO NOTHING
+        RETURNING \(apiKeyColumns)
+        """)
+
+    static let listAPIKeys = Query(name: "list api keys", sql: """
+        SELECT \(apiKeyColumns) FROM api_keys ORDER BY created_at, name
+        """)
+
+    /// $1 name, $2 id (or NULL). Keeps the first revocation time of a key revoked twice.
+    static let revokeAPIKey = Query(name: "revoke api key", sql: """
+        UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())
+        WHERE name = $1 OR id = $2
+        RETURNING \(apiKeyColumns)
+        """)
+
+    /// $1 SHA-256 hex of a presented key.
+    static let apiKeyByHash = Query(name: "api key by hash", sql: """
+        SELECT \(apiKeyColumns) FROM api_keys WHERE key_sha256 = $1
+        """)
+
+    static let anyAPIKey = Query(name: "any api key", sql: "SELECT EXISTS (SELECT 1 FROM api_keys)")
 }

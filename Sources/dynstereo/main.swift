@@ -6,7 +6,7 @@ struct DynStereo: ParsableCommand {
         commandName: "dynstereo",
         abstract: "Temporally consistent disparity and depth from rectified stereo videos (DynamicStereo on CPU).",
         subcommands: [InferCommand.self, CheckpointCommand.self, ServeCommand.self, WorkCommand.self, MigrateCommand.self,
-                      QueueBenchCommand.self]
+                      KeysCommand.self, QueueBenchCommand.self]
     )
 }
 
