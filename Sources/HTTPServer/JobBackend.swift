@@ -41,19 +41,22 @@ public struct JobSubmission {
     public var payloadDigest: String
     /// Frames per job and pixels per frame the backend must enforce while validating.
     public var frameLimits: FrameLimits
+    /// The API key submitting, nil on an open server.
+    public var owner: UUID? = nil
 }
 
 /// Storage behind the job routes. Implementations throw `APIError` for anything the client caused (bad frames,
 /// an idempotency conflict, a bad cursor); any other error is reported as unavailable storage (503).
+/// `owner` is the API key asking (nil on an open server): another key's job is treated as unknown.
 public protocol JobBackend: AnyObject, Sendable {
     /// Validates the frames and queues a job; `created` is false when an idempotent retry matched a job.
     func submit(_ submission: JobSubmission) throws -> (job: JobSnapshot, created: Bool)
-    func job(id: UUID) throws -> JobSnapshot?
+    func job(id: UUID, owner: UUID?) throws -> JobSnapshot?
     /// Newest first; `next` is an opaque cursor for the following page.
-    func list(status: JobStatus?, limit: Int, after cursor: String?) throws -> (jobs: [JobSnapshot], next: String?)
+    func list(status: JobStatus?, limit: Int, after cursor: String?, owner: UUID?) throws -> (jobs: [JobSnapshot], next: String?)
     /// Nil when there is no such job; a finished job comes back unchanged.
-    func cancel(id: UUID) throws -> JobSnapshot?
-    func delete(id: UUID) throws -> Bool
+    func cancel(id: UUID, owner: UUID?) throws -> JobSnapshot?
+    func delete(id: UUID, owner: UUID?) throws -> Bool
     /// The job's result files, relative paths such as `disparity.npy` or `disparity/0.png`, sorted.
     func resultPaths(id: UUID) throws -> [String]
     func result(id: UUID, path: String) throws -> Data?

@@ -29,20 +29,21 @@ public final class JobStoreBackend: JobBackend, @unchecked Sendable {
         let frames = try loader.loadFrames(left: submission.left, right: submission.right, limits: submission.frameLimits)
         let (record, created) = try store.enqueue(parameters: submission.parameters, frameCount: frames.count,
                                                   idempotencyKey: submission.idempotencyKey,
-                                                  payloadDigest: submission.payloadDigest,
+                                                  payloadDigest: submission.payloadDigest, owner: submission.owner,
                                                   frame: frames.frame(at:))
         return (Self.snapshot(record), created)
     }
 
-    public func job(id: UUID) throws -> JobSnapshot? { try store.job(id: id).map(Self.snapshot) }
+    public func job(id: UUID, owner: UUID?) throws -> JobSnapshot? { try store.job(id: id, owner: owner).map(Self.snapshot) }
 
-    public func list(status: JobStatus?, limit: Int, after cursor: String?) throws -> (jobs: [JobSnapshot], next: String?) {
-        let (records, next) = try store.list(status: status, limit: limit, after: cursor)
+    public func list(status: JobStatus?, limit: Int, after cursor: String?,
+                     owner: UUID?) throws -> (jobs: [JobSnapshot], next: String?) {
+        let (records, next) = try store.list(status: status, limit: limit, after: cursor, owner: owner)
         return (records.map(Self.snapshot), next)
     }
 
-    public func cancel(id: UUID) throws -> JobSnapshot? { try store.cancel(id: id).map(Self.snapshot) }
-    public func delete(id: UUID) throws -> Bool { try store.delete(id: id) }
+    public func cancel(id: UUID, owner: UUID?) throws -> JobSnapshot? { try store.cancel(id: id, owner: owner).map(Self.snapshot) }
+    public func delete(id: UUID, owner: UUID?) throws -> Bool { try store.delete(id: id, owner: owner) }
     public func resultPaths(id: UUID) throws -> [String] { try store.resultPaths(id: id) }
     public func result(id: UUID, path: String) throws -> Data? { try store.result(id: id, path: path) }
     public func statusCounts() throws -> [JobStatus: Int] { try store.statusCounts() }

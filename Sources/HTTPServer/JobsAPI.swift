@@ -29,14 +29,17 @@ public struct JobsAPIConfiguration: Sendable {
 /// The job API as an `HTTPApplication`.
 public final class JobsAPI: HTTPApplication, @unchecked Sendable {
     private let backend: JobBackend
+    /// Nil: every request is served as on an open server.
+    private let authenticator: RequestAuthenticator?
     private let configuration: JobsAPIConfiguration
     private let logger: Logger
     private let counters = RequestCounters()
     private static let uploadSchema = FormSchema(fileParts: ["left", "right"], fieldParts: ["iters", "kernel_size", "focal_px", "baseline_m"])
 
     public init(backend: JobBackend, configuration: JobsAPIConfiguration = JobsAPIConfiguration(),
-                logger: Logger = Logger(label: "dynstereo.api")) {
+                authenticator: RequestAuthenticator? = nil, logger: Logger = Logger(label: "dynstereo.api")) {
         self.backend = backend
+        self.authenticator = authenticator
         self.configuration = configuration
         self.logger = logger
     }
@@ -63,6 +66,14 @@ public final class JobsAPI: HTTPApplication, @unchecked Sendable {
             case .delete: return "DELETE /jobs/{id}"
             case .resultTar: return "GET /jobs/{id}/result.tar"
             case .result: return "GET /jobs/{id}/{result}"
+            }
+        }
+
+        /// Probes and documentation stay reachable without a key.
+        var needsKey: Bool {
+            switch self {
+            case .health, .ready, .metrics, .openAPI: return false
+            default: return true
             }
         }
     }
@@ -109,8 +120,19 @@ public final class JobsAPI: HTTPApplication, @unchecked Sendable {
 
     // MARK: - HTTPApplication
 
+    /// The asking key for a route that needs one (nil when open or not needed); throws 401/403.
+    private func owner(_ route: Route, _ head: HTTPRequestHead) throws -> UUID? {
+        guard route.needsKey, let authenticator else { return nil }
+        return try authenticator.owner(authorization: head.headers["Authorization"])
+    }
+
     public func prepare(_ head: HTTPRequestHead) -> RequestPreparation {
-        switch Self.route(method: head.method, path: head.path) {
+        let route = Self.route(method: head.method, path: head.path)
+        if case let .success(matched) = route {
+            // Refused before the body is read, so an unauthenticated upload costs nothing.
+            do { _ = try owner(matched, head) } catch { return .reject(response(for: error)) }
+        }
+        switch route {
         case let .failure(error):
             return .reject(error.response)
         case .success(.submit):
@@ -136,7 +158,7 @@ public final class JobsAPI: HTTPApplication, @unchecked Sendable {
         do {
             switch Self.route(method: request.head.method, path: request.head.path) {
             case let .failure(error): return error.response
-            case let .success(route): return try handle(route, request)
+            case let .success(route): return try handle(route, request, owner: try owner(route, request.head))
             }
         } catch {
             return response(for: error)
@@ -170,7 +192,7 @@ public final class JobsAPI: HTTPApplication, @unchecked Sendable {
 
     // MARK: - Handlers
 
-    private func handle(_ route: Route, _ request: HTTPRequest) throws -> HTTPResponse {
+    private func handle(_ route: Route, _ request: HTTPRequest, owner: UUID?) throws -> HTTPResponse {
         switch route {
         case .health:
             return json(.ok, ["status": "ok"])
@@ -188,20 +210,20 @@ public final class JobsAPI: HTTPApplication, @unchecked Sendable {
         case .openAPI:
             return HTTPResponse(status: .ok, contentType: "application/yaml", bytes: Array(OpenAPIDocument.yaml.utf8))
         case .submit:
-            return try submit(request)
+            return try submit(request, owner: owner)
         case .list:
-            return try list(request.head.query)
+            return try list(request.head.query, owner: owner)
         case let .job(id):
-            guard let job = try backend.job(id: id) else { throw APIError.notFound("no job \(id.lowercased)") }
+            guard let job = try backend.job(id: id, owner: owner) else { throw APIError.notFound("no job \(id.lowercased)") }
             return json(.ok, try view(job))
         case let .cancel(id):
-            guard let job = try backend.cancel(id: id) else { throw APIError.notFound("no job \(id.lowercased)") }
+            guard let job = try backend.cancel(id: id, owner: owner) else { throw APIError.notFound("no job \(id.lowercased)") }
             return json(.ok, try view(job))
         case let .delete(id):
-            guard try backend.delete(id: id) else { throw APIError.notFound("no job \(id.lowercased)") }
+            guard try backend.delete(id: id, owner: owner) else { throw APIError.notFound("no job \(id.lowercased)") }
             return HTTPResponse(status: .noContent)
         case let .resultTar(id):
-            let paths = try finishedResultPaths(id)
+            let paths = try finishedResultPaths(id, owner: owner)
             let backend = self.backend
             var headers = HTTPHeaders()
             headers.add(name: "Content-Type", value: "application/x-tar")
@@ -216,7 +238,7 @@ public final class JobsAPI: HTTPApplication, @unchecked Sendable {
                 try archive.finish()
             })
         case let .result(id, path):
-            let paths = try finishedResultPaths(id)
+            let paths = try finishedResultPaths(id, owner: owner)
             guard paths.contains(path), let data = try backend.result(id: id, path: path) else {
                 throw APIError.notFound("job \(id.lowercased) has no result '\(path)'")
             }
@@ -225,15 +247,15 @@ public final class JobsAPI: HTTPApplication, @unchecked Sendable {
     }
 
     /// The result paths of a succeeded job; 404 for an unknown job, 409 with the status for any other.
-    private func finishedResultPaths(_ id: UUID) throws -> [String] {
-        guard let job = try backend.job(id: id) else { throw APIError.notFound("no job \(id.lowercased)") }
+    private func finishedResultPaths(_ id: UUID, owner: UUID?) throws -> [String] {
+        guard let job = try backend.job(id: id, owner: owner) else { throw APIError.notFound("no job \(id.lowercased)") }
         guard job.status == .succeeded else {
             throw APIError(.conflict, "job_not_succeeded", "job \(id.lowercased) is \(job.status.rawValue); results exist once it has succeeded")
         }
         return try backend.resultPaths(id: id)
     }
 
-    private func submit(_ request: HTTPRequest) throws -> HTTPResponse {
+    private func submit(_ request: HTTPRequest, owner: UUID?) throws -> HTTPResponse {
         guard case let .form(form) = request.body else {
             throw APIError.unprocessable("missing_frames", "the form needs 'left' and 'right' tar parts")
         }
@@ -246,7 +268,8 @@ public final class JobsAPI: HTTPApplication, @unchecked Sendable {
         }
         let parameters = try Self.parameters(form.fields, defaults: configuration)
         let submission = JobSubmission(left: left.url, right: right.url, parameters: parameters, idempotencyKey: key,
-                                       payloadDigest: form.payloadDigest, frameLimits: configuration.frameLimits)
+                                       payloadDigest: form.payloadDigest, frameLimits: configuration.frameLimits,
+                                       owner: owner)
         let (job, created) = try backend.submit(submission)
         var response = json(created ? .accepted : .ok, try view(job))
         response.headers.add(name: "Location", value: "/jobs/\(job.id.lowercased)")
@@ -281,7 +304,7 @@ public final class JobsAPI: HTTPApplication, @unchecked Sendable {
         return parameters
     }
 
-    private func list(_ query: [String: String]) throws -> HTTPResponse {
+    private func list(_ query: [String: String], owner: UUID?) throws -> HTTPResponse {
         var status: JobStatus?
         if let text = query["status"] {
             guard let parsed = JobStatus(rawValue: text) else {
@@ -294,7 +317,7 @@ public final class JobsAPI: HTTPApplication, @unchecked Sendable {
             guard let parsed = Int(text), (1...1000).contains(parsed) else { throw APIError.badRequest("limit must be 1 to 1000") }
             limit = parsed
         }
-        let (jobs, next) = try backend.list(status: status, limit: limit, after: query["cursor"])
+        let (jobs, next) = try backend.list(status: status, limit: limit, after: query["cursor"], owner: owner)
         return json(.ok, JobListView(jobs: try jobs.map { try view($0, withResults: false) }, nextCursor: next))
     }
 

@@ -19,16 +19,18 @@ public final class JobStore: @unchecked Sendable {
     /// before, returns the existing job (`created == false`) if `payloadDigest` matches, and throws
     /// `JobQueueError.idempotencyConflict` if it does not.
     public func enqueue(parameters: JobParameters, frames: [InputFrame], idempotencyKey: String?,
-                        payloadDigest: String?) throws -> (job: JobRecord, created: Bool) {
+                        payloadDigest: String?, owner: UUID? = nil) throws -> (job: JobRecord, created: Bool) {
         try enqueue(parameters: parameters, frameCount: frames.count, idempotencyKey: idempotencyKey,
-                    payloadDigest: payloadDigest, frame: { frames[$0] })
+                    payloadDigest: payloadDigest, owner: owner, frame: { frames[$0] })
     }
 
     /// `enqueue` for uploads too large to hold: `frame(i)` is asked for frames 0..<frameCount in order, inside
     /// the job's transaction, and each row is inserted before the next frame is asked for, so only one frame's
     /// bytes are alive at a time. An error thrown by `frame` rolls the job back and is rethrown unchanged.
-    /// A replayed idempotency key returns before any frame is read.
+    /// A replayed idempotency key returns before any frame is read. `owner` is the API key that submits
+    /// (nil on an open server); a key reused by another owner is a conflict.
     public func enqueue(parameters: JobParameters, frameCount: Int, idempotencyKey: String?, payloadDigest: String?,
+                        owner: UUID? = nil,
                         frame: (Int) throws -> InputFrame) throws -> (job: JobRecord, created: Bool) {
         try parameters.validate()
         guard frameCount > 0 else { throw JobQueueError.invalidInput("a job needs at least one frame") }
@@ -37,7 +39,7 @@ public final class JobStore: @unchecked Sendable {
             let inserted = try connection.execute(Queries.insertJob, [
                 .uuid(id), .text(JobTransition.claim.from.rawValue), .int(parameters.iters), .int(parameters.kernelSize),
                 .optional(parameters.focalPx), .optional(parameters.baselineM), .int(maxAttempts), .int(frameCount),
-                .optional(idempotencyKey), .optional(payloadDigest),
+                .optional(idempotencyKey), .optional(payloadDigest), owner.map(SQLValue.uuid) ?? .null,
             ])
             guard let row = inserted.first else {
                 // The key exists: this is a replay (same payload) or a conflict.
@@ -45,7 +47,8 @@ public final class JobStore: @unchecked Sendable {
                       let existing = try connection.execute(Queries.jobByIdempotencyKey, [.text(idempotencyKey)]).first
                 else { throw PostgresError.decoding("insert returned no row without an idempotency key") }
                 let job = try Queries.decodeJob(existing)
-                guard job.payloadDigest == payloadDigest else {
+                let existingOwner = existing.isNull(24) ? nil : try existing.uuid(24)
+                guard job.payloadDigest == payloadDigest, existingOwner == owner else {
                     throw JobQueueError.idempotencyConflict(key: idempotencyKey, existing: job.id)
                 }
                 return (job, false)
@@ -64,15 +67,18 @@ public final class JobStore: @unchecked Sendable {
         }
     }
 
-    public func job(id: UUID) throws -> JobRecord? {
+    /// The job, or nil if unknown or (with `owner`) created by another API key.
+    public func job(id: UUID, owner: UUID? = nil) throws -> JobRecord? {
         try pool.withConnection { connection in
-            try connection.execute(Queries.jobByID, [.uuid(id)]).first.map(Queries.decodeJob)
+            try connection.execute(Queries.jobByID, [.uuid(id), owner.map(SQLValue.uuid) ?? .null]).first.map(Queries.decodeJob)
         }
     }
 
     /// Jobs newest first, optionally of one status. `next` is an opaque cursor for the following page
     /// (nil on the last page); pass it back as `after`.
-    public func list(status: JobStatus?, limit: Int, after cursor: String?) throws -> (jobs: [JobRecord], next: String?) {
+    /// With `owner`, only that API key's jobs.
+    public func list(status: JobStatus?, limit: Int, after cursor: String?,
+                     owner: UUID? = nil) throws -> (jobs: [JobRecord], next: String?) {
         guard (1...1000).contains(limit) else { throw JobQueueError.invalidParameters("limit must be in 1...1000, got \(limit)") }
         var cursorValues: [SQLValue] = [.null, .null]
         if let cursor {
@@ -81,7 +87,8 @@ public final class JobStore: @unchecked Sendable {
         }
         // One row more than asked tells whether there is a next page.
         let jobs = try pool.withConnection { connection in
-            try connection.execute(Queries.listJobs, [.optional(status?.rawValue)] + cursorValues + [.int(limit + 1)])
+            try connection.execute(Queries.listJobs, [.optional(status?.rawValue)] + cursorValues
+                                   + [.int(limit + 1), owner.map(SQLValue.uuid) ?? .null])
                 .rows.map(Queries.decodeJob)
         }
         guard jobs.count > limit, let last = jobs.prefix(limit).last else { return (jobs, nil) }
@@ -90,22 +97,22 @@ public final class JobStore: @unchecked Sendable {
 
     /// Cancels a job: a queued one ends at once; a running one is flagged and its worker stops it within a
     /// few seconds (the job then reads `cancelled`). A finished job is returned unchanged; nil if unknown.
-    public func cancel(id: UUID) throws -> JobRecord? {
+    public func cancel(id: UUID, owner: UUID? = nil) throws -> JobRecord? {
         try pool.withConnection { connection in
             let row = try connection.execute(Queries.cancelJob, [
                 .uuid(id), .text(JobTransition.cancelQueued.from.rawValue), .text(JobTransition.cancelQueued.to.rawValue),
-                .text(JobTransition.cancelRunning.from.rawValue),
+                .text(JobTransition.cancelRunning.from.rawValue), owner.map(SQLValue.uuid) ?? .null,
             ]).first
             if let row { return try Queries.decodeJob(row) }
-            return try connection.execute(Queries.jobByID, [.uuid(id)]).first.map(Queries.decodeJob)
+            return try connection.execute(Queries.jobByID, [.uuid(id), owner.map(SQLValue.uuid) ?? .null]).first.map(Queries.decodeJob)
         }
     }
 
     /// Deletes a job with its inputs and results; false if there was no such job. A worker still running
     /// it finds its lease gone at the next heartbeat and stops.
-    public func delete(id: UUID) throws -> Bool {
+    public func delete(id: UUID, owner: UUID? = nil) throws -> Bool {
         try pool.withConnection { connection in
-            try connection.execute(Queries.deleteJob, [.uuid(id)]).count > 0
+            try connection.execute(Queries.deleteJob, [.uuid(id), owner.map(SQLValue.uuid) ?? .null]).count > 0
         }
     }
 

@@ -72,8 +72,8 @@ enum Queries {
     /// $8 frames, $9 idempotency key, $10 payload digest. Returns no row when the key exists already.
     static let insertJob = Query(name: "insert_job", sql: """
         INSERT INTO jobs (id, status, iters, kernel_size, focal_px, baseline_m, max_attempts, frames_total,
-                          idempotency_key, payload_digest)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                          idempotency_key, payload_digest, api_key_id)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
         ON CONFLICT (idempotency_key) DO NOTHING
         RETURNING \(jobColumns)
         """)
@@ -82,13 +82,19 @@ enum Queries {
         """)
     /// Delivered at commit, so a worker woken by it always finds the job.
     static let notifyWorkers = Query(name: "notify_workers", sql: "SELECT pg_notify('\(channel)', $1)")
-    static let jobByID = Query(name: "job_by_id", sql: "SELECT \(jobColumns) FROM jobs WHERE id = $1")
+    /// $2 the asking API key, or NULL for no ownership check (an open server, the workers).
+    static let jobByID = Query(name: "job_by_id", sql: """
+        SELECT \(jobColumns) FROM jobs WHERE id = $1 AND ($2::uuid IS NULL OR api_key_id = $2::uuid)
+        """)
+    /// The job columns, then the owning key (column 24), so a replay by another key is told apart.
     static let jobByIdempotencyKey = Query(name: "job_by_idempotency_key",
-                                           sql: "SELECT \(jobColumns) FROM jobs WHERE idempotency_key = $1")
-    /// Newest first. $1 status or NULL; $2, $3 the cursor (created_at in microseconds, id) or NULL; $4 limit.
+                                           sql: "SELECT \(jobColumns), api_key_id FROM jobs WHERE idempotency_key = $1")
+    /// Newest first. $1 status or NULL; $2, $3 the cursor (created_at in microseconds, id) or NULL; $4 limit;
+    /// $5 the asking API key or NULL.
     static let listJobs = Query(name: "list_jobs", sql: """
         SELECT \(jobColumns) FROM jobs
         WHERE ($1::text IS NULL OR status = $1::text)
+          AND ($5::uuid IS NULL OR api_key_id = $5::uuid)
           AND ($2::bigint IS NULL
                OR (created_at, id) < ('epoch'::timestamptz + $2::bigint * interval '1 microsecond', $3::uuid))
         ORDER BY created_at DESC, id DESC
@@ -101,11 +107,14 @@ enum Queries {
             status = CASE WHEN status = $2 THEN $3 ELSE status END,
             finished_at = CASE WHEN status = $2 THEN now() ELSE finished_at END,
             cancel_requested = true
-        WHERE id = $1 AND status IN ($2, $4)
+        WHERE id = $1 AND status IN ($2, $4) AND ($5::uuid IS NULL OR api_key_id = $5::uuid)
         RETURNING \(jobColumns)
         """)
     /// Inputs and results go with it (ON DELETE CASCADE).
-    static let deleteJob = Query(name: "delete_job", sql: "DELETE FROM jobs WHERE id = $1 RETURNING id")
+    /// $2 the asking API key or NULL.
+    static let deleteJob = Query(name: "delete_job", sql: """
+        DELETE FROM jobs WHERE id = $1 AND ($2::uuid IS NULL OR api_key_id = $2::uuid) RETURNING id
+        """)
     static let resultPaths = Query(name: "result_paths", sql: "SELECT path FROM job_results WHERE job_id = $1 ORDER BY path")
     static let resultData = Query(name: "result_data", sql: "SELECT data FROM job_results WHERE job_id = $1 AND path = $2")
     static let statusCounts = Query(name: "status_counts", sql: "SELECT status, count(*) FROM jobs GROUP BY status")

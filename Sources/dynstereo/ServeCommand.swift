@@ -63,7 +63,12 @@ struct ServeCommand: ParsableCommand {
         api.maxUploadBytes = maxUploadMb << 20
         api.frameLimits.maxFrames = maxFrames
         api.frameLimits.maxPixelsPerFrame = maxPixels
-        let application = JobsAPI(backend: JobStoreBackend(store: store, loader: MediaFrameLoader()), configuration: api)
+        let keys = try APIKeyStore(url: url)
+        if try !keys.anyKeys() {
+            logger.warning("no API keys exist: the API is open to anyone who can reach it (create one with `dynstereo keys create`)")
+        }
+        let application = JobsAPI(backend: JobStoreBackend(store: store, loader: MediaFrameLoader()), configuration: api,
+                                  authenticator: APIKeyAuthenticator(store: keys))
         let httpServer = HTTPServer(configuration: server, application: application)
         try httpServer.start()
 

@@ -86,9 +86,9 @@ final class InMemoryJobBackend: JobBackend, @unchecked Sendable {
         lock.unlock()
     }
 
-    func job(id: UUID) throws -> JobSnapshot? { try locked { jobs[id] } }
+    func job(id: UUID, owner: UUID?) throws -> JobSnapshot? { try locked { jobs[id] } }
 
-    func list(status: JobStatus?, limit: Int, after cursor: String?) throws -> (jobs: [JobSnapshot], next: String?) {
+    func list(status: JobStatus?, limit: Int, after cursor: String?, owner: UUID?) throws -> (jobs: [JobSnapshot], next: String?) {
         try locked {
             var newest = order.reversed().compactMap { jobs[$0] }.filter { status == nil || $0.status == status }
             if let cursor {
@@ -102,7 +102,7 @@ final class InMemoryJobBackend: JobBackend, @unchecked Sendable {
         }
     }
 
-    func cancel(id: UUID) throws -> JobSnapshot? {
+    func cancel(id: UUID, owner: UUID?) throws -> JobSnapshot? {
         try locked {
             guard var job = jobs[id] else { return nil }
             if !job.status.isTerminal {
@@ -114,7 +114,7 @@ final class InMemoryJobBackend: JobBackend, @unchecked Sendable {
         }
     }
 
-    func delete(id: UUID) throws -> Bool {
+    func delete(id: UUID, owner: UUID?) throws -> Bool {
         try locked {
             order.removeAll { $0 == id }
             results[id] = nil
