@@ -15,6 +15,11 @@ info:
     `{"error": {"code": "...", "message": "..."}}`.
 servers:
   - url: /
+# Once any API key exists (`dynstereo keys create`), every route but the probes, /metrics and this document
+# needs `Authorization: Bearer <key>`; with no key at all the server runs open. The empty entry says so.
+security:
+  - apiKey: []
+  - {}
 paths:
   /jobs:
     post:
@@ -59,6 +64,8 @@ paths:
           content:
             application/json:
               schema: {$ref: '#/components/schemas/Job'}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
         '400': {$ref: '#/components/responses/Error'}
         '413': {$ref: '#/components/responses/Error'}
         '415': {$ref: '#/components/responses/Error'}
@@ -82,6 +89,8 @@ paths:
                 properties:
                   jobs: {type: array, items: {$ref: '#/components/schemas/Job'}}
                   next_cursor: {type: [string, 'null']}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
         '400': {$ref: '#/components/responses/Error'}
   /jobs/{id}:
     parameters:
@@ -95,12 +104,16 @@ paths:
           content:
             application/json:
               schema: {$ref: '#/components/schemas/Job'}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
         '404': {$ref: '#/components/responses/Error'}
     delete:
       summary: Delete a job with its inputs and results
       operationId: deleteJob
       responses:
         '204': {description: Deleted.}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
         '404': {$ref: '#/components/responses/Error'}
   /jobs/{id}/cancel:
     parameters:
@@ -115,6 +128,8 @@ paths:
           content:
             application/json:
               schema: {$ref: '#/components/schemas/Job'}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
         '404': {$ref: '#/components/responses/Error'}
   /jobs/{id}/result.tar:
     parameters:
@@ -128,6 +143,8 @@ paths:
           content:
             application/x-tar:
               schema: {type: string, format: binary}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
         '404': {$ref: '#/components/responses/Error'}
         '409': {$ref: '#/components/responses/Error'}
   /jobs/{id}/disparity.npy:
@@ -142,6 +159,8 @@ paths:
           content:
             application/octet-stream:
               schema: {type: string, format: binary}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
         '404': {$ref: '#/components/responses/Error'}
         '409': {$ref: '#/components/responses/Error'}
   /jobs/{id}/{kind}/{file}:
@@ -168,16 +187,20 @@ paths:
           content:
             image/png:
               schema: {type: string, format: binary}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
         '404': {$ref: '#/components/responses/Error'}
         '409': {$ref: '#/components/responses/Error'}
   /healthz:
     get:
+      security: []
       summary: The process is up
       operationId: health
       responses:
         '200': {description: Up., content: {application/json: {schema: {type: object}}}}
   /readyz:
     get:
+      security: []
       summary: The database answers
       operationId: ready
       responses:
@@ -185,6 +208,7 @@ paths:
         '503': {$ref: '#/components/responses/Error'}
   /metrics:
     get:
+      security: []
       summary: Prometheus metrics
       description: |
         dynstereo_jobs{status}, dynstereo_jobs_finished_total, dynstereo_jobs_failed_total,
@@ -199,6 +223,7 @@ paths:
               schema: {type: string}
   /openapi.yaml:
     get:
+      security: []
       summary: This document
       operationId: openapi
       responses:
@@ -208,6 +233,11 @@ paths:
             application/yaml:
               schema: {type: string}
 components:
+  securitySchemes:
+    apiKey:
+      type: http
+      scheme: bearer
+      description: A key from `dynstereo keys create`; a key sees and touches only its own jobs.
   parameters:
     JobID:
       name: id
@@ -217,7 +247,8 @@ components:
   responses:
     Error:
       description: |
-        400 malformed request, 404 unknown job or route, 405 wrong method, 408 client too slow, 409 results of an
+        400 malformed request, 401 missing or unknown API key, 403 revoked API key, 404 unknown job (or another
+        key's job) or route, 405 wrong method, 408 client too slow, 409 results of an
         unfinished job, 413 body or frames too large, 415 not multipart, 422 invalid frames or parameters or an
         idempotency conflict, 431 headers too large, 503 database unavailable.
       content:
