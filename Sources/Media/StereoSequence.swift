@@ -55,16 +55,29 @@ public struct FrameSet: Sendable {
         return try collector.finish()
     }
 
-    /// Gathers frames as they are decoded, then sorts and checks them.
-    private struct Collector {
+    /// Gathers frames as they are decoded, then sorts and checks them. With `keepImages` false only each
+    /// frame's size and place in the archive survive its decoding (`FrameCatalog`).
+    struct Collector {
+        /// A frame as collected: its decoded pixels only when kept.
+        struct Frame {
+            let fileName: String
+            let width: Int
+            let height: Int
+            let image: RGBImage?
+            /// Where its bytes lie in the uncompressed archive (nil for a folder's files).
+            let location: Range<Int>?
+        }
+
         let source: String
         let limits: SequenceLimits
-        var frames: [(fileName: String, image: RGBImage)] = []
+        let keepImages: Bool
+        var frames: [Frame] = []
         var warnings: [String] = []
 
-        init(source: String, limits: SequenceLimits) {
+        init(source: String, limits: SequenceLimits, keepImages: Bool = true) {
             self.source = source
             self.limits = limits
+            self.keepImages = keepImages
         }
 
         /// Why a file is not a frame, or nil when it is one.
@@ -75,13 +88,14 @@ public struct FrameSet: Sendable {
             return nil
         }
 
-        mutating func add(fileName: String, display: String, data: () throws -> Data) throws {
+        mutating func add(fileName: String, display: String, location: Range<Int>? = nil, data: () throws -> Data) throws {
             guard frames.count < limits.maxFrames else {
                 throw MediaError.tooManyFrames(source: source, limit: limits.maxFrames)
             }
             do {
                 let image = try PNG.decodeRGB(data(), maxPixels: limits.maxPixelsPerFrame)
-                frames.append((fileName, image))
+                frames.append(Frame(fileName: fileName, width: image.width, height: image.height,
+                                    image: keepImages ? image : nil, location: location))
             } catch let error as MediaError {
                 // Name the frame unless the error already does (a tar entry's size, a truncated archive).
                 switch error {
@@ -158,13 +172,21 @@ public struct FrameSet: Sendable {
                     continue
                 }
                 let maxBytes = limits.maxFileBytes
-                try add(fileName: entry.fileName, display: display) {
+                let location = reader.contentOffset..<(reader.contentOffset + entry.size)
+                try add(fileName: entry.fileName, display: display, location: location) {
                     try reader.readContents(maxBytes: maxBytes)
                 }
             }
         }
 
         func finish() throws -> FrameSet {
+            let (sorted, names) = try checked()
+            return FrameSet(source: source, fileNames: sorted.map(\.fileName), names: names,
+                            images: sorted.map { $0.image! }, warnings: warnings)
+        }
+
+        /// The frames in time order with their names, after the checks every side must pass.
+        func checked() throws -> (frames: [Frame], names: [String]) {
             guard !frames.isEmpty else { throw MediaError.noFrames(source: source) }
             let sorted = frames.sorted { FrameSet.fileNameOrder($0.fileName, $1.fileName) }
             var seen: Set<String> = []
@@ -173,14 +195,12 @@ public struct FrameSet: Sendable {
                 throw MediaError.duplicateFrame(source: source, name: name)
             }
             let reference = sorted[0]
-            for frame in sorted.dropFirst()
-            where frame.image.width != reference.image.width || frame.image.height != reference.image.height {
+            for frame in sorted.dropFirst() where frame.width != reference.width || frame.height != reference.height {
                 throw MediaError.inconsistentFrameSize(
-                    source: source, frame: frame.fileName, width: frame.image.width, height: frame.image.height,
-                    firstFrame: reference.fileName, firstWidth: reference.image.width, firstHeight: reference.image.height)
+                    source: source, frame: frame.fileName, width: frame.width, height: frame.height,
+                    firstFrame: reference.fileName, firstWidth: reference.width, firstHeight: reference.height)
             }
-            return FrameSet(source: source, fileNames: sorted.map(\.fileName), names: names,
-                            images: sorted.map(\.image), warnings: warnings)
+            return (sorted, names)
         }
     }
 

@@ -41,6 +41,12 @@ public final class TarReader {
     private var globalRecords: [String: String] = [:]
     private var ended = false
 
+    /// Whether the archive is gzip-compressed; offsets then count bytes of the inflated stream.
+    public let isCompressed: Bool
+    /// Where the content of the entry `next()` returned last begins, in bytes from the start of the
+    /// (uncompressed) archive; lets a caller read that content again later without keeping it.
+    public private(set) var contentOffset = 0
+
     /// The most bytes the (uncompressed) archive may span; an entry announcing more is refused at its header,
     /// before anything is read, so a gzip bomb cannot keep the reader busy.
     public var maxArchiveBytes = Int.max
@@ -64,15 +70,17 @@ public final class TarReader {
         let magic = try raw.peek(6)
         if magic.starts(with: [0x1F, 0x8B]) {
             reader = ByteReader(try GzipByteSource(upstream: RawReaderSource(raw), archive: name))
+            isCompressed = true
+            return
         } else if magic.starts(with: Array("BZh".utf8)) {
             throw MediaError.badTar(archive: name, reason: "bzip2-compressed archives are not supported (use .tar or .tar.gz)")
         } else if magic.starts(with: [0xFD, 0x37, 0x7A, 0x58, 0x5A, 0x00]) {
             throw MediaError.badTar(archive: name, reason: "xz-compressed archives are not supported (use .tar or .tar.gz)")
         } else if magic.starts(with: [0x28, 0xB5, 0x2F, 0xFD]) {
             throw MediaError.badTar(archive: name, reason: "zstd-compressed archives are not supported (use .tar or .tar.gz)")
-        } else {
-            reader = raw
         }
+        reader = raw
+        isCompressed = false
     }
 
     /// The next entry's header, or nil at the end of the archive. Unread content of the previous entry is skipped.
@@ -149,6 +157,7 @@ public final class TarReader {
             let entry = TarEntry(path: path, kind: kind, size: size,
                                  linkTarget: records["linkpath"] ?? longLink ?? header.linkName)
             current = entry
+            contentOffset = reader.offset
             remainingContent = size
             remainingPadding = TarHeader.padding(after: size)
             return entry

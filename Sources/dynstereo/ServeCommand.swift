@@ -1,10 +1,101 @@
-// `dynstereo serve`: Runs the HTTP API server.
+// `dynstereo serve`: Runs the HTTP API server until SIGTERM or SIGINT, then drains and exits.
 import ArgumentParser
+import Dispatch
+import Foundation
+import HTTPServer
+import JobQueue
+import Logging
+#if canImport(Glibc)
+import Glibc
+#endif
 
 struct ServeCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "serve", abstract: "Runs the HTTP API server.")
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Runs the HTTP API server.",
+        discussion: "Applies pending migrations, then serves the API documented at /openapi.yaml. SIGTERM stops accepting, lets requests in progress finish, and exits.")
+
+    @Option(help: "libpq connection string or URI (default: $DATABASE_URL).")
+    var database: String?
+
+    @Option(help: "Address to listen on, HOST:PORT.")
+    var listen = "127.0.0.1:8080"
+
+    @Option(help: "Folder for uploads while they are validated.")
+    var uploadDir = NSTemporaryDirectory()
+
+    @Option(help: "Largest accepted upload, in MiB.")
+    var maxUploadMb = 4096
+
+    @Option(help: "Most frames a job may have.")
+    var maxFrames = 1000
+
+    @Option(help: "Most pixels a frame may have.")
+    var maxPixels = 4096 * 4096
+
+    @Option(help: "Threads that run handlers and write responses.")
+    var threads = 8
+
+    @Option(help: "Most simultaneous connections.")
+    var maxConnections = 1024
+
+    @Flag(help: "Do not apply pending migrations at start.")
+    var skipMigrations = false
+
+    func validate() throws {
+        guard maxUploadMb > 0, maxFrames > 0, maxPixels > 0, threads > 0, maxConnections > 0 else {
+            throw ValidationError("limits and counts must be positive")
+        }
+    }
 
     func run() throws {
-        throw ValidationError("'serve' is not built yet")
+        let logger = Logger(label: "dynstereo.serve")
+        let url = try DatabaseURL.resolve(database)
+        if !skipMigrations { try Migrator(url: url).run() }
+        let store = try JobStore(url: url)
+
+        var server = HTTPServerConfiguration()
+        (server.host, server.port) = try Self.hostPort(listen)
+        server.workerThreads = threads
+        server.maxConnections = maxConnections
+        var api = JobsAPIConfiguration()
+        api.uploadDirectory = URL(fileURLWithPath: uploadDir)
+        api.maxUploadBytes = maxUploadMb << 20
+        api.frameLimits.maxFrames = maxFrames
+        api.frameLimits.maxPixelsPerFrame = maxPixels
+        let keys = try APIKeyStore(url: url)
+        if try !keys.anyKeys() {
+            logger.warning("no API keys exist: the API is open to anyone who can reach it (create one with `dynstereo keys create`)")
+        }
+        let application = JobsAPI(backend: JobStoreBackend(store: store, loader: MediaFrameLoader()), configuration: api,
+                                  authenticator: APIKeyAuthenticator(store: keys))
+        let httpServer = HTTPServer(configuration: server, application: application)
+        try httpServer.start()
+
+        // Signals arrive as Dispatch events on a queue of their own, not as async handlers.
+        var sources: [DispatchSourceSignal] = []
+        for signalNumber in [SIGTERM, SIGINT] {
+            signal(signalNumber, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: DispatchQueue(label: "dynstereo.signals"))
+            source.setEventHandler {
+                logger.info("signal received, draining", metadata: ["signal": "\(signalNumber)"])
+                httpServer.shutdown()
+            }
+            source.resume()
+            sources.append(source)
+        }
+        httpServer.wait()
+        withExtendedLifetime(sources) {}
+        logger.info("stopped")
+    }
+
+    static func hostPort(_ address: String) throws -> (String, UInt16) {
+        guard let colon = address.lastIndex(of: ":"), let port = UInt16(address[address.index(after: colon)...]) else {
+            throw ValidationError("--listen must be HOST:PORT, got '\(address)'")
+        }
+        var host = String(address[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty else { throw ValidationError("--listen must be HOST:PORT, got '\(address)'") }
+        return (host, port)
     }
 }

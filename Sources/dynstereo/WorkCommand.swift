@@ -1,10 +1,65 @@
 // `dynstereo work`: Runs a headless worker that takes jobs from the database.
 import ArgumentParser
+import Dispatch
+import Foundation
+import JobQueue
+import Logging
+import Worker
 
 struct WorkCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "work", abstract: "Runs a headless worker that takes jobs from the database.")
+    static let configuration = CommandConfiguration(
+        commandName: "work",
+        abstract: "Runs a headless worker that takes jobs from the database.",
+        discussion: """
+            Claims one job at a time per slot, runs the network on all cores, and stores the results in the \
+            database. SIGTERM or SIGINT stops claiming; the running job is handed back (default) or finished.
+            """)
+
+    @Option(help: "libpq connection string or URI (default: $DATABASE_URL).")
+    var database: String?
+    @Option(help: "A DynamicStereo checkpoint (dynamic_stereo_sf.pth or dynamic_stereo_dr_sf.pth).")
+    var checkpoint: String
+    @Option(help: "Jobs run at once.")
+    var concurrency: Int = 1
+    @Option(help: "Seconds a claim stays valid without a heartbeat; a dead worker's job is re-queued after it.")
+    var leaseSeconds: Double = 20
+    @Option(help: "Seconds between heartbeats.")
+    var heartbeatSeconds: Double = 2
+    @Option(help: "Seconds between polls when no notification arrives.")
+    var pollSeconds: Double = 5
+    @Option(help: "What SIGTERM does to a running job: hand-back (re-queue it, no attempt spent) or finish.")
+    var onSigterm: String = WorkerConfiguration.StopBehaviour.handBack.rawValue
+    @Option(help: "The id recorded on claimed jobs (default: host:pid).")
+    var workerId: String?
 
     func run() throws {
-        throw ValidationError("'work' is not built yet")
+        guard let onStop = WorkerConfiguration.StopBehaviour(rawValue: onSigterm) else {
+            throw ValidationError("--on-sigterm must be one of: \(WorkerConfiguration.StopBehaviour.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        var configuration = WorkerConfiguration(concurrency: concurrency, leaseSeconds: leaseSeconds,
+                                                heartbeatInterval: heartbeatSeconds, pollInterval: pollSeconds,
+                                                reapInterval: min(5, leaseSeconds / 2), onStop: onStop)
+        if let workerId { configuration.workerId = workerId }
+        try configuration.validate()
+        let url = try DatabaseURL.resolve(database)
+
+        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        let logger = Logger(label: "dynstereo.work")
+        // Load before touching the queue: a worker with a wrong checkpoint must not claim jobs.
+        let processor = try EstimatorProcessor(checkpoint: URL(fileURLWithPath: checkpoint))
+        logger.info("checkpoint loaded", metadata: ["checkpoint": "\(checkpoint)"])
+        let worker = try QueueWorker(url: url, processors: Array(repeating: processor, count: concurrency),
+                                     configuration: configuration, logger: logger)
+
+        // Signals arrive on a dispatch queue, not in an async-signal context, so stop() may lock.
+        let sources = [SIGTERM, SIGINT].map { number -> DispatchSourceSignal in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { worker.stop() }
+            source.resume()
+            return source
+        }
+        worker.run()
+        sources.forEach { $0.cancel() }
     }
 }

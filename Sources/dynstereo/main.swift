@@ -5,7 +5,8 @@ struct DynStereo: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dynstereo",
         abstract: "Temporally consistent disparity and depth from rectified stereo videos (DynamicStereo on CPU).",
-        subcommands: [InferCommand.self, BenchCommand.self, CheckpointCommand.self, ServeCommand.self, WorkCommand.self, MigrateCommand.self]
+        subcommands: [InferCommand.self, BenchCommand.self, CheckpointCommand.self, ServeCommand.self, WorkCommand.self,
+                      MigrateCommand.self, KeysCommand.self, QueueBenchCommand.self]
     )
 }
 

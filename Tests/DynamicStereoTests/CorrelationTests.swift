@@ -61,7 +61,7 @@ final class CorrelationTests: XCTestCase {
     // MARK: the sampler
 
     func testSamplerMatchesTentInterpolationIncludingOutOfRangeAndNegative() {
-        var random = UpdateTestRandom(seed: 7)
+        var random = TestRandom(seed: 7)
         let values = (0..<6).map { _ in random.next(-1, 1) }
         let xs: [Float] = [-7, -1.5, -1, -0.999, -0.75, -0.25, -0.0, 0, 0.3, 1, 2.5, 3.125, 4.75, 5,
                            5.2, 5.999, 6, 6.5, 100, -100]
@@ -98,7 +98,7 @@ final class CorrelationTests: XCTestCase {
     // MARK: the volume
 
     func testAllPairsMatchesNaiveOnAwkwardShapes() {
-        var random = UpdateTestRandom(seed: 11)
+        var random = TestRandom(seed: 11)
         for (n, c, h, w1, w2) in [(2, 7, 3, 9, 13), (1, 1, 1, 1, 5), (3, 256, 2, 5, 5), (1, 3, 4, 17, 1)] {
             let f1 = random.tensor([n, c, h, w1])
             let f2 = random.tensor([n, c, h, w2])
@@ -106,7 +106,7 @@ final class CorrelationTests: XCTestCase {
             let naive = CorrBlock1D.allPairsNaive(f1, f2)
             // sgemm's float sums of C products of magnitude < 1, divided by √C, against double sums:
             // the rounding error is a few ulps of O(1) values.
-            UpdateGolden.assertClose(fast, naive, tolerance: 1e-5, "all-pairs \([n, c, h, w1, w2])")
+            Golden.assertClose(fast, naive, maxAbs: 1e-5, "all-pairs \([n, c, h, w1, w2])")
         }
     }
 
@@ -120,7 +120,7 @@ final class CorrelationTests: XCTestCase {
     // MARK: the lookup
 
     func testLookupMatchesDoublePrecisionReference() {
-        var random = UpdateTestRandom(seed: 23)
+        var random = TestRandom(seed: 23)
         for (n, c, h, w1, w2, levels, radius) in [(2, 5, 3, 11, 19, 4, 4), (1, 4, 2, 16, 16, 2, 2)] {
             let f1 = random.tensor([n, c, h, w1])
             let f2 = random.tensor([n, c, h, w2])
@@ -138,12 +138,12 @@ final class CorrelationTests: XCTestCase {
                               data: Self.referenceLookup(fmap1: f1, fmap2: f2, flow: flow, levels: levels, radius: radius)
                                   .map { Float($0) })
             // O(1) correlations; float sums, pooling and coordinate rounding against double: a few ulps.
-            UpdateGolden.assertClose(got, want, tolerance: 2e-5, "lookup \([n, c, h, w1, w2, levels, radius])")
+            Golden.assertClose(got, want, maxAbs: 2e-5, "lookup \([n, c, h, w1, w2, levels, radius])")
         }
     }
 
     func testLookupOfNonFiniteFlowIsZeroNotACrash() {
-        var random = UpdateTestRandom(seed: 5)
+        var random = TestRandom(seed: 5)
         let block = CorrBlock1D(fmap1: random.tensor([1, 3, 1, 8]), fmap2: random.tensor([1, 3, 1, 8]))
         var flow = Tensor(shape: [1, 2, 1, 8])
         flow.data[0] = .nan
@@ -159,13 +159,13 @@ final class CorrelationTests: XCTestCase {
     // MARK: golden data
 
     func testQuarterScaleCorrelationMatchesReference() throws {
-        let left = try UpdateGolden.tensor("fnet_out_left")      // [5, 256, 16, 64]
-        let right = try UpdateGolden.tensor("fnet_out_right")
-        let flow = try UpdateGolden.tensor("ub04_in_flow")      // [5, 2, 16, 64]
-        let expected = try UpdateGolden.tensor("ub04_in_corr")  // [5, 36, 16, 64]
+        let left = try Golden.tensor("A", "fnet_out_left")      // [5, 256, 16, 64]
+        let right = try Golden.tensor("A", "fnet_out_right")
+        let flow = try Golden.tensor("A", "ub04_in_flow")      // [5, 2, 16, 64]
+        let expected = try Golden.tensor("A", "ub04_in_corr")  // [5, 36, 16, 64]
         let got = CorrBlock1D(fmap1: left, fmap2: right)(flow: flow)
         // Correlations reach 60, where one float ulp is 3.8e-6; sgemm and the reference's einsum add the
         // 256 products in different orders (about 5 ulps apart here). 1e-4 is some 25 ulps at the top.
-        UpdateGolden.assertClose(got, expected, tolerance: 1e-4, "1/4-scale correlation lookup")
+        Golden.assertClose(got, expected, maxAbs: 1e-4, "1/4-scale correlation lookup")
     }
 }

@@ -23,11 +23,16 @@ enum Golden {
     /// A store of the formula weights the golden data was computed with, holding only the tensors under
     /// `prefixes` (e.g. `"fnet"`, `"time_attn_blocks.0"`), so that `verify()` checks one module strictly.
     static func formulaWeights(under prefixes: [String]) throws -> WeightStore {
+        WeightStore(try formulaTensors(under: prefixes))
+    }
+
+    /// The formula value of every checkpoint tensor under `prefixes`, by name.
+    static func formulaTensors(under prefixes: [String]) throws -> [String: Tensor] {
         let selected = try checkpointKeys().filter { entry in
             prefixes.contains { entry.name == $0 || entry.name.hasPrefix($0 + ".") }
         }
         XCTAssertFalse(selected.isEmpty, "no checkpoint tensor under \(prefixes)")
-        return WeightStore(FormulaWeights.stateDict(selected))
+        return FormulaWeights.stateDict(selected)
     }
 
     /// The complete formula state dict: every tensor of the real checkpoints, as the golden data used them.
@@ -85,5 +90,27 @@ enum Golden {
         let report = "max |diff| \(worst) at \(at) (got \(actual.data[index]), want \(expected.data[index])), mean \(mean)"
         print("\(what): \(report)")
         XCTAssert(worst <= tolerance, "\(what): \(report) exceeds \(tolerance)", file: file, line: line)
+    }
+}
+
+/// A small deterministic generator (SplitMix64) for random test inputs.
+struct TestRandom {
+    private var state: UInt64
+
+    init(seed: UInt64) { state = seed }
+
+    /// A uniform value in [low, high).
+    mutating func next(_ low: Float, _ high: Float) -> Float {
+        state = state &+ 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        z ^= z >> 31
+        return low + (high - low) * Float(z >> 40) * 0x1p-24
+    }
+
+    mutating func tensor(_ shape: [Int], _ low: Float = -1, _ high: Float = 1) -> Tensor {
+        let count = shape.reduce(1, *)
+        return Tensor(shape: shape, data: (0..<count).map { _ in next(low, high) })
     }
 }

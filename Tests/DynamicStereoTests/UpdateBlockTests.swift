@@ -15,20 +15,20 @@ final class UpdateBlockTests: XCTestCase {
     private func checkBlock(_ scale: String, withAttention: Bool, frames: Int = 5,
                             file: StaticString = #filePath, line: UInt = #line) throws {
         let prefix = "update_block" + scale
-        let store = try UpdateGolden.formulaStore(prefix: prefix)
+        let store = try Golden.formulaWeights(under: [prefix])
         let block = SequenceUpdateBlock3D(store.root(prefix), withAttention: withAttention)
         try store.verify()
 
-        let out = block(net: try UpdateGolden.tensor("ub\(scale)_in_net"),
-                        inp: try UpdateGolden.tensor("ub\(scale)_in_inp"),
-                        corr: try UpdateGolden.tensor("ub\(scale)_in_corr"),
-                        flow: try UpdateGolden.tensor("ub\(scale)_in_flow"),
+        let out = block(net: try Golden.tensor("A", "ub\(scale)_in_net"),
+                        inp: try Golden.tensor("A", "ub\(scale)_in_inp"),
+                        corr: try Golden.tensor("A", "ub\(scale)_in_corr"),
+                        flow: try Golden.tensor("A", "ub\(scale)_in_flow"),
                         frames: frames)
-        UpdateGolden.assertClose(out.net, try UpdateGolden.tensor("ub\(scale)_out_net"), tolerance: 1e-4,
+        Golden.assertClose(out.net, try Golden.tensor("A", "ub\(scale)_out_net"), maxAbs: 1e-4,
                                  "\(prefix) net", file: file, line: line)
-        UpdateGolden.assertClose(out.mask, try UpdateGolden.tensor("ub\(scale)_out_mask"), tolerance: 1e-4,
+        Golden.assertClose(out.mask, try Golden.tensor("A", "ub\(scale)_out_mask"), maxAbs: 1e-4,
                                  "\(prefix) mask", file: file, line: line)
-        UpdateGolden.assertClose(out.delta, try UpdateGolden.tensor("ub\(scale)_out_delta"), tolerance: 1e-4,
+        Golden.assertClose(out.delta, try Golden.tensor("A", "ub\(scale)_out_delta"), maxAbs: 1e-4,
                                  "\(prefix) delta", file: file, line: line)
     }
 
@@ -45,7 +45,7 @@ final class UpdateBlockTests: XCTestCase {
     }
 
     func testMissingMisshapedAndUnexpectedWeightsAreAllReported() throws {
-        var tensors = try UpdateGolden.formulaWeights(prefix: "update_block04")
+        var tensors = try Golden.formulaTensors(under: ["update_block04"])
         tensors["update_block04.gru.convq2.bias"] = nil
         tensors["update_block04.mask.2.weight"] = Tensor(shape: [144, 256, 3, 3])
         tensors["update_block04.time_attn.temporal_fc.bias"] = Tensor(shape: [256])
@@ -80,10 +80,10 @@ final class UpdateBlockTests: XCTestCase {
     }
 
     func testGRUWithStackedGatesMatchesPlainGRUOnAwkwardShapes() throws {
-        let weights = try UpdateGolden.formulaWeights(prefix: "update_block04")
+        let weights = try Golden.formulaTensors(under: ["update_block04"])
         let store = WeightStore(weights)
         let gru = SequenceUpdateBlock3D.SepConvGRU3D(store.root("update_block04")("gru"))
-        var random = UpdateTestRandom(seed: 3)
+        var random = TestRandom(seed: 3)
         // One frame (the temporal kernel sees only padding around it), odd sizes, a one-column image.
         for (t, h, w) in [(1, 3, 7), (2, 5, 1), (3, 1, 2)] {
             let state = random.tensor([t, 128, h, w])
@@ -92,24 +92,24 @@ final class UpdateBlockTests: XCTestCase {
             let plain = plainGRU(h: state, x: input, weights: weights)
             // Both in float past the convolutions; sgemm against double sums of 1920 terms of O(0.1)
             // differ by about 1e-6 before σ and tanh, which do not amplify.
-            UpdateGolden.assertClose(fast, plain, tolerance: 1e-5, "GRU on [\(t), C, \(h), \(w)]")
+            Golden.assertClose(fast, plain, maxAbs: 1e-5, "GRU on [\(t), C, \(h), \(w)]")
         }
     }
 
     func testGRUWithoutStoredContextMatchesPlainGRU() throws {
         // A zero budget stores no pass's context share: every pass recomputes it, as long windows do for the
         // passes beyond the budget.
-        let weights = try UpdateGolden.formulaWeights(prefix: "update_block04")
+        let weights = try Golden.formulaTensors(under: ["update_block04"])
         let store = WeightStore(weights)
         let gru = SequenceUpdateBlock3D.SepConvGRU3D(store.root("update_block04")("gru"), contextBudgetBytes: 0)
-        var random = UpdateTestRandom(seed: 4)
+        var random = TestRandom(seed: 4)
         let (t, h, w) = (3, 4, 6)
         let state = random.tensor([t, 128, h, w])
         let input = random.tensor([t, 256, h, w], -2, 2)
         let context = gru.context(inp: splitChannels(input, [128, 128])[0])
         XCTAssertTrue(context.preactivations.allSatisfy { $0 == nil } && context.inp != nil)
         // Same bound and reasoning as the stacked-gate test above.
-        UpdateGolden.assertClose(gru(h: state, x: input), plainGRU(h: state, x: input, weights: weights),
-                                 tolerance: 1e-5, "GRU without stored context")
+        Golden.assertClose(gru(h: state, x: input), plainGRU(h: state, x: input, weights: weights),
+                           maxAbs: 1e-5, "GRU without stored context")
     }
 }

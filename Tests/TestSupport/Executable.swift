@@ -9,20 +9,10 @@ public enum Executable {
         public let stderr: String
     }
 
-    /// The build products folder (for example .build/release), found from the running test bundle.
-    public static var productsFolder: URL {
-        for bundle in Bundle.allBundles where bundle.bundlePath.hasSuffix(".xctest") {
-            return bundle.bundleURL.deletingLastPathComponent()
-        }
-        return Bundle.main.bundleURL
-    }
-
-    public static var url: URL { productsFolder.appendingPathComponent("dynstereo") }
-
     /// Runs `dynstereo arguments...` to completion and captures its output.
     public static func run(_ arguments: [String], environment: [String: String]? = nil) throws -> Result {
         let process = Process()
-        process.executableURL = url
+        process.executableURL = try BuiltProducts.dynstereo()
         process.arguments = arguments
         if let environment { process.environment = environment }
         let out = Pipe(), err = Pipe()
@@ -44,3 +34,26 @@ public enum Executable {
                       stderr: String(decoding: errData, as: UTF8.self))
     }
 }
+
+/// Where the built executables are: beside the test bundle in SwiftPM's build folder.
+public enum BuiltProducts {
+    public static var directory: URL {
+        let candidates = [
+            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(),
+            Bundle.main.bundleURL,
+            Bundle.main.bundleURL.deletingLastPathComponent(),
+        ]
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0.appendingPathComponent("dynstereo").path) }
+            ?? candidates[0]
+    }
+
+    /// The `dynstereo` executable; throws if `swift build` has not produced it.
+    public static func dynstereo() throws -> URL {
+        let url = directory.appendingPathComponent("dynstereo")
+        guard FileManager.default.isExecutableFile(atPath: url.path) else {
+            throw TestDatabaseError(description: "no dynstereo executable at \(url.path); build the package first")
+        }
+        return url
+    }
+}
+

@@ -1,0 +1,82 @@
+// The JSON shapes of the job resource and the job list, as documented in openapi.yaml.
+import Foundation
+import JobQueue
+
+/// `GET /jobs/{id}`: every field is always present, null when not yet known.
+struct JobView: Encodable {
+    struct URLs: Encodable {
+        var job: String
+        var cancel: String
+        var resultTar: String?
+        /// Every result file (only once the job has succeeded).
+        var results: [String]?
+
+        enum CodingKeys: String, CodingKey { case job = "self", cancel, resultTar = "result_tar", results }
+
+        func encode(to encoder: Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(job, forKey: .job)
+            try container.encode(cancel, forKey: .cancel)
+            try container.encode(resultTar, forKey: .resultTar)
+            try container.encode(results, forKey: .results)
+        }
+    }
+
+    let job: JobSnapshot
+    let urls: URLs
+
+    enum CodingKeys: String, CodingKey {
+        case id, status, progress, createdAt = "created_at", startedAt = "started_at", finishedAt = "finished_at"
+        case attempt, parameters, error, urls
+    }
+    enum ProgressKeys: String, CodingKey { case framesDone = "frames_done", framesTotal = "frames_total" }
+    enum ParameterKeys: String, CodingKey { case iters, kernelSize = "kernel_size", focalPx = "focal_px", baselineM = "baseline_m" }
+    enum ErrorKeys: String, CodingKey { case code, message }
+
+    func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(job.id.lowercased, forKey: .id)
+        try container.encode(job.status.rawValue, forKey: .status)
+        var progress = container.nestedContainer(keyedBy: ProgressKeys.self, forKey: .progress)
+        try progress.encode(job.framesDone, forKey: .framesDone)
+        try progress.encode(job.framesTotal, forKey: .framesTotal)
+        try container.encode(Self.timestamp(job.createdAt), forKey: .createdAt)
+        try container.encode(job.startedAt.map(Self.timestamp), forKey: .startedAt)
+        try container.encode(job.finishedAt.map(Self.timestamp), forKey: .finishedAt)
+        try container.encode(job.attempt, forKey: .attempt)
+        var parameters = container.nestedContainer(keyedBy: ParameterKeys.self, forKey: .parameters)
+        try parameters.encode(job.parameters.iters, forKey: .iters)
+        try parameters.encode(job.parameters.kernelSize, forKey: .kernelSize)
+        try parameters.encode(job.parameters.focalPx, forKey: .focalPx)
+        try parameters.encode(job.parameters.baselineM, forKey: .baselineM)
+        if let error = job.error {
+            var nested = container.nestedContainer(keyedBy: ErrorKeys.self, forKey: .error)
+            try nested.encode(error.code, forKey: .code)
+            try nested.encode(error.message, forKey: .message)
+        } else {
+            try container.encodeNil(forKey: .error)
+        }
+        try container.encode(urls, forKey: .urls)
+    }
+
+    /// RFC 3339 in UTC with milliseconds.
+    static func timestamp(_ date: Date) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: date)
+    }
+}
+
+/// `GET /jobs`: a page of jobs, newest first, and the cursor of the next page (null on the last).
+struct JobListView: Encodable {
+    let jobs: [JobView]
+    let nextCursor: String?
+
+    enum CodingKeys: String, CodingKey { case jobs, nextCursor = "next_cursor" }
+
+    func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(jobs, forKey: .jobs)
+        try container.encode(nextCursor, forKey: .nextCursor)
+    }
+}

@@ -1,0 +1,79 @@
+// Serialises a response onto a socket: status line, headers with a correct length, and the body, either
+// whole (Content-Length) or streamed as chunks.
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Writes one response to a connection.
+struct ResponseWriter {
+    let fd: Int32
+    let timeout: Double
+
+    /// Writes `response`. A streamed body uses chunked framing on HTTP/1.1; an HTTP/1.0 client gets it
+    /// delimited by closing the connection, so `keepAlive` is ignored then. `omitBody` answers HEAD: the
+    /// headers a GET would get, no body.
+    func write(_ response: HTTPResponse, minorVersion: Int, keepAlive: Bool, omitBody: Bool = false) throws {
+        var head = "HTTP/1.1 \(response.status.code) \(response.status.reason)\r\nDate: \(Self.httpDate())\r\n"
+        for (name, value) in response.headers.fields where !Self.framingHeaders.contains(name.lowercased()) {
+            head += "\(name): \(value)\r\n"
+        }
+        switch response.body {
+        case let .bytes(bytes):
+            head += "Content-Length: \(bytes.count)\r\n"
+            head += keepAlive ? (minorVersion == 0 ? "Connection: keep-alive\r\n" : "") : "Connection: close\r\n"
+            head += "\r\n"
+            if omitBody {
+                try Socket.writeAll(fd, Array(head.utf8), timeout: timeout)
+                return
+            }
+            // One write for small responses saves a packet and a syscall per request.
+            if bytes.count <= 16 * 1024 {
+                try Socket.writeAll(fd, Array(head.utf8) + bytes, timeout: timeout)
+            } else {
+                try Socket.writeAll(fd, Array(head.utf8), timeout: timeout)
+                try Socket.writeAll(fd, bytes, timeout: timeout)
+            }
+        case .stream where omitBody:
+            head += keepAlive ? "\r\n" : "Connection: close\r\n\r\n"
+            try Socket.writeAll(fd, Array(head.utf8), timeout: timeout)
+        case let .stream(produce):
+            let chunked = minorVersion == 1
+            if chunked { head += "Transfer-Encoding: chunked\r\n" }
+            head += chunked && keepAlive ? "\r\n" : "Connection: close\r\n\r\n"
+            try Socket.writeAll(fd, Array(head.utf8), timeout: timeout)
+            let writer = SocketBodyWriter(fd: fd, timeout: timeout, chunked: chunked)
+            try produce(writer)
+            if chunked { try Socket.writeAll(fd, Array("0\r\n\r\n".utf8), timeout: timeout) }
+            if !chunked { throw SocketError.closed }
+        }
+    }
+
+    /// Headers the writer computes itself; a handler's values for them are ignored.
+    private static let framingHeaders: Set<String> = ["content-length", "transfer-encoding", "connection", "date"]
+
+    /// The current time in the IMF-fixdate form HTTP requires (`Sun, 06 Nov 1994 08:49:37 GMT`); gmtime_r and
+    /// strftime in the C locale are thread-safe, unlike a shared DateFormatter.
+    static func httpDate() -> String {
+        var now = time(nil)
+        var parts = tm()
+        gmtime_r(&now, &parts)
+        var buffer = [CChar](repeating: 0, count: 40)
+        let length = strftime(&buffer, buffer.count, "%a, %d %b %Y %H:%M:%S GMT", &parts)
+        return String(decoding: buffer[..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+/// Streams body pieces to the socket, each as one chunk when chunked.
+private struct SocketBodyWriter: ResponseBodyWriter {
+    let fd: Int32
+    let timeout: Double
+    let chunked: Bool
+
+    func write(_ bytes: [UInt8]) throws {
+        guard !bytes.isEmpty else { return }
+        if chunked { try Socket.writeAll(fd, Array((String(bytes.count, radix: 16) + "\r\n").utf8), timeout: timeout) }
+        try Socket.writeAll(fd, bytes, timeout: timeout)
+        if chunked { try Socket.writeAll(fd, [13, 10], timeout: timeout) }
+    }
+}

@@ -1,0 +1,102 @@
+// What a job is: its parameters, its input frames, and the row the API reports.
+import Foundation
+
+/// How to run the network on a job, and optionally how to turn disparity into depth.
+public struct JobParameters: Codable, Equatable, Sendable {
+    /// Refinement iterations of the update blocks.
+    public var iters: Int
+    /// Frames per sliding window.
+    public var kernelSize: Int
+    /// Focal length in pixels; with `baselineM`, enables depth outputs.
+    public var focalPx: Double?
+    /// Stereo baseline in metres.
+    public var baselineM: Double?
+
+    public init(iters: Int, kernelSize: Int, focalPx: Double? = nil, baselineM: Double? = nil) {
+        self.iters = iters
+        self.kernelSize = kernelSize
+        self.focalPx = focalPx
+        self.baselineM = baselineM
+    }
+
+    /// Checks the ranges the database also enforces, with a message a client can act on.
+    public func validate() throws {
+        guard (2...100).contains(iters) else { throw JobQueueError.invalidParameters("iters must be in 2...100, got \(iters)") }
+        guard (2...64).contains(kernelSize) else { throw JobQueueError.invalidParameters("kernelSize must be in 2...64, got \(kernelSize)") }
+        guard (focalPx == nil) == (baselineM == nil) else {
+            throw JobQueueError.invalidParameters("focalPx and baselineM must be given together")
+        }
+        if let focalPx, !(focalPx.isFinite && focalPx > 0) { throw JobQueueError.invalidParameters("focalPx must be a positive number") }
+        if let baselineM, !(baselineM.isFinite && baselineM > 0) { throw JobQueueError.invalidParameters("baselineM must be a positive number") }
+    }
+}
+
+/// One stereo frame pair of a job's input, as PNG bytes.
+public struct InputFrame: Equatable, Sendable {
+    /// Position in the video, from 0.
+    public let index: Int
+    /// The frame's file name (used to name the outputs).
+    public let name: String
+    public let left: Data
+    public let right: Data
+
+    public init(index: Int, name: String, left: Data, right: Data) {
+        self.index = index
+        self.name = name
+        self.left = left
+        self.right = right
+    }
+}
+
+/// One output file of a job (a row of `job_results`).
+public struct ResultBlob: Equatable, Sendable {
+    public let path: String
+    public let data: Data
+
+    public init(path: String, data: Data) {
+        self.path = path
+        self.data = data
+    }
+}
+
+/// Why a job failed (or why its last attempt failed, while it waits for a retry).
+public struct JobErrorInfo: Equatable, Sendable {
+    /// A stable machine-readable code, e.g. `bad_input`, `worker_lost`, `processing_failed`.
+    public let code: String
+    public let message: String
+
+    public init(code: String, message: String) {
+        self.code = code
+        self.message = message
+    }
+}
+
+/// A job as the API reports it. Inputs and results are not included; they live in tables of their own.
+public struct JobRecord: Equatable, Sendable {
+    public let id: UUID
+    public let status: JobStatus
+    public let parameters: JobParameters
+    /// Attempts spent so far (a hand-back on shutdown gives its attempt back).
+    public let attempt: Int
+    public let maxAttempts: Int
+    /// Fencing token: incremented by every claim; a worker's writes carry the value it claimed.
+    public let lease: Int
+    public let workerId: String?
+    public let framesDone: Int
+    public let framesTotal: Int
+    public let cancelRequested: Bool
+    public let error: JobErrorInfo?
+    public let idempotencyKey: String?
+    public let payloadDigest: String?
+    public let createdAt: Date
+    /// When the job last entered `queued` (creation, retry or hand-back).
+    public let queuedAt: Date
+    /// Earliest time a worker may claim it (later than `queuedAt` while backing off).
+    public let runAfter: Date
+    /// When the current or last attempt started.
+    public let startedAt: Date?
+    public let heartbeatAt: Date?
+    public let leaseExpiresAt: Date?
+    /// When the job reached a terminal state.
+    public let finishedAt: Date?
+}

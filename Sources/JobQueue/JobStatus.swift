@@ -1,0 +1,72 @@
+// The job lifecycle: five states, the transitions between them, and who makes each one.
+
+/// The state of a job.
+///
+/// ```
+///                 claim (worker)                 succeed (worker)
+///   queued ───────────────────────────► running ────────────────────► succeeded
+///     ▲  │                               │ │ │  fail (worker, bad input or attempts used up;
+///     │  │ cancel (API)                  │ │ │        lease reaper, attempts used up)
+///     │  ▼                               │ │ └─────────────────────────► failed
+///   cancelled ◄──────────────────────────┘ │
+///        cancel honoured (worker; lease    │ retry (worker after an error, lease reaper after
+///        reaper when the worker is gone)   │ a lost worker; both with backoff) and hand-back
+///                                          └─► queued        (worker on SIGTERM, no attempt spent)
+/// ```
+///
+/// - `queued`: created by the API (`JobStore.enqueue`); re-entered from `running` when a worker retries,
+///   hands the job back, or the lease reaper (`WorkerQueue.expireLeases`, run by every worker) finds the
+///   worker stopped heartbeating. Left by a worker's claim, or by the API's cancel.
+/// - `running`: entered only by a worker's claim, which takes a new lease. Left only by the worker that
+///   holds that lease (every write is fenced by job id and lease) or by the lease reaper once the lease
+///   has expired.
+/// - `succeeded`, `failed`, `cancelled`: terminal. Only `JobStore.delete` removes such a job.
+public enum JobStatus: String, CaseIterable, Codable, Sendable {
+    case queued, running, succeeded, failed, cancelled
+
+    /// True for the three states a job never leaves.
+    public var isTerminal: Bool {
+        switch self {
+        case .queued, .running: return false
+        case .succeeded, .failed, .cancelled: return true
+        }
+    }
+
+    /// Whether the lifecycle above has an arrow from `self` to `next`.
+    public func canMove(to next: JobStatus) -> Bool {
+        switch (self, next) {
+        case (.queued, .running), (.queued, .cancelled),
+             (.running, .succeeded), (.running, .failed), (.running, .cancelled), (.running, .queued):
+            return true
+        default:
+            return false
+        }
+    }
+}
+
+/// A named arrow of the lifecycle. Each query that changes a job's status binds `from` and `to` from one of
+/// these, so the SQL can only make moves the state machine allows.
+public enum JobTransition: CaseIterable, Sendable {
+    case claim, succeed, fail, retry, handBack, cancelQueued, cancelRunning
+
+    public var from: JobStatus {
+        switch self {
+        case .claim, .cancelQueued: return .queued
+        case .succeed, .fail, .retry, .handBack, .cancelRunning: return .running
+        }
+    }
+
+    public var to: JobStatus {
+        let target: JobStatus
+        switch self {
+        case .claim: target = .running
+        case .succeed: target = .succeeded
+        case .fail: target = .failed
+        case .retry, .handBack: target = .queued
+        case .cancelQueued, .cancelRunning: target = .cancelled
+        }
+        // A transition the diagram does not have is a bug in this table, not a runtime condition.
+        precondition(from.canMove(to: target), "JobTransition \(self) moves \(from) to \(target), which the lifecycle forbids")
+        return target
+    }
+}

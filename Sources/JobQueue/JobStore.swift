@@ -1,0 +1,162 @@
+// The API's view of the queue: create, read, list, cancel and delete jobs, and read their results.
+import Foundation
+
+/// Jobs in PostgreSQL as the HTTP API sees them. Thread-safe: calls share a small connection pool.
+public final class JobStore: @unchecked Sendable {
+    private let pool: ConnectionPool
+    /// Attempts a new job gets before it stays failed.
+    public let maxAttempts: Int
+
+    /// Connects once to fail early on a bad URL or an unreachable server.
+    public init(url: String, maxAttempts: Int = 3) throws {
+        precondition(maxAttempts >= 1, "a job needs at least one attempt")
+        pool = ConnectionPool(url: url)
+        self.maxAttempts = maxAttempts
+        try ping()
+    }
+
+    /// Creates a queued job with its frames and wakes the workers. With an idempotency key that was seen
+    /// before, returns the existing job (`created == false`) if `payloadDigest` matches, and throws
+    /// `JobQueueError.idempotencyConflict` if it does not.
+    public func enqueue(parameters: JobParameters, frames: [InputFrame], idempotencyKey: String?,
+                        payloadDigest: String?, owner: UUID? = nil) throws -> (job: JobRecord, created: Bool) {
+        try enqueue(parameters: parameters, frameCount: frames.count, idempotencyKey: idempotencyKey,
+                    payloadDigest: payloadDigest, owner: owner, frame: { frames[$0] })
+    }
+
+    /// `enqueue` for uploads too large to hold: `frame(i)` is asked for frames 0..<frameCount in order, inside
+    /// the job's transaction, and each row is inserted before the next frame is asked for, so only one frame's
+    /// bytes are alive at a time. An error thrown by `frame` rolls the job back and is rethrown unchanged.
+    /// A replayed idempotency key returns before any frame is read. `owner` is the API key that submits
+    /// (nil on an open server); a key reused by another owner is a conflict.
+    public func enqueue(parameters: JobParameters, frameCount: Int, idempotencyKey: String?, payloadDigest: String?,
+                        owner: UUID? = nil,
+                        frame: (Int) throws -> InputFrame) throws -> (job: JobRecord, created: Bool) {
+        try parameters.validate()
+        guard frameCount > 0 else { throw JobQueueError.invalidInput("a job needs at least one frame") }
+        let id = UUID()
+        return try pool.transaction { connection in
+            let inserted = try connection.execute(Queries.insertJob, [
+                .uuid(id), .text(JobTransition.claim.from.rawValue), .int(parameters.iters), .int(parameters.kernelSize),
+                .optional(parameters.focalPx), .optional(parameters.baselineM), .int(maxAttempts), .int(frameCount),
+                .optional(idempotencyKey), .optional(payloadDigest), owner.map(SQLValue.uuid) ?? .null,
+            ])
+            guard let row = inserted.first else {
+                // The key exists: this is a replay (same payload) or a conflict.
+                guard let idempotencyKey,
+                      let existing = try connection.execute(Queries.jobByIdempotencyKey, [.text(idempotencyKey)]).first
+                else { throw PostgresError.decoding("insert returned no row without an idempotency key") }
+                let job = try Queries.decodeJob(existing)
+                let existingOwner = existing.isNull(24) ? nil : try existing.uuid(24)
+                guard job.payloadDigest == payloadDigest, existingOwner == owner else {
+                    throw JobQueueError.idempotencyConflict(key: idempotencyKey, existing: job.id)
+                }
+                return (job, false)
+            }
+            for index in 0..<frameCount {
+                let input = try frame(index)
+                guard input.index == index else {
+                    throw JobQueueError.invalidInput("frame indices must be 0..<\(frameCount) in order, got \(input.index) at \(index)")
+                }
+                try connection.execute(Queries.insertInput, [
+                    .uuid(id), .int(input.index), .text(input.name), .bytes(input.left), .bytes(input.right),
+                ])
+            }
+            try connection.execute(Queries.notifyWorkers, [.text(id.uuidString)])
+            return (try Queries.decodeJob(row), true)
+        }
+    }
+
+    /// The job, or nil if unknown or (with `owner`) created by another API key.
+    public func job(id: UUID, owner: UUID? = nil) throws -> JobRecord? {
+        try pool.withConnection { connection in
+            try connection.execute(Queries.jobByID, [.uuid(id), owner.map(SQLValue.uuid) ?? .null]).first.map(Queries.decodeJob)
+        }
+    }
+
+    /// Jobs newest first, optionally of one status. `next` is an opaque cursor for the following page
+    /// (nil on the last page); pass it back as `after`.
+    /// With `owner`, only that API key's jobs.
+    public func list(status: JobStatus?, limit: Int, after cursor: String?,
+                     owner: UUID? = nil) throws -> (jobs: [JobRecord], next: String?) {
+        guard (1...1000).contains(limit) else { throw JobQueueError.invalidParameters("limit must be in 1...1000, got \(limit)") }
+        var cursorValues: [SQLValue] = [.null, .null]
+        if let cursor {
+            let (micros, id) = try Self.decodeCursor(cursor)
+            cursorValues = [.int(micros), .uuid(id)]
+        }
+        // One row more than asked tells whether there is a next page.
+        let jobs = try pool.withConnection { connection in
+            try connection.execute(Queries.listJobs, [.optional(status?.rawValue)] + cursorValues
+                                   + [.int(limit + 1), owner.map(SQLValue.uuid) ?? .null])
+                .rows.map(Queries.decodeJob)
+        }
+        guard jobs.count > limit, let last = jobs.prefix(limit).last else { return (jobs, nil) }
+        return (Array(jobs.prefix(limit)), Self.encodeCursor(last))
+    }
+
+    /// Cancels a job: a queued one ends at once; a running one is flagged and its worker stops it within a
+    /// few seconds (the job then reads `cancelled`). A finished job is returned unchanged; nil if unknown.
+    public func cancel(id: UUID, owner: UUID? = nil) throws -> JobRecord? {
+        try pool.withConnection { connection in
+            let row = try connection.execute(Queries.cancelJob, [
+                .uuid(id), .text(JobTransition.cancelQueued.from.rawValue), .text(JobTransition.cancelQueued.to.rawValue),
+                .text(JobTransition.cancelRunning.from.rawValue), owner.map(SQLValue.uuid) ?? .null,
+            ]).first
+            if let row { return try Queries.decodeJob(row) }
+            return try connection.execute(Queries.jobByID, [.uuid(id), owner.map(SQLValue.uuid) ?? .null]).first.map(Queries.decodeJob)
+        }
+    }
+
+    /// Deletes a job with its inputs and results; false if there was no such job. A worker still running
+    /// it finds its lease gone at the next heartbeat and stops.
+    public func delete(id: UUID, owner: UUID? = nil) throws -> Bool {
+        try pool.withConnection { connection in
+            try connection.execute(Queries.deleteJob, [.uuid(id), owner.map(SQLValue.uuid) ?? .null]).count > 0
+        }
+    }
+
+    /// The stored output paths of a job, sorted (empty until it succeeds).
+    public func resultPaths(id: UUID) throws -> [String] {
+        try pool.withConnection { connection in
+            try connection.execute(Queries.resultPaths, [.uuid(id)]).rows.map { try $0.string(0) }
+        }
+    }
+
+    public func result(id: UUID, path: String) throws -> Data? {
+        try pool.withConnection { connection in
+            try connection.execute(Queries.resultData, [.uuid(id), .text(path)], binaryResults: true).first.map { try $0.data(0) }
+        }
+    }
+
+    /// The number of jobs in each status (every status present, zero if none).
+    public func statusCounts() throws -> [JobStatus: Int] {
+        var counts = Dictionary(uniqueKeysWithValues: JobStatus.allCases.map { ($0, 0) })
+        try pool.withConnection { connection in
+            for row in try connection.execute(Queries.statusCounts).rows {
+                if let status = JobStatus(rawValue: try row.string(0)) { counts[status] = try row.int(1) }
+            }
+        }
+        return counts
+    }
+
+    /// Throws unless the database answers a trivial query.
+    public func ping() throws {
+        try pool.withConnection { connection in _ = try connection.execute(Queries.ping) }
+    }
+
+    // The cursor is "<created_at in microseconds>_<id>" of the last job of a page: a keyset position,
+    // stable while jobs are added or deleted.
+    static func encodeCursor(_ job: JobRecord) -> String {
+        let micros = Int((job.createdAt.timeIntervalSince1970 * 1_000_000).rounded())
+        return "\(micros)_\(job.id.uuidString.lowercased())"
+    }
+
+    static func decodeCursor(_ cursor: String) throws -> (Int, UUID) {
+        let parts = cursor.split(separator: "_", omittingEmptySubsequences: false)
+        guard parts.count == 2, let micros = Int(parts[0]), let id = UUID(uuidString: String(parts[1])) else {
+            throw JobQueueError.invalidCursor(cursor)
+        }
+        return (micros, id)
+    }
+}

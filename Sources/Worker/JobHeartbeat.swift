@@ -1,0 +1,83 @@
+// The per-job heartbeat: its own thread and connection, so a busy network can never starve the lease.
+import Foundation
+import JobQueue
+import Logging
+
+/// Extends a claimed job's lease every `interval` seconds, reports progress, and raises the flags the
+/// network's `isCancelled` closure reads: cancellation requested, or the lease lost.
+final class JobHeartbeat: @unchecked Sendable {
+    private let queue: WorkerQueue
+    private let job: ClaimedJob
+    private let leaseSeconds: Double
+    private let interval: Double
+    private let logger: Logger
+    private let condition = NSCondition()
+    // Guarded by `condition`.
+    private var finished = false
+    private var exited = false
+    private var progress = 0
+    private var cancelFlag = false
+    private var lostFlag = false
+
+    init(queue: WorkerQueue, job: ClaimedJob, leaseSeconds: Double, interval: Double, logger: Logger) {
+        self.queue = queue
+        self.job = job
+        self.leaseSeconds = leaseSeconds
+        self.interval = interval
+        self.logger = logger
+    }
+
+    var cancelRequested: Bool { condition.withLock { cancelFlag } }
+    var lost: Bool { condition.withLock { lostFlag } }
+
+    func record(framesDone: Int) {
+        condition.withLock { progress = framesDone }
+    }
+
+    func start() {
+        let thread = Thread { [self] in loop() }
+        thread.name = "heartbeat \(job.id)"
+        thread.start()
+    }
+
+    /// Stops the thread and waits for it, so the slot's connection is free for the next job.
+    func finish() {
+        condition.lock()
+        finished = true
+        condition.broadcast()
+        while !exited { condition.wait() }
+        condition.unlock()
+    }
+
+    private func loop() {
+        condition.lock()
+        while !finished {
+            _ = condition.wait(until: Date(timeIntervalSinceNow: interval))
+            if finished { break }
+            let framesDone = progress
+            condition.unlock()
+            let reply: HeartbeatReply?
+            do {
+                reply = try queue.heartbeat(job, framesDone: framesDone, leaseSeconds: leaseSeconds)
+            } catch {
+                // The next beat reconnects; the lease outlives a few missed beats.
+                logger.warning("heartbeat failed", metadata: ["job": "\(job.id)", "error": "\(error)"])
+                reply = nil
+            }
+            condition.lock()
+            switch reply {
+            case .held(let cancelRequested)?:
+                if cancelRequested && !cancelFlag { logger.info("cancellation requested", metadata: ["job": "\(job.id)"]) }
+                cancelFlag = cancelFlag || cancelRequested
+            case .lost?:
+                if !lostFlag { logger.warning("lease lost; abandoning the job", metadata: ["job": "\(job.id)"]) }
+                lostFlag = true
+            case nil:
+                break
+            }
+        }
+        exited = true
+        condition.broadcast()
+        condition.unlock()
+    }
+}

@@ -1,0 +1,21 @@
+// API key generation and hashing.
+import HTTPServer
+import XCTest
+
+final class APIKeySecretTests: XCTestCase {
+    func testKeysAreRandomAndWellFormed() {
+        let keys = (0..<50).map { _ in APIKeySecret.generate() }
+        XCTAssertEqual(Set(keys).count, keys.count, "no repeats")
+        for key in keys {
+            XCTAssertTrue(key.hasPrefix("dsk_"), key)
+            XCTAssertEqual(key.count, 4 + 64, key)
+            XCTAssertTrue(key.dropFirst(4).allSatisfy { $0.isHexDigit && !$0.isUppercase }, key)
+        }
+    }
+
+    func testHashIsSHA256OfTheKeysBytes() {
+        // FIPS 180-2 test vector for "abc".
+        XCTAssertEqual(APIKeySecret.sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        XCTAssertNotEqual(APIKeySecret.sha256Hex("dsk_a"), APIKeySecret.sha256Hex("dsk_b"))
+    }
+}

@@ -1,0 +1,171 @@
+// A real PostgreSQL for the queue and worker tests: a schema per test, and private clusters to restart.
+import Foundation
+
+/// Errors of the test database helpers; the message says what to run.
+public struct TestDatabaseError: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// Each test gets its own schema in the server at `TEST_DATABASE_URL`, selected through the connection
+/// string (`options=-csearch_path=...`), so tests can run in parallel and all SQL stays unqualified.
+/// Works through `psql` so this target needs no dependency on the queue module.
+public enum TestDatabase {
+    /// `TEST_DATABASE_URL`, default `postgresql://postgres@127.0.0.1:55432/postgres` (what `.ci/postgres` starts).
+    public static var serverURL: String {
+        ProcessInfo.processInfo.environment["TEST_DATABASE_URL"] ?? "postgresql://postgres@127.0.0.1:55432/postgres"
+    }
+
+    /// Creates a fresh schema named `<prefix>_<random>` and returns a connection string that uses it.
+    /// Throws a clear error when the server does not answer (tests fail; they never skip).
+    public static func makeSchema(_ prefix: String, server: String = serverURL) throws -> (url: String, schema: String) {
+        let clean = prefix.lowercased().filter { $0.isLetter || $0.isNumber || $0 == "_" }
+        let schema = "t_\(clean.prefix(40))_\(UInt32.random(in: 0...UInt32.max))"
+        // The name is built from [a-z0-9_] above, so it needs no quoting.
+        try psql(server, "CREATE SCHEMA \(schema)")
+        return (url(server, schema: schema), schema)
+    }
+
+    public static func dropSchema(_ schema: String, server: String = serverURL) {
+        _ = try? psql(server, "DROP SCHEMA IF EXISTS \(schema) CASCADE")
+    }
+
+    /// `server` with `search_path` set to `schema`, for URIs and key=value strings alike.
+    public static func url(_ server: String, schema: String) -> String {
+        if server.hasPrefix("postgresql://") || server.hasPrefix("postgres://") {
+            return server + (server.contains("?") ? "&" : "?") + "options=-csearch_path%3D\(schema)"
+        }
+        return server + " options='-csearch_path=\(schema)'"
+    }
+
+    /// Runs SQL with psql and returns its unaligned, tuples-only output.
+    @discardableResult
+    public static func psql(_ url: String, _ sql: String) throws -> String {
+        let result = try run("/usr/bin/env", ["psql", url, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        guard result.status == 0 else {
+            if result.output.contains("Connection refused") || result.output.contains("could not connect") {
+                throw TestDatabaseError(description: """
+                    PostgreSQL at \(url) does not answer. Start the test cluster with `eval "$(.ci/postgres)"` \
+                    or point TEST_DATABASE_URL at a server. psql said: \(result.output)
+                    """)
+            }
+            throw TestDatabaseError(description: "psql failed on \(sql): \(result.output)")
+        }
+        return result.output.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Runs a program to completion, returning its exit status and combined output.
+    ///
+    /// posix_spawn and waitpid rather than Foundation's Process: a PostgreSQL server started by the
+    /// program (pg_ctl start) inherits descriptors Process uses to notice the exit, and the wait would
+    /// never return. Output goes to a temporary file for the same reason.
+    public static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> (status: Int32, output: String) {
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("dynstereo-run-\(UUID().uuidString).log")
+        defer { try? FileManager.default.removeItem(at: log) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, log.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        let environment = ProcessInfo.processInfo.environment.merging(environment ?? [:]) { $1 }
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { (argv + envp).forEach { free($0) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, executable, &actions, nil, argv, envp)
+        guard spawned == 0 else { throw TestDatabaseError(description: "cannot run \(executable): error \(spawned)") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        let output = (try? Data(contentsOf: log)) ?? Data()
+        // WIFEXITED / WEXITSTATUS by hand: the low 7 bits are the terminating signal, 0 for a normal exit.
+        let exitStatus: Int32 = status & 0x7F == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
+        return (exitStatus, String(decoding: output, as: UTF8.self))
+    }
+}
+
+/// A PostgreSQL cluster of the test's own, on its own port in a temporary folder, started through
+/// `.ci/postgres` so it can be restarted under a running worker without disturbing other tests.
+public final class PrivateCluster {
+    public let port: Int
+    public let directory: String
+    public var serverURL: String { "postgresql://postgres@127.0.0.1:\(port)/postgres" }
+
+    public init(port: Int) throws {
+        self.port = port
+        directory = "/tmp/dynstereo-test-pg-\(port)"
+        try control("start")
+    }
+
+    public func restart() throws { try control("restart") }
+    public func stop() throws { try control("stop") }
+
+    /// Stops the server and deletes its folder.
+    public func destroy() {
+        try? control("stop")
+        try? FileManager.default.removeItem(atPath: directory)
+        try? FileManager.default.removeItem(atPath: directory + ".initdb.log")
+    }
+
+    private func control(_ command: String) throws {
+        let script = SharedData.projectRoot.appendingPathComponent(".ci/postgres").path
+        let result = try TestDatabase.run("/bin/bash", [script, command],
+                                          environment: ["PGTEST_PORT": "\(port)", "PGTEST_DIR": directory])
+        guard result.status == 0 else {
+            throw TestDatabaseError(description: ".ci/postgres \(command) on port \(port) failed: \(result.output)")
+        }
+    }
+}
+
+/// A child process the test can signal (SIGTERM, SIGKILL) and wait for; its output goes to a log file.
+public final class ChildProcess {
+    public let pid: pid_t
+    public let logPath: String
+    private var exitStatus: Int32?
+
+    public init(_ executable: String, _ arguments: [String], logPath: String) throws {
+        self.logPath = logPath
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp = ProcessInfo.processInfo.environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { (argv + envp).forEach { free($0) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, executable, &actions, nil, argv, envp)
+        guard spawned == 0 else { throw TestDatabaseError(description: "cannot run \(executable): error \(spawned)") }
+        self.pid = pid
+    }
+
+    public func signal(_ number: Int32) {
+        if exitStatus == nil { kill(pid, number) }
+    }
+
+    /// Waits up to `timeout` seconds; the exit status (128 + signal when killed), or nil if still running.
+    public func wait(timeout: Double) -> Int32? {
+        if let exitStatus { return exitStatus }
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        repeat {
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == pid {
+                exitStatus = status & 0x7F == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
+                return exitStatus
+            }
+            Thread.sleep(forTimeInterval: 0.05)
+        } while Date() < deadline
+        return nil
+    }
+
+    public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    /// Kills the process if it still runs (test cleanup).
+    deinit {
+        if exitStatus == nil {
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+        }
+    }
+}
