@@ -3,16 +3,6 @@ import XCTest
 
 /// Fast kernels against their plain reference loops on awkward shapes.
 final class ConvolutionTests: XCTestCase {
-    private func random(_ shape: [Int], seed: UInt64) -> Tensor {
-        var state = seed
-        return Tensor(shape: shape) { buffer in
-            for i in 0..<buffer.count {
-                state = state &* 6364136223846793005 &+ 1442695040888963407
-                buffer[i] = Float(Int64(bitPattern: state >> 11) % 2000) / 1000 - 1
-            }
-        }
-    }
-
     // Float32 sgemm against double-accumulated loops: sums of up to ~1000 products of magnitude <= 1,
     // so rounding differences stay well under 1e-4.
     private let tolerance: Float = 1e-4

@@ -3,16 +3,6 @@ import XCTest
 
 /// The tap-shifted sgemm convolutions against conv3dNaive, on shapes where the zero gaps and cut ranges matter.
 final class TapConvolutionTests: XCTestCase {
-    private func random(_ shape: [Int], seed: UInt64) -> Tensor {
-        var state = seed
-        return Tensor(shape: shape) { buffer in
-            for i in 0..<buffer.count {
-                state = state &* 6364136223846793005 &+ 1442695040888963407
-                buffer[i] = Float(Int64(bitPattern: state >> 11) % 2000) / 1000 - 1
-            }
-        }
-    }
-
     // Float32 sgemm sums of at most 5 x 9 products of magnitude <= 1 against double sums: differences stay
     // near 1e-6; 1e-5 leaves room and still catches any misplaced tap (errors of order 0.1).
     private let tolerance: Float = 1e-5
