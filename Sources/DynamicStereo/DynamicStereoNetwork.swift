@@ -71,7 +71,6 @@ public struct DynamicStereoNetwork {
 
         var iterations: [Tensor] = []
         let record: (Tensor, Int) -> Void = { upsampled, scale in
-            guard keepIterations else { return }
             let x = splitChannels(upsampled, [1, 1])[0]
             iterations.append(scale > 1
                 ? Float(scale) * resizeBilinear(x, height: scale * x.shape[2], width: scale * x.shape[3])
@@ -87,7 +86,7 @@ public struct DynamicStereoNetwork {
             let correlation = clock.measure(.correlationBuild) { CorrBlock1D(fmap1: f1dw16, fmap2: f2dw16) }
             (flow, net16) = try refine(update16, stage: .update16, correlation: correlation,
                                        flow: flow, net: net, inp: inp, iters: iters / 2, frames: frames,
-                                       record: { record($0, 4) }, clock: clock, isCancelled: isCancelled)
+                                       record: keepIterations ? { record($0, 4) } : nil, clock: clock, isCancelled: isCancelled)
         }
 
         // 1/8: the reference rescales by -(target / source) height, which also flips the sign.
@@ -102,7 +101,7 @@ public struct DynamicStereoNetwork {
             let correlation = clock.measure(.correlationBuild) { CorrBlock1D(fmap1: f1dw8, fmap2: f2dw8) }
             (flow, net08) = try refine(update08, stage: .update08, correlation: correlation,
                                        flow: flow, net: net08, inp: inp, iters: iters / 2, frames: frames,
-                                       record: { record($0, 2) }, clock: clock, isCancelled: isCancelled)
+                                       record: keepIterations ? { record($0, 2) } : nil, clock: clock, isCancelled: isCancelled)
         }
 
         // 1/4, with the same sign-flipping rescale.
@@ -116,7 +115,7 @@ public struct DynamicStereoNetwork {
             }
             (flow, _) = try refine(update04, stage: .update04, correlation: correlation,
                                    flow: flow, net: net04, inp: inp, iters: iters, frames: frames,
-                                   record: { record($0, 1) }, clock: clock, isCancelled: isCancelled)
+                                   record: keepIterations ? { record($0, 1) } : nil, clock: clock, isCancelled: isCancelled)
         }
         return Output(flow: splitChannels(flow, [1, 1])[0], iterations: iterations)
     }
@@ -194,22 +193,30 @@ public struct DynamicStereoNetwork {
     }
 
     /// The recurrent refinement at one scale; returns the last convex-upsampled flow and the hidden state.
+    ///
+    /// Each iteration's upsampled flow is computed only where it is read: in the last iteration (the scale's
+    /// result) and, when `record` is given, in every iteration. The mask head and the convex upsampling feed
+    /// nothing else (the next iteration starts from the coarse flow and the hidden state), so skipping them
+    /// elsewhere leaves every result bit for bit the same. The reference computes them in every iteration.
     private func refine(_ block: SequenceUpdateBlock3D, stage: NetworkStage, correlation: CorrBlock1D,
                         flow initialFlow: Tensor, net initialNet: Tensor, inp: Tensor, iters: Int, frames: Int,
-                        record: (Tensor) -> Void, clock: StageClock?, isCancelled: () -> Bool) throws -> (Tensor, Tensor) {
+                        record: ((Tensor) -> Void)?, clock: StageClock?, isCancelled: () -> Bool) throws -> (Tensor, Tensor) {
+        precondition(iters >= 1, "refine: needs an iteration to produce a flow")
         var flow = initialFlow
         var net = initialNet
         var upsampled = flow
         // The context's share of the GRU's convolutions is the same in every iteration: computed once here.
         let context = clock.measure(stage) { block.context(inp: inp, frames: frames) }
-        for _ in 0..<iters {
+        for iteration in 0..<iters {
             if isCancelled() { throw CancellationError() }
             let corr = clock.measure(.correlationLookup) { correlation(flow: flow) }
-            let step = clock.measure(stage) { block(net: net, context: context, corr: corr, flow: flow, frames: frames, clock: clock) }
+            let step = clock.measure(stage) { block.step(net: net, context: context, corr: corr, flow: flow, frames: frames, clock: clock) }
             net = step.net
             flow = clock.measure(.other) { flow + step.delta }
-            upsampled = clock.measure(.upsampling) { convexUpsample(flow, mask: step.mask, rate: 4) }
-            record(upsampled)
+            guard record != nil || iteration == iters - 1 else { continue }
+            let mask = clock.measure(stage) { block.upsamplingMask(net, clock: clock) }
+            upsampled = clock.measure(.upsampling) { convexUpsample(flow, mask: mask, rate: 4) }
+            record?(upsampled)
         }
         return (upsampled, net)
     }

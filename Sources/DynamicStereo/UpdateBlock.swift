@@ -65,6 +65,21 @@ struct SequenceUpdateBlock3D {
     /// One update with the context prepared by `context(inp:frames:)`.
     func callAsFunction(net: Tensor, context: Context, corr: Tensor, flow: Tensor, frames: Int,
                         clock: StageClock? = nil) -> (net: Tensor, mask: Tensor, delta: Tensor) {
+        let (newNet, delta) = step(net: net, context: context, corr: corr, flow: flow, frames: frames, clock: clock)
+        return (newNet, upsamplingMask(newNet, clock: clock), delta)
+    }
+
+    /// The convex-upsampling mask [T, 144, H, W] of a new hidden state, already scaled by 0.25.
+    ///
+    /// Apart from `callAsFunction`, so that the refinement can skip it in iterations whose upsampled flow
+    /// nobody reads: it depends on the hidden state alone and feeds nothing but the upsampling.
+    func upsamplingMask(_ newNet: Tensor, clock: StageClock? = nil) -> Tensor {
+        clock.measure(.maskHead) { mask(newNet) * 0.25 }
+    }
+
+    /// One update without the mask: the new hidden state and the flow update `delta` [T, 2, H, W].
+    func step(net: Tensor, context: Context, corr: Tensor, flow: Tensor, frames: Int,
+              clock: StageClock? = nil) -> (net: Tensor, delta: Tensor) {
         let (t, hc, h, w) = net.dims4
         let hidden = Self.hiddenChannels
         precondition(hc == hidden && t == frames,
@@ -86,8 +101,7 @@ struct SequenceUpdateBlock3D {
             newNet = clock.measure(.gru) { gru.run(h: net, input: motion, context: context.gru) }
         }
         let delta = clock.measure(.flowHead) { flowHead(newNet) }                  // [T, 2, H, W]
-        let upsamplingMask = clock.measure(.maskHead) { mask(newNet) * 0.25 }      // [T, 144, H, W]
-        return (newNet, upsamplingMask, delta)
+        return (newNet, delta)
     }
 }
 

@@ -67,6 +67,13 @@ final class NetworkGoldenTests: XCTestCase {
             let reference = expected.slice(k..<(k + 1)).reshaped([5, 1, 64, 256])
             assertWithinBound(iteration, reference, set: "A iteration \(k)")
         }
+        // Without keepIterations the mask head and the upsampling run only in each scale's last iteration:
+        // the final flow must not change by a single bit.
+        let plain = try network.forward(left: StereoVideoEstimator.tensor(sequence.left),
+                                        right: StereoVideoEstimator.tensor(sequence.right), iters: 4)
+        XCTAssertTrue(plain.iterations.isEmpty)
+        XCTAssertEqual(plain.flow.shape, output.flow.shape)
+        XCTAssertEqual(plain.flow.data, output.flow.data, "skipping unread upsamplings changed the final flow")
     }
 
     func testSetA20() throws {
