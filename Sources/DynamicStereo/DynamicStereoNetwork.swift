@@ -214,8 +214,13 @@ public struct DynamicStereoNetwork {
             net = step.net
             flow = clock.measure(.other) { flow + step.delta }
             guard record != nil || iteration == iters - 1 else { continue }
-            let mask = clock.measure(stage) { block.upsamplingMask(net, clock: clock) }
-            upsampled = clock.measure(.upsampling) { convexUpsample(flow, mask: mask, rate: 4) }
+            // Mask and upsampling are per frame: long windows run them a few frames at a time.
+            let (t, _, h, w) = net.dims4
+            upsampled = SequenceUpdateBlock3D.inFrameChunks(frames: t, height: h, width: w) { frames in
+                let (chunkNet, chunkFlow) = frames.count == t ? (net, flow) : (net.slice(frames), flow.slice(frames))
+                let mask = clock.measure(stage) { block.upsamplingMask(chunkNet, clock: clock) }
+                return clock.measure(.upsampling) { convexUpsample(chunkFlow, mask: mask, rate: 4) }
+            }
             record?(upsampled)
         }
         return (upsampled, net)

@@ -89,7 +89,13 @@ struct SequenceUpdateBlock3D {
                      "SequenceUpdateBlock3D: corr \(corr.shape), net \(net.shape)")
         precondition(flow.shape == [t, 2, h, w], "SequenceUpdateBlock3D: flow \(flow.shape), net \(net.shape)")
 
-        let motion = clock.measure(.motionEncoder) { encoder(flow: flow, corr: corr) }   // [T, 128, H, W]
+        // The motion encoder is per frame: long windows run it a few frames at a time (see inFrameChunks).
+        let motion = clock.measure(.motionEncoder) {                                     // [T, 128, H, W]
+            Self.inFrameChunks(frames: t, height: h, width: w) { frames in
+                frames.count == t ? encoder(flow: flow, corr: corr)
+                    : encoder(flow: flow.slice(frames), corr: corr.slice(frames))
+            }
+        }
         let newNet: Tensor                                           // [T, 128, H, W]
         if let attention, let inp = context.inp {
             let features = clock.measure(.updateAttention) {
@@ -106,6 +112,41 @@ struct SequenceUpdateBlock3D {
 }
 
 extension SequenceUpdateBlock3D {
+    /// Pixels of consecutive frames a per-frame layer processes at once in `inFrameChunks`: 5 frames at 1/4 of
+    /// 480x640. Windows up to that size run in one piece (the sgemms are as wide as before); longer ones run
+    /// in chunks, which bounds the layers' temporaries (the motion encoder's reach 1.4 GB for 20 frames of
+    /// 480x640 in one piece) while each chunk's sgemms stay tens of thousands of columns wide.
+    static let chunkPixels = 5 * 120 * 160
+
+    /// Runs `body`, a per-frame layer, on the frames of a [T, ·, H, W] window in chunks of consecutive frames
+    /// (at most `pixels` pixels each where a frame fits, as even as possible) and gathers the results, [T, C, H, W], in
+    /// order. The result equals `body(0..<T)`: no value depends on another frame's.
+    static func inFrameChunks(frames t: Int, height h: Int, width w: Int, pixels: Int = chunkPixels,
+                              _ body: (Range<Int>) -> Tensor) -> Tensor {
+        precondition(pixels > 0, "inFrameChunks: chunks need pixels")
+        let most = max(1, pixels / max(1, h * w))          // frames per chunk at most
+        let chunks = (t + most - 1) / most
+        guard chunks > 1 else { return body(0..<t) }
+        let per = (t + chunks - 1) / chunks
+        var out = Tensor(shape: [0])
+        for start in stride(from: 0, to: t, by: per) {
+            let frames = start..<min(t, start + per)
+            let part = body(frames)
+            precondition(part.rank >= 1 && part.shape[0] == frames.count,
+                         "inFrameChunks: \(frames.count) frames gave \(part.shape)")
+            let inner = part.count / frames.count
+            if start == 0 { out = Tensor(shape: [t] + part.shape.dropFirst()) }
+            precondition(Array(out.shape.dropFirst()) == Array(part.shape.dropFirst()),
+                         "inFrameChunks: chunk \(part.shape) beside \(out.shape)")
+            out.data.withUnsafeMutableBufferPointer { ob in
+                part.data.withUnsafeBufferPointer { pb in
+                    (ob.baseAddress! + start * inner).update(from: pb.baseAddress!, count: pb.count)
+                }
+            }
+        }
+        return out
+    }
+
     /// A 2-D convolution with bias and "same" padding, bound to `<scope>.weight` [Cout, Cin, k, k]
     /// and `<scope>.bias` [Cout].
     ///
@@ -208,31 +249,47 @@ extension SequenceUpdateBlock3D {
     /// When the GRU's input starts with the context `inp` (every block but the 1/16 one, whose attention mixes
     /// the input), that third of each convolution is the same in every iteration: `context(inp:)` computes it
     /// once per scale, with the biases, and each iteration starts its sums from it.
+    ///
+    /// Memory: a pass's buffers (the packed [h | input] and the 384 pre-activation channels) are 3.5 times the
+    /// hidden state. Long windows run each pass in chunks of at most `chunkPixels` pixels (`GRUChunk`), which
+    /// bounds them; every chunk's sgemms stay tens of thousands of columns wide.
     struct SepConvGRU3D {
         let passes: [GRUPass]       // kernels (1, 1, 5), (1, 5, 1), (5, 1, 1)
         /// Whether the input's first 128 channels are the constant context (see `context(inp:)`).
         let splitsContext: Bool
+        /// The most pixels of [T, H, W] one pass works on at a time.
+        let chunkPixels: Int
 
-        init(_ w: WeightScope, splitsContext: Bool = true, contextBudgetBytes: Int = 1 << 30) {
+        init(_ w: WeightScope, splitsContext: Bool = true, contextBudgetBytes: Int = 512 << 20,
+             chunkPixels: Int = SequenceUpdateBlock3D.chunkPixels) {
+            precondition(chunkPixels > 0, "SepConvGRU3D: chunks need pixels")
             self.splitsContext = splitsContext
             self.contextBudgetBytes = contextBudgetBytes
+            self.chunkPixels = chunkPixels
             passes = [(1, TapAxis.width, (1, 1, 5)), (2, .height, (1, 5, 1)), (3, .time, (5, 1, 1))].map {
                 GRUPass(w, pass: $0.0, axis: $0.1, kernel: $0.2, splitsContext: splitsContext)
             }
         }
 
-        /// The context's share of every gate and candidate pre-activation, plus the biases, per pass: on each
-        /// pass's grid, [256 gate + 128 candidate channels, grid]. Passes beyond the memory budget have none
-        /// stored and compute theirs from `inp` in every iteration.
+        /// The context's share of every gate and candidate pre-activation, plus the biases, per pass and chunk:
+        /// on each chunk's grid, [256 gate + 128 candidate channels, grid]. Passes beyond the memory budget have
+        /// none stored and compute theirs from `inp` in every iteration.
         struct Context {
             let frames: Int, height: Int, width: Int
-            let preactivations: [[Float]?]
+            let preactivations: [[[Float]]?]
             let inp: Tensor?
         }
 
-        /// Bytes of stored context pre-activations per GRU: 1,152 floats per pixel of the window, so 442 MB for
+        /// The chunks pass `pass` runs on for a [T, ·, H, W] window.
+        func chunks(_ pass: GRUPass, frames t: Int, height h: Int, width w: Int) -> [GRUChunk] {
+            GRUChunk.plan(axis: pass.axis, frames: t, height: h, width: w, pixels: chunkPixels)
+        }
+
+        /// Bytes of stored context pre-activations per GRU: 1,152 floats per pixel of the window, so 447 MB for
         /// 5 frames of 480x640 (all three passes stored) but 1.8 GB for 20 frames, where only the passes that fit
         /// are stored and the others recompute their share (a third of their FLOPs) to bound the peak memory.
+        /// The default, 512 MiB, stores nothing for 20 frames of 480x640 (597 MB a pass): there a stored pass
+        /// would stay alive through every iteration, above the chunked passes' few hundred MB of temporaries.
         let contextBudgetBytes: Int
 
         /// Convolves the context `inp` [T, 128, H, W] with the context third of every GRU weight, once per scale.
@@ -241,11 +298,11 @@ extension SequenceUpdateBlock3D {
             let (t, c, h, w) = inp.dims4
             precondition(c == SequenceUpdateBlock3D.hiddenChannels, "SepConvGRU3D: context \(inp.shape)")
             var stored = 0
-            let preactivations = passes.map { pass -> [Float]? in
+            let preactivations = passes.map { pass -> [[Float]]? in
                 let bytes = 3 * c * pass.layout(frames: t, height: h, width: w).gridStride * 4
                 guard stored + bytes <= contextBudgetBytes else { return nil }
                 stored += bytes
-                return Self.preactivations(pass, inp: inp)
+                return chunks(pass, frames: t, height: h, width: w).map { Self.preactivations(pass, inp: $0.gather(inp)) }
             }
             return Context(frames: t, height: h, width: w, preactivations: preactivations,
                            inp: preactivations.contains { $0 == nil } ? inp : nil)
@@ -295,47 +352,123 @@ extension SequenceUpdateBlock3D {
                 $0.frames == t && $0.height == height && $0.width == width } ?? true),
                          "SepConvGRU3D: context does not fit h \(h.shape)")
             let channels = hidden + inputChannels
-            var result = Tensor(shape: [t, hidden, height, width])
-            // Each pass's buffer holds [h | input] in that pass's layout.
-            var layout = passes[0].layout(frames: t, height: height, width: width)
-            var buffer = [Float](repeating: 0, count: channels * layout.channelStride)
-            h.data.withUnsafeBufferPointer { hb in
-            buffer.withUnsafeMutableBufferPointer { bb in
-                layout.pack(hb.baseAddress!, channels: hidden, into: bb.baseAddress!, stride: layout.channelStride,
-                            lead: layout.lead)
-            }}
+            // Each pass reads `state` and writes the next state into `next`; the state two passes back is dead
+            // by then, so two window-sized tensors serve all three passes.
+            var state = h
+            var next = Tensor(shape: [t, hidden, height, width])
             for (index, pass) in passes.enumerated() {
-                input.data.withUnsafeBufferPointer { xb in
-                buffer.withUnsafeMutableBufferPointer { bb in
-                    layout.pack(xb.baseAddress!, channels: inputChannels, into: bb.baseAddress!, channelOffset: hidden,
-                                stride: layout.channelStride, lead: layout.lead)
-                }}
-                // The new state goes to `result` (frames-major) and from there into the next pass's buffer, which
-                // is allocated only once this pass's buffer is gone: the two are the GRU's largest arrays.
-                // Pre-activations start from the context's share and the biases. A stored share is copied (it serves
-                // every iteration); one computed here is used in place.
-                var pre: [Float]
-                if let context {
-                    pre = context.preactivations[index] ?? Self.preactivations(pass, inp: context.inp!)
-                } else {
-                    pre = pass.biasGrid(layout)
-                }
-                result.data.withUnsafeMutableBufferPointer { rb in
-                    pass.step(buffer: &buffer, channels: channels, layout: layout, preactivations: &pre,
-                              into: rb.baseAddress!)
-                }
-                if index < passes.count - 1 {
-                    buffer = []
-                    layout = passes[index + 1].layout(frames: t, height: height, width: width)
-                    buffer = [Float](repeating: 0, count: channels * layout.channelStride)
-                    result.data.withUnsafeBufferPointer { rb in
+                let chunks = self.chunks(pass, frames: t, height: height, width: width)
+                for (number, chunk) in chunks.enumerated() {
+                    let layout = pass.layout(frames: chunk.frames.count, height: chunk.rows.count, width: width)
+                    // Pre-activations start from the context's share and the biases. A stored share is copied (it
+                    // serves every iteration); one computed here is used in place, and is computed before the
+                    // buffer below exists (its own packed copy of inp is gone by then).
+                    var pre: [Float]
+                    if let context {
+                        pre = context.preactivations[index]?[number]
+                            ?? Self.preactivations(pass, inp: chunk.gather(context.inp!))
+                    } else {
+                        pre = pass.biasGrid(layout)
+                    }
+                    // The pass's buffer holds [h | input] of this chunk in the pass's layout.
+                    var buffer = [Float](repeating: 0, count: channels * layout.channelStride)
+                    let (stateChunk, inputChunk) = (chunk.gather(state), chunk.gather(input))
+                    stateChunk.data.withUnsafeBufferPointer { hb in
+                    inputChunk.data.withUnsafeBufferPointer { xb in
                     buffer.withUnsafeMutableBufferPointer { bb in
-                        layout.pack(rb.baseAddress!, channels: hidden, into: bb.baseAddress!, stride: layout.channelStride,
+                        layout.pack(hb.baseAddress!, channels: hidden, into: bb.baseAddress!, stride: layout.channelStride,
                                     lead: layout.lead)
-                    }}
+                        layout.pack(xb.baseAddress!, channels: inputChannels, into: bb.baseAddress!, channelOffset: hidden,
+                                    stride: layout.channelStride, lead: layout.lead)
+                    }}}
+                    if chunk.rows.count == height {
+                        // Whole frames are contiguous in frames-major video: the step writes them in place.
+                        next.data.withUnsafeMutableBufferPointer { nb in
+                            pass.step(buffer: &buffer, channels: channels, layout: layout, preactivations: &pre,
+                                      into: nb.baseAddress! + chunk.frames.lowerBound * hidden * height * width)
+                        }
+                    } else {
+                        var part = Tensor(shape: [chunk.frames.count, hidden, chunk.rows.count, width])
+                        part.data.withUnsafeMutableBufferPointer { pb in
+                            pass.step(buffer: &buffer, channels: channels, layout: layout, preactivations: &pre,
+                                      into: pb.baseAddress!)
+                        }
+                        chunk.scatter(part, into: &next)
+                    }
+                }
+                if index == passes.count - 1 { break }
+                let previous = state
+                state = next
+                next = index == 0 ? Tensor(shape: [t, hidden, height, width]) : previous
+            }
+            return next
+        }
+    }
+
+    /// A block of a [T, C, H, W] window that one GRU pass runs on at a time: some frames, some rows, every
+    /// column. A pass along width or height needs whole frames, one along time every frame of its rows.
+    struct GRUChunk: Equatable {
+        let frames: Range<Int>, rows: Range<Int>
+        /// The window's size, which `gather` and `scatter` check.
+        let window: (frames: Int, height: Int, width: Int)
+
+        static func == (a: GRUChunk, b: GRUChunk) -> Bool {
+            a.frames == b.frames && a.rows == b.rows && a.window == b.window
+        }
+
+        /// Chunks of at most `pixels` pixels where the axis allows it (one frame or one row at least), as even
+        /// as possible, in order. A window that fits is one chunk.
+        static func plan(axis: TapAxis, frames t: Int, height h: Int, width w: Int, pixels: Int) -> [GRUChunk] {
+            // Frames (or rows along time) per chunk at most, then as many chunks as that needs, evened out.
+            let (extent, byFrames, unit) = axis == .time ? (h, false, t * w) : (t, true, h * w)
+            let most = max(1, pixels / max(1, unit))
+            let count = (extent + most - 1) / most
+            let per = (extent + count - 1) / count
+            return stride(from: 0, to: extent, by: per).map { start in
+                let range = start..<min(extent, start + per)
+                return GRUChunk(frames: byFrames ? range : 0..<t, rows: byFrames ? 0..<h : range, window: (t, h, w))
+            }
+        }
+
+        var isWholeWindow: Bool { frames.count == window.frames && rows.count == window.height }
+
+        /// This chunk of `video` [T, C, H, W]: [frames, C, rows, W] (the video itself when it is the whole window).
+        func gather(_ video: Tensor) -> Tensor {
+            let (t, c, h, w) = video.dims4
+            precondition(t == window.frames && h == window.height && w == window.width,
+                         "GRUChunk: video \(video.shape) is not the window \(window)")
+            if isWholeWindow { return video }
+            if rows.count == h { return video.slice(frames) }
+            return Tensor(shape: [frames.count, c, rows.count, w]) { out in
+                video.data.withUnsafeBufferPointer { vb in
+                    for (i, frame) in frames.enumerated() {
+                        for channel in 0..<c {
+                            // Rows `rows` of one plane are contiguous: one copy per plane.
+                            (out.baseAddress! + (i * c + channel) * rows.count * w)
+                                .update(from: vb.baseAddress! + ((frame * c + channel) * h + rows.lowerBound) * w,
+                                        count: rows.count * w)
+                        }
+                    }
                 }
             }
-            return result
+        }
+
+        /// Writes `part` [frames, C, rows, W] into this chunk of `video` [T, C, H, W].
+        func scatter(_ part: Tensor, into video: inout Tensor) {
+            let (t, c, h, w) = video.dims4
+            precondition(t == window.frames && h == window.height && w == window.width
+                         && part.shape == [frames.count, c, rows.count, w],
+                         "GRUChunk: part \(part.shape) does not fit \(video.shape) at \(frames), \(rows)")
+            video.data.withUnsafeMutableBufferPointer { vb in
+                part.data.withUnsafeBufferPointer { pb in
+                    for (i, frame) in frames.enumerated() {
+                        for channel in 0..<c {
+                            (vb.baseAddress! + ((frame * c + channel) * h + rows.lowerBound) * w)
+                                .update(from: pb.baseAddress! + (i * c + channel) * rows.count * w, count: rows.count * w)
+                        }
+                    }
+                }
+            }
         }
     }
 

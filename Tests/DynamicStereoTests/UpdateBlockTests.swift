@@ -96,6 +96,38 @@ final class UpdateBlockTests: XCTestCase {
         }
     }
 
+    func testGRUInChunksMatchesPlainGRU() throws {
+        // Chunks of at most 7 pixels: one frame per chunk along width and height (a frame holds 2 x 3 pixels),
+        // each of the 2 rows a chunk of its own along time; with the context stored per chunk and without.
+        let weights = try Golden.formulaTensors(under: ["update_block04"])
+        var random = TestRandom(seed: 5)
+        let (t, h, w) = (3, 2, 3)
+        let state = random.tensor([t, 128, h, w])
+        let input = random.tensor([t, 256, h, w], -2, 2)
+        let plain = plainGRU(h: state, x: input, weights: weights)
+        for budget in [1 << 30, 0] {
+            let store = WeightStore(weights)
+            let gru = SequenceUpdateBlock3D.SepConvGRU3D(store.root("update_block04")("gru"), contextBudgetBytes: budget,
+                                                         chunkPixels: 7)
+            XCTAssertEqual(gru.passes.map { gru.chunks($0, frames: t, height: h, width: w).count }, [3, 3, 2])
+            // Same bound and reasoning as the stacked-gate test above.
+            Golden.assertClose(gru(h: state, x: input), plain, maxAbs: 1e-5, "GRU in chunks, budget \(budget)")
+        }
+    }
+
+    func testFrameChunksGatherEveryFrameInOrder() {
+        var random = TestRandom(seed: 6)
+        let x = random.tensor([5, 3, 2, 4])
+        var seen: [Range<Int>] = []
+        // 5 frames of 8 pixels in chunks of at most 20: three chunks, 2 + 2 + 1 frames.
+        let y = SequenceUpdateBlock3D.inFrameChunks(frames: 5, height: 2, width: 4, pixels: 20) { frames in
+            seen.append(frames)
+            return x.slice(frames).map { 2 * $0 + 1 }
+        }
+        XCTAssertEqual(seen, [0..<2, 2..<4, 4..<5])
+        XCTAssertEqual(y, x.map { 2 * $0 + 1 })
+    }
+
     func testGRUWithoutStoredContextMatchesPlainGRU() throws {
         // A zero budget stores no pass's context share: every pass recomputes it, as long windows do for the
         // passes beyond the budget.

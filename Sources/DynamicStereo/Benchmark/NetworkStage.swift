@@ -64,10 +64,27 @@ public final class StageClock {
 
     public init() {}
 
+    /// With `DYNSTEREO_TRACE_RSS` set, each stage or part that raises the process's peak resident set prints
+    /// the new peak to standard error: where a window's memory peak comes from.
+    static let tracesMemory = ProcessInfo.processInfo.environment["DYNSTEREO_TRACE_RSS"] != nil
+    private var tracedPeak = 0
+
+    private func traceMemory(_ name: String) {
+        guard Self.tracesMemory else { return }
+        let peak = NetworkBenchmark.peakResidentBytes()
+        guard peak > tracedPeak + (8 << 20) else { return }
+        tracedPeak = peak
+        FileHandle.standardError.write(Data(String(format: "peak RSS %6.0f MiB after %@\n",
+                                                   Double(peak) / 1_048_576, name).utf8))
+    }
+
     /// Runs `body` and adds its wall time to `stage`.
     public func measure<Result>(_ stage: NetworkStage, _ body: () throws -> Result) rethrows -> Result {
         let start = DispatchTime.now().uptimeNanoseconds
-        defer { seconds[stage.rawValue] += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
+        defer {
+            seconds[stage.rawValue] += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            traceMemory(stage.name)
+        }
         return try body()
     }
 
@@ -81,6 +98,7 @@ public final class StageClock {
         defer {
             updateSeconds[part.rawValue] += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             updateCPUSeconds[part.rawValue] += Self.processCPUSeconds() - cpu
+            traceMemory(part.name)
         }
         return try body()
     }
