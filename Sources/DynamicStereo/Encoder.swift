@@ -47,8 +47,14 @@ struct ResidualBlock {
     func callAsFunction(_ x: Tensor) -> Tensor {
         precondition(x.rank == 4 && x.shape[1] == inputChannels,
                      "ResidualBlock: input \(x.shape) for \(inputChannels) channels")
-        let y = instanceNorm(conv2(instanceNorm(conv1(x)).relu())).relu()
-        return (instanceNorm(downsample(x)) + y).relu()
+        // Each normalisation runs in place, fused with the ReLU and the residual sum after it.
+        var y = conv1(x)
+        formInstanceNorm(&y, relu: true)
+        y = conv2(y)
+        formInstanceNorm(&y, relu: true)
+        var out = downsample(x)
+        formInstanceNorm(&out, adding: y, relu: true)
+        return out
     }
 }
 
@@ -81,7 +87,8 @@ struct BasicEncoder {
     func callAsFunction(_ x: Tensor) -> Tensor {
         precondition(x.rank == 4 && x.shape[1] == 3 && x.shape[2] > 0 && x.shape[3] > 0,
                      "BasicEncoder: expected [N, 3, H, W] images, got \(x.shape)")
-        var features = instanceNorm(conv1(x)).relu()
+        var features = conv1(x)
+        formInstanceNorm(&features, relu: true)
         for block in layers { features = block(features) }
         return conv2(features)
     }

@@ -72,3 +72,77 @@ public func instanceNorm(_ x: Tensor, eps: Float = 1e-5) -> Tensor {
     }
     return out
 }
+
+/// `instanceNorm` in place, fused with what follows it in the feature encoder: after normalising, adds
+/// `residual` (same shape) when given, then applies ReLU when `relu` is set. One parallel task per plane
+/// reads it twice for the statistics and writes it once; `instanceNorm(x)` (+ residual) (.relu()) would make
+/// two or three more passes and as many tensors.
+///
+/// Same values as that chain up to the rounding of the statistics: they are double sums here too, taken in
+/// eight interleaved partial sums (one dependency chain per element kept the plain loop latency-bound).
+public func formInstanceNorm(_ x: inout Tensor, adding residual: Tensor? = nil, relu: Bool, eps: Float = 1e-5) {
+    let (n, c, h, w) = x.dims4
+    precondition(residual.map { $0.shape == x.shape } ?? true,
+                 "formInstanceNorm: residual \(residual?.shape ?? []) beside \(x.shape)")
+    let plane = h * w
+    guard plane > 0 else { return }
+    let empty: [Float] = []
+    x.data.withUnsafeMutableBufferPointer { xb in
+    (residual?.data ?? empty).withUnsafeBufferPointer { rb in
+        parallelFor(n * c) { range in
+            for p in range {
+                let base = xb.baseAddress! + p * plane
+                let mean = planeSum(base, count: plane, minus: nil) / Double(plane)
+                let squares = planeSum(base, count: plane, minus: mean)
+                let inv = 1 / (squares / Double(plane) + Double(eps)).squareRoot()
+                // The four cases apart, so that each loop is branch-free. rb holds n·c·plane values when a
+                // residual is given (checked above); i < plane stays inside this plane of both.
+                switch (rb.isEmpty, relu) {
+                case (true, false):
+                    for i in 0..<plane { base[i] = Float((Double(base[i]) - mean) * inv) }
+                case (true, true):
+                    for i in 0..<plane { base[i] = max(Float((Double(base[i]) - mean) * inv), 0) }
+                case (false, false):
+                    let add = rb.baseAddress! + p * plane
+                    for i in 0..<plane { base[i] = Float((Double(base[i]) - mean) * inv) + add[i] }
+                case (false, true):
+                    let add = rb.baseAddress! + p * plane
+                    for i in 0..<plane { base[i] = max(Float((Double(base[i]) - mean) * inv) + add[i], 0) }
+                }
+            }
+        }
+    }}
+}
+
+/// Σ values[i] (or, given `minus`, Σ (values[i] - minus)²) for i < count in double precision, as eight
+/// interleaved partial sums added at the end.
+@inline(__always)
+private func planeSum(_ values: UnsafePointer<Float>, count: Int, minus: Double?) -> Double {
+    var s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0, s4 = 0.0, s5 = 0.0, s6 = 0.0, s7 = 0.0
+    var tail = 0.0
+    var i = 0
+    if let m = minus {
+        while i + 8 <= count {
+            // i + 7 < count.
+            var d = Double(values[i]) - m; s0 += d * d
+            d = Double(values[i + 1]) - m; s1 += d * d
+            d = Double(values[i + 2]) - m; s2 += d * d
+            d = Double(values[i + 3]) - m; s3 += d * d
+            d = Double(values[i + 4]) - m; s4 += d * d
+            d = Double(values[i + 5]) - m; s5 += d * d
+            d = Double(values[i + 6]) - m; s6 += d * d
+            d = Double(values[i + 7]) - m; s7 += d * d
+            i += 8
+        }
+        while i < count { let d = Double(values[i]) - m; tail += d * d; i += 1 }
+    } else {
+        while i + 8 <= count {
+            // i + 7 < count.
+            s0 += Double(values[i]); s1 += Double(values[i + 1]); s2 += Double(values[i + 2]); s3 += Double(values[i + 3])
+            s4 += Double(values[i + 4]); s5 += Double(values[i + 5]); s6 += Double(values[i + 6]); s7 += Double(values[i + 7])
+            i += 8
+        }
+        while i < count { tail += Double(values[i]); i += 1 }
+    }
+    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)) + tail
+}
