@@ -75,19 +75,26 @@ public func accumulateBoxConvolution(weights: UnsafePointer<Float>, outputs: Int
     let block = outputBlock(outputs: outputs, span: layout.span)
     parallelFor(layout.span, minimumPerThread: 256) { range in
         for start in stride(from: range.lowerBound, to: range.upperBound, by: block) {
-            let count = min(block, range.upperBound - start)
+            let end = min(start + block, range.upperBound)
             var tap = 0
             for dt in -rt...rt {
+                // Output frames f whose source frame f + dt lies outside the video would read only the zero
+                // frames around it: their positions are cut from this tap's products (exactly the zero padding;
+                // 2 of 15 frame-taps of a 3x3x3 kernel over 5 frames). Frame f holds grid positions
+                // [f·frameStride, (f+1)·frameStride).
+                let lo = max(start, max(0, -dt) * layout.frameStride)
+                let hi = min(end, (layout.frames - max(0, dt)) * layout.frameStride)
                 for dy in -ry...ry {
                     for dx in -rx...rx {
+                        defer { tap += 1 }
+                        guard hi > lo else { continue }
                         let shift = dt * layout.frameStride + dy * layout.rowStride + dx
                         // lead + q + shift stays in [0, channelStride) for q < span: the lead and the trailing
                         // zero frames are as large as the largest shift.
-                        BLAS.serialSgemm(transA: false, transB: false, m: outputs, n: count, k: inputs, alpha: 1,
+                        BLAS.serialSgemm(transA: false, transB: false, m: outputs, n: hi - lo, k: inputs, alpha: 1,
                                          a: weights + tap * outputs * inputs, lda: inputs,
-                                         b: source + layout.lead + start + shift, ldb: layout.channelStride,
-                                         beta: 1, c: destination + start, ldc: layout.gridStride)
-                        tap += 1
+                                         b: source + layout.lead + lo + shift, ldb: layout.channelStride,
+                                         beta: 1, c: destination + lo, ldc: layout.gridStride)
                     }
                 }
             }

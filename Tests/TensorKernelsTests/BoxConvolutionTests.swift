@@ -42,6 +42,8 @@ final class BoxConvolutionTests: XCTestCase {
         let cases: [([Int], [Int])] = [
             ([1, 3, 4, 5], [4, 3, 3, 3, 3]), ([4, 2, 1, 6], [3, 2, 3, 3, 3]), ([3, 3, 5, 1], [2, 3, 3, 3, 3]),
             ([5, 4, 3, 7], [6, 4, 3, 3, 3]), ([2, 2, 3, 3], [2, 2, 5, 1, 1]), ([3, 2, 4, 4], [2, 2, 1, 1, 5]),
+            // Frames fewer than the kernel's temporal reach: taps that see only padding are cut entirely.
+            ([2, 3, 2, 3], [2, 3, 5, 3, 3]), ([7, 2, 2, 2], [3, 2, 5, 3, 1]),
         ]
         for (xs, ws) in cases {
             let x = random(xs), w = random(ws), b = random([ws[0]])
