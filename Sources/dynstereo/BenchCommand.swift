@@ -11,7 +11,8 @@ struct BenchCommand: ParsableCommand {
         abstract: "Times the network on windows panning over a real stereo pair and prints GFLOP/s, stages and peak RSS.",
         discussion: """
             FLOPs are counted as torch's FlopCounterMode counts the reference (convolutions and matrix products, \
-            2 per multiply-add). Peak RSS is per process: give one --size per run to measure each size's memory.
+            2 per multiply-add). Peak RSS is per process: give one --size per run to measure each size's memory. \
+            With DYNSTEREO_TRACE_RSS=1 in the environment, every stage that raises the peak RSS prints it to stderr.
             """)
 
     @Option(name: .customLong("size"), help: "A window as TxHxW@iters (repeatable). Default: 5x128x256@10, 5x256x320@20, 5x480x640@20.")
