@@ -43,6 +43,8 @@ public struct JobSubmission {
     public var frameLimits: FrameLimits
     /// The API key submitting, nil on an open server.
     public var owner: UUID? = nil
+    /// The request body's size: what the key's daily upload allowance counts.
+    public var uploadBytes: Int = 0
 }
 
 /// Storage behind the job routes. Implementations throw `APIError` for anything the client caused (bad frames,
@@ -60,6 +62,8 @@ public protocol JobBackend: AnyObject, Sendable {
     /// The job's result files, relative paths such as `disparity.npy` or `disparity/0.png`, sorted.
     func resultPaths(id: UUID) throws -> [String]
     func result(id: UUID, path: String) throws -> Data?
+    /// An API key's limits in force and usage (nil for an unknown key), to refuse an upload before its body.
+    func usage(owner: UUID) throws -> KeyUsage?
     func statusCounts() throws -> [JobStatus: Int]
     /// The most recently finished successful jobs, for the duration histogram and throughput in /metrics.
     func recentlySucceeded(limit: Int) throws -> [JobSnapshot]

@@ -28,7 +28,15 @@ paths:
         A multipart/form-data body (`curl -F left=@left.tar -F right=@right.tar -F iters=20 ...`). The body is
         streamed to disk; the frames are validated (PNG, equal counts, one size, limits) before the job is queued.
         With an `Idempotency-Key`, repeating the same submission returns the same job (200); reusing the key
-        with a different payload is refused (422).
+        with a different payload is refused (422). Idempotency keys are scoped to the API key that sends them.
+
+        Per-key limits (once API keys exist; an open server has none): the jobs a key may have queued or
+        running at once, and the request body bytes it may upload per UTC day (the key's own values from
+        `dynstereo keys create`, else the server's `--max-queued-jobs-per-key` and
+        `--max-upload-bytes-per-day-per-key`). Past either the answer is 429 with `Retry-After`: 30 seconds for
+        queued jobs, the seconds until the next midnight UTC for uploads. A `Content-Length` past the key's
+        remaining bytes is refused before the body is read (and the connection closed); a chunked body as
+        soon as it passes them. A replay of an existing job counts against neither limit.
       operationId: submitJob
       parameters:
         - name: Idempotency-Key
@@ -70,6 +78,17 @@ paths:
         '413': {$ref: '#/components/responses/Error'}
         '415': {$ref: '#/components/responses/Error'}
         '422': {$ref: '#/components/responses/Error'}
+        '429':
+          description: |
+            A per-key limit: `too_many_queued_jobs` (the key has its limit of jobs queued or running) or
+            `daily_upload_limit` (the upload would pass the key's bytes for this UTC day).
+          headers:
+            Retry-After:
+              schema: {type: integer, minimum: 1}
+              description: Seconds to wait; 30 for queued jobs, until the next midnight UTC for uploads.
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/Error'}
         '503': {$ref: '#/components/responses/Error'}
     get:
       summary: List jobs, newest first
@@ -250,7 +269,8 @@ components:
         400 malformed request, 401 missing or unknown API key, 403 revoked API key, 404 unknown job (or another
         key's job) or route, 405 wrong method, 408 client too slow, 409 results of an
         unfinished job, 413 body or frames too large, 415 not multipart, 422 invalid frames or parameters or an
-        idempotency conflict, 431 headers too large, 503 database unavailable.
+        idempotency conflict, 429 a per-key limit (with Retry-After), 431 headers too large, 503 database
+        unavailable.
       content:
         application/json:
           schema: {$ref: '#/components/schemas/Error'}

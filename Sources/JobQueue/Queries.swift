@@ -74,7 +74,7 @@ enum Queries {
         INSERT INTO jobs (id, status, iters, kernel_size, focal_px, baseline_m, max_attempts, frames_total,
                           idempotency_key, payload_digest, api_key_id)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-        ON CONFLICT (idempotency_key) DO NOTHING
+        ON CONFLICT (api_key_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
         RETURNING \(jobColumns)
         """)
     static let insertInput = Query(name: "insert_input", sql: """
@@ -86,9 +86,10 @@ enum Queries {
     static let jobByID = Query(name: "job_by_id", sql: """
         SELECT \(jobColumns) FROM jobs WHERE id = $1 AND ($2::uuid IS NULL OR api_key_id = $2::uuid)
         """)
-    /// The job columns, then the owning key (column 24), so a replay by another key is told apart.
-    static let jobByIdempotencyKey = Query(name: "job_by_idempotency_key",
-                                           sql: "SELECT \(jobColumns), api_key_id FROM jobs WHERE idempotency_key = $1")
+    /// $1 the idempotency key, $2 the asking API key or NULL: keys are scoped per API key (migration 0003).
+    static let jobByIdempotencyKey = Query(name: "job_by_idempotency_key", sql: """
+        SELECT \(jobColumns) FROM jobs WHERE idempotency_key = $1 AND api_key_id IS NOT DISTINCT FROM $2::uuid
+        """)
     /// Newest first. $1 status or NULL; $2, $3 the cursor (created_at in microseconds, id) or NULL; $4 limit;
     /// $5 the asking API key or NULL.
     static let listJobs = Query(name: "list_jobs", sql: """
@@ -248,4 +249,42 @@ extension Queries {
         """)
 
     static let anyAPIKey = Query(name: "any api key", sql: "SELECT EXISTS (SELECT 1 FROM api_keys)")
+}
+
+// MARK: Per-key limits
+
+extension Queries {
+    /// The UTC calendar day the daily upload allowance is counted in.
+    static let utcToday = "(now() AT TIME ZONE 'UTC')::date"
+
+    /// Locks the key's row until the enqueue transaction ends, so that concurrent submissions by one key
+    /// are counted and accounted one after another. $1 key id. Returns its own limits (NULL: the default).
+    static let lockAPIKey = Query(name: "lock api key", sql: """
+        SELECT max_queued_jobs, max_upload_bytes_per_day FROM api_keys WHERE id = $1 FOR UPDATE
+        """)
+
+    /// A key's jobs not yet finished (queued or running). $1 key id.
+    static let unfinishedJobsOfKey = Query(name: "unfinished jobs of key", sql: """
+        SELECT count(*) FROM jobs WHERE api_key_id = $1 AND status IN ('queued', 'running')
+        """)
+
+    /// Adds $2 bytes to key $1's count for today unless that would pass $3 (NULL: no limit). No row when
+    /// refused, both for a first upload of the day larger than the limit (nothing to insert) and for one
+    /// that would pass it (the conflict update's WHERE fails).
+    static let addUploadBytes = Query(name: "add upload bytes", sql: """
+        INSERT INTO api_key_uploads AS uploads (api_key_id, day, bytes)
+        SELECT $1::uuid, \(utcToday), $2::bigint WHERE $3::bigint IS NULL OR $2::bigint <= $3::bigint
+        ON CONFLICT (api_key_id, day) DO UPDATE SET bytes = uploads.bytes + EXCLUDED.bytes
+            WHERE $3::bigint IS NULL OR uploads.bytes + EXCLUDED.bytes <= $3::bigint
+        RETURNING bytes
+        """)
+
+    /// A key's own limits, its unfinished jobs and today's uploaded bytes, without locking: for refusing
+    /// an upload before its body is read. $1 key id.
+    static let keyUsage = Query(name: "key usage", sql: """
+        SELECT max_queued_jobs, max_upload_bytes_per_day,
+               (SELECT count(*) FROM jobs WHERE api_key_id = $1 AND status IN ('queued', 'running')),
+               coalesce((SELECT bytes FROM api_key_uploads WHERE api_key_id = $1 AND day = \(utcToday)), 0)
+        FROM api_keys WHERE id = $1
+        """)
 }
