@@ -15,9 +15,11 @@ public struct JobSnapshot: Equatable, Sendable {
     public var createdAt: Date
     public var startedAt: Date?
     public var finishedAt: Date?
+    /// When retention deleted the job's inputs and results; nil while they are kept.
+    public var resultsExpiredAt: Date?
 
     public init(id: UUID, status: JobStatus, parameters: JobParameters, attempt: Int, framesDone: Int, framesTotal: Int,
-                error: JobErrorInfo?, createdAt: Date, startedAt: Date?, finishedAt: Date?) {
+                error: JobErrorInfo?, createdAt: Date, startedAt: Date?, finishedAt: Date?, resultsExpiredAt: Date? = nil) {
         self.id = id
         self.status = status
         self.parameters = parameters
@@ -28,6 +30,7 @@ public struct JobSnapshot: Equatable, Sendable {
         self.createdAt = createdAt
         self.startedAt = startedAt
         self.finishedAt = finishedAt
+        self.resultsExpiredAt = resultsExpiredAt
     }
 }
 

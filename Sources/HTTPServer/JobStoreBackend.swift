@@ -58,6 +58,7 @@ public final class JobStoreBackend: JobBackend, @unchecked Sendable {
     static func snapshot(_ record: JobRecord) -> JobSnapshot {
         JobSnapshot(id: record.id, status: record.status, parameters: record.parameters, attempt: record.attempt,
                     framesDone: record.framesDone, framesTotal: record.framesTotal, error: record.error,
-                    createdAt: record.createdAt, startedAt: record.startedAt, finishedAt: record.finishedAt)
+                    createdAt: record.createdAt, startedAt: record.startedAt, finishedAt: record.finishedAt,
+                    resultsExpiredAt: record.resultsExpiredAt)
     }
 }

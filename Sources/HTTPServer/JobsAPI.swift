@@ -286,9 +286,14 @@ public final class JobsAPI: HTTPApplication, @unchecked Sendable {
         }
     }
 
-    /// The result paths of a succeeded job; 404 for an unknown job, 409 with the status for any other.
+    /// The result paths of a succeeded job; 404 for an unknown job, 410 once retention deleted its results,
+    /// 409 with the status for any other.
     private func finishedResultPaths(_ id: UUID, owner: UUID?) throws -> [String] {
         guard let job = try backend.job(id: id, owner: owner) else { throw APIError.notFound("no job \(id.lowercased)") }
+        if let expired = job.resultsExpiredAt {
+            throw APIError(.gone, "results_expired",
+                           "the inputs and results of job \(id.lowercased) were deleted by retention at \(JobView.timestamp(expired))")
+        }
         guard job.status == .succeeded else {
             throw APIError(.conflict, "job_not_succeeded", "job \(id.lowercased) is \(job.status.rawValue); results exist once it has succeeded")
         }
@@ -366,11 +371,12 @@ public final class JobsAPI: HTTPApplication, @unchecked Sendable {
     private func view(_ job: JobSnapshot, withResults: Bool = true) throws -> JobView {
         let base = "/jobs/\(job.id.lowercased)"
         var results: [String]?
-        if job.status == .succeeded && withResults {
+        let available = job.status == .succeeded && job.resultsExpiredAt == nil
+        if available && withResults {
             results = try backend.resultPaths(id: job.id).map { "\(base)/\($0)" }
         }
         return JobView(job: job, urls: JobView.URLs(job: base, cancel: "\(base)/cancel",
-                                                    resultTar: job.status == .succeeded ? "\(base)/result.tar" : nil,
+                                                    resultTar: available ? "\(base)/result.tar" : nil,
                                                     results: results))
     }
 

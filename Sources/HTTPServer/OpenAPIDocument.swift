@@ -166,6 +166,7 @@ paths:
         '403': {$ref: '#/components/responses/Error'}
         '404': {$ref: '#/components/responses/Error'}
         '409': {$ref: '#/components/responses/Error'}
+        '410': {$ref: '#/components/responses/Error'}
   /jobs/{id}/disparity.npy:
     parameters:
       - {$ref: '#/components/parameters/JobID'}
@@ -182,6 +183,7 @@ paths:
         '403': {$ref: '#/components/responses/Error'}
         '404': {$ref: '#/components/responses/Error'}
         '409': {$ref: '#/components/responses/Error'}
+        '410': {$ref: '#/components/responses/Error'}
   /jobs/{id}/{kind}/{file}:
     parameters:
       - {$ref: '#/components/parameters/JobID'}
@@ -210,6 +212,7 @@ paths:
         '403': {$ref: '#/components/responses/Error'}
         '404': {$ref: '#/components/responses/Error'}
         '409': {$ref: '#/components/responses/Error'}
+        '410': {$ref: '#/components/responses/Error'}
   /healthz:
     get:
       security: []
@@ -268,7 +271,7 @@ components:
       description: |
         400 malformed request, 401 missing or unknown API key, 403 revoked API key, 404 unknown job (or another
         key's job) or route, 405 wrong method, 408 client too slow, 409 results of an
-        unfinished job, 413 body or frames too large, 415 not multipart, 422 invalid frames or parameters or an
+        unfinished job, 410 results deleted by retention, 413 body or frames too large, 415 not multipart, 422 invalid frames or parameters or an
         idempotency conflict, 429 a per-key limit (with Retry-After), 431 headers too large, 503 database
         unavailable.
       content:
@@ -290,7 +293,8 @@ components:
             message: {type: string}
     Job:
       type: object
-      required: [id, status, progress, created_at, started_at, finished_at, attempt, parameters, error, urls]
+      required: [id, status, progress, created_at, started_at, finished_at, attempt, parameters, error, results,
+                 results_expired_at, urls]
       properties:
         id: {type: string, format: uuid}
         status: {$ref: '#/components/schemas/Status'}
@@ -320,17 +324,26 @@ components:
               properties:
                 code: {type: string}
                 message: {type: string}
+        results:
+          type: string
+          enum: [pending, available, none, expired]
+          description: |
+            pending until the job finishes; available once it has succeeded; none after it failed or was
+            cancelled; expired once retention deleted its inputs and results (every result URL then answers
+            410). Retention runs in the workers: `dynstereo work --retention-days N` (default 7) after the job
+            finished. The job itself, its status and error stay.
+        results_expired_at: {type: [string, 'null'], format: date-time, description: When retention deleted them.}
         urls:
           type: object
           required: [self, cancel, result_tar, results]
           properties:
             self: {type: string}
             cancel: {type: string}
-            result_tar: {type: [string, 'null'], description: Set once the job has succeeded.}
+            result_tar: {type: [string, 'null'], description: Set once the job has succeeded, until its results expire.}
             results:
               type: [array, 'null']
               items: {type: string}
-              description: Every result file's URL, once the job has succeeded.
+              description: Every result file's URL, once the job has succeeded, until its results expire.
 
 """#
 }

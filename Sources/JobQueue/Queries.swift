@@ -22,7 +22,8 @@ enum Queries {
         id, status, iters, kernel_size, focal_px, baseline_m, attempt, max_attempts, lease, worker_id,
         frames_done, frames_total, cancel_requested, error_code, error_message, idempotency_key, payload_digest,
         \(micros("created_at")), \(micros("queued_at")), \(micros("run_after")), \(micros("started_at")),
-        \(micros("heartbeat_at")), \(micros("lease_expires_at")), \(micros("finished_at"))
+        \(micros("heartbeat_at")), \(micros("lease_expires_at")), \(micros("finished_at")),
+        \(micros("results_expired_at"))
         """
 
     static func decodeJob(_ row: Row) throws -> JobRecord {
@@ -39,7 +40,8 @@ enum Queries {
             error: error, idempotencyKey: try row.optionalString(15), payloadDigest: try row.optionalString(16),
             createdAt: try row.date(17), queuedAt: try row.date(18), runAfter: try row.date(19),
             startedAt: try row.optionalDate(20), heartbeatAt: try row.optionalDate(21),
-            leaseExpiresAt: try row.optionalDate(22), finishedAt: try row.optionalDate(23))
+            leaseExpiresAt: try row.optionalDate(22), finishedAt: try row.optionalDate(23),
+            resultsExpiredAt: try row.optionalDate(24))
     }
 
     // MARK: Sessions and transactions
@@ -196,6 +198,26 @@ enum Queries {
         WHERE status = 'running' AND lease_expires_at < now()
         RETURNING id, status
         """)
+    /// Retention, one short batch: up to $2 finished jobs whose finish lies more than $1 seconds back lose
+    /// their inputs and results and get `results_expired_at`. One statement, so one short transaction;
+    /// SKIP LOCKED leaves rows another worker's batch (or an API delete) holds to them.
+    static let expireResultsBatch = Query(name: "expire_results_batch", sql: """
+        WITH batch AS (
+            SELECT id FROM jobs
+            WHERE results_expired_at IS NULL AND status IN ('succeeded', 'failed', 'cancelled')
+              AND finished_at < now() - make_interval(secs => $1::double precision)
+            ORDER BY finished_at
+            LIMIT $2
+            FOR UPDATE SKIP LOCKED
+        ), inputs AS (
+            DELETE FROM job_inputs WHERE job_id IN (SELECT id FROM batch)
+        ), results AS (
+            DELETE FROM job_results WHERE job_id IN (SELECT id FROM batch)
+        )
+        UPDATE jobs SET results_expired_at = now() WHERE id IN (SELECT id FROM batch)
+        RETURNING id
+        """)
+
     /// Shutdown: back to queued at once, giving the attempt back; cancelled if that was requested.
     /// $3 cancelled, $4 queued.
     static let handBackJob = Query(name: "hand_back_job", sql: """
