@@ -43,7 +43,7 @@ let package = Package(
         ]),
 
         .target(name: "TestSupport", path: "Tests/TestSupport"),
-        .testTarget(name: "TensorKernelsTests", dependencies: ["TensorKernels"]),
+        .testTarget(name: "TensorKernelsTests", dependencies: ["TestSupport", "TensorKernels"]),
         .testTarget(name: "CheckpointTests", dependencies: ["TestSupport", "Checkpoint"]),
         .testTarget(name: "MediaTests", dependencies: ["TestSupport", "Media"]),
         .testTarget(name: "DynamicStereoTests", dependencies: ["TestSupport", "DynamicStereo", "Checkpoint", "Media"]),
