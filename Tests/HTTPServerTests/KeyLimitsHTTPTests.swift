@@ -168,3 +168,15 @@ final class KeyLimitsHTTPTests: ServerTestCase {
         XCTAssertTrue(clash.text.contains(hisID) && !clash.text.contains(herID), clash.text)
     }
 }
+
+/// The daily upload limit's Retry-After: whole seconds up to the next midnight UTC, never 0.
+final class RetryAfterTests: XCTestCase {
+    func testSecondsUntilUTCMidnight() {
+        let day = 86_400.0
+        let midnight = 20_000 * day  // 2024-10-04T00:00:00Z
+        XCTAssertEqual(JobsAPI.secondsUntilUTCMidnight(now: Date(timeIntervalSince1970: midnight)), 86_400)
+        XCTAssertEqual(JobsAPI.secondsUntilUTCMidnight(now: Date(timeIntervalSince1970: midnight + 3_600)), 82_800)
+        XCTAssertEqual(JobsAPI.secondsUntilUTCMidnight(now: Date(timeIntervalSince1970: midnight + day - 0.25)), 1)
+        XCTAssertEqual(JobsAPI.secondsUntilUTCMidnight(now: Date(timeIntervalSince1970: midnight + day - 90.5)), 91)
+    }
+}
