@@ -90,6 +90,28 @@ final class KeyLimitsHTTPTests: ServerTestCase {
         XCTAssertEqual(try submit(key: plain, seed: 10).status, 202)
     }
 
+    func testSimultaneousUploadsByOneKeyDoNotSlipPastTheLimit() throws {
+        let key = try makeKey("racer")
+        // Built and connected first so the uploads start together: those that pass the early check while
+        // no job is queued yet are held to the limit only by the enqueue transaction's lock on the key.
+        let requests = (0..<6).map { form(seed: UInt8($0)).request(headers: ["Authorization: Bearer \(key)"]) }
+        let connections = try requests.map { _ in try client() }
+        let statuses = LockedStatuses()
+        DispatchQueue.concurrentPerform(iterations: requests.count) { index in
+            do {
+                try connections[index].send(requests[index])
+                statuses.append(try connections[index].response())
+            } catch {
+                statuses.append(nil)
+            }
+        }
+        let all = statuses.values
+        XCTAssertEqual(all.filter { $0?.status == 202 }.count, 2, "\(all.map { $0?.status ?? -1 })")
+        XCTAssertEqual(all.filter { $0?.status == 429 && $0?.errorCode == "too_many_queued_jobs" }.count, 4,
+                       "\(all.map { $0?.text ?? "no response" })")
+        XCTAssertEqual(try count("SELECT count(*) FROM jobs"), 2)
+    }
+
     func testDailyUploadBytesAreCountedAndAContentLengthPastThemIsRefusedBeforeTheBody() throws {
         let uploader = try makeKey("uploader", maxQueuedJobs: 100)
         let upload = form()
@@ -167,6 +189,14 @@ final class KeyLimitsHTTPTests: ServerTestCase {
         XCTAssertEqual(clash.errorCode, "idempotency_conflict")
         XCTAssertTrue(clash.text.contains(hisID) && !clash.text.contains(herID), clash.text)
     }
+}
+
+/// Responses collected from several threads.
+final class LockedStatuses: @unchecked Sendable {
+    private let lock = NSLock()
+    private var storage: [RawResponse?] = []
+    func append(_ response: RawResponse?) { lock.withLock { storage.append(response) } }
+    var values: [RawResponse?] { lock.withLock { storage } }
 }
 
 /// The daily upload limit's Retry-After: whole seconds up to the next midnight UTC, never 0.
