@@ -254,7 +254,7 @@ final class QueueWorkerTests: XCTestCase {
     }
 
     func testAWorkerStartsWhileTheDatabaseIsDownAndPicksUpWhenItComesBack() throws {
-        let cluster = try PrivateCluster(port: 55000 + Int.random(in: 100...899))
+        let cluster = try PrivateCluster()
         defer { cluster.destroy() }
         let (privateURL, _) = try TestDatabase.makeSchema("down", server: cluster.serverURL)
         try Migrator(url: privateURL).run()
@@ -269,7 +269,7 @@ final class QueueWorkerTests: XCTestCase {
     }
 
     func testADatabaseRestartUnderARunningJobDoesNotLoseIt() throws {
-        let cluster = try PrivateCluster(port: 55000 + Int.random(in: 100...899))
+        let cluster = try PrivateCluster()
         defer { cluster.destroy() }
         let (privateURL, _) = try TestDatabase.makeSchema("restart", server: cluster.serverURL)
         try Migrator(url: privateURL).run()
