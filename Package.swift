@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Modules, bottom to top:
-//   C system libraries  CBLAS (OpenBLAS), CLibPNG (+ CPNGShim for setjmp), CLibPQ, CZlib
+//   C system libraries  CBLAS (OpenBLAS), CLibPNG (+ CPNGShim for setjmp), CLibPQ, CZlib, COpenSSL (libcrypto)
 //   TensorKernels       dense float32 tensors, convolutions on sgemm, norms, resampling, named weights
 //   Checkpoint          PyTorch .pth reader (zip + restricted pickle VM), the golden weight formula
 //   Media               PNG, tar, NPY, colour maps, stereo sequences
@@ -27,13 +27,14 @@ let package = Package(
         .target(name: "CPNGShim", dependencies: ["CLibPNG"]),
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
 
         .target(name: "TensorKernels", dependencies: ["CBLAS"]),
         .target(name: "Checkpoint", dependencies: ["TensorKernels", "CZlib"]),
         .target(name: "Media", dependencies: ["TensorKernels", "CPNGShim", "CZlib"]),
         .target(name: "DynamicStereo", dependencies: ["TensorKernels", "Checkpoint", "Media"]),
         .target(name: "JobQueue", dependencies: ["CLibPQ", .product(name: "Logging", package: "swift-log")]),
-        .target(name: "HTTPServer", dependencies: ["JobQueue", "Media", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "HTTPServer", dependencies: ["JobQueue", "Media", "COpenSSL", .product(name: "Logging", package: "swift-log")]),
         .target(name: "Worker", dependencies: ["JobQueue", "DynamicStereo", "Media", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(name: "dynstereo", dependencies: [
             "Checkpoint", "DynamicStereo", "Media", "JobQueue", "HTTPServer", "Worker",
@@ -42,7 +43,7 @@ let package = Package(
         ]),
 
         .target(name: "TestSupport", path: "Tests/TestSupport"),
-        .testTarget(name: "TensorKernelsTests", dependencies: ["TensorKernels"]),
+        .testTarget(name: "TensorKernelsTests", dependencies: ["TestSupport", "TensorKernels"]),
         .testTarget(name: "CheckpointTests", dependencies: ["TestSupport", "Checkpoint"]),
         .testTarget(name: "MediaTests", dependencies: ["TestSupport", "Media"]),
         .testTarget(name: "DynamicStereoTests", dependencies: ["TestSupport", "DynamicStereo", "Checkpoint", "Media"]),

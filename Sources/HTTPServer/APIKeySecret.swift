@@ -18,7 +18,7 @@ public enum APIKeySecret {
 
     /// The stored form of a key: SHA-256 of its UTF-8 bytes in lowercase hex.
     public static func sha256Hex(_ key: String) -> String {
-        var hasher = SHA256()
+        let hasher = SHA256()
         hasher.update(Array(key.utf8))
         return hasher.finalizeHex()
     }

@@ -15,9 +15,11 @@ public struct JobSnapshot: Equatable, Sendable {
     public var createdAt: Date
     public var startedAt: Date?
     public var finishedAt: Date?
+    /// When retention deleted the job's inputs and results; nil while they are kept.
+    public var resultsExpiredAt: Date?
 
     public init(id: UUID, status: JobStatus, parameters: JobParameters, attempt: Int, framesDone: Int, framesTotal: Int,
-                error: JobErrorInfo?, createdAt: Date, startedAt: Date?, finishedAt: Date?) {
+                error: JobErrorInfo?, createdAt: Date, startedAt: Date?, finishedAt: Date?, resultsExpiredAt: Date? = nil) {
         self.id = id
         self.status = status
         self.parameters = parameters
@@ -28,6 +30,7 @@ public struct JobSnapshot: Equatable, Sendable {
         self.createdAt = createdAt
         self.startedAt = startedAt
         self.finishedAt = finishedAt
+        self.resultsExpiredAt = resultsExpiredAt
     }
 }
 
@@ -43,6 +46,8 @@ public struct JobSubmission {
     public var frameLimits: FrameLimits
     /// The API key submitting, nil on an open server.
     public var owner: UUID? = nil
+    /// The request body's size: what the key's daily upload allowance counts.
+    public var uploadBytes: Int = 0
 }
 
 /// Storage behind the job routes. Implementations throw `APIError` for anything the client caused (bad frames,
@@ -60,6 +65,8 @@ public protocol JobBackend: AnyObject, Sendable {
     /// The job's result files, relative paths such as `disparity.npy` or `disparity/0.png`, sorted.
     func resultPaths(id: UUID) throws -> [String]
     func result(id: UUID, path: String) throws -> Data?
+    /// An API key's limits in force and usage (nil for an unknown key), to refuse an upload before its body.
+    func usage(owner: UUID) throws -> KeyUsage?
     func statusCounts() throws -> [JobStatus: Int]
     /// The most recently finished successful jobs, for the duration histogram and throughput in /metrics.
     func recentlySucceeded(limit: Int) throws -> [JobSnapshot]

@@ -30,6 +30,7 @@ public final class JobStoreBackend: JobBackend, @unchecked Sendable {
         let (record, created) = try store.enqueue(parameters: submission.parameters, frameCount: frames.count,
                                                   idempotencyKey: submission.idempotencyKey,
                                                   payloadDigest: submission.payloadDigest, owner: submission.owner,
+                                                  uploadBytes: submission.uploadBytes,
                                                   frame: frames.frame(at:))
         return (Self.snapshot(record), created)
     }
@@ -46,6 +47,7 @@ public final class JobStoreBackend: JobBackend, @unchecked Sendable {
     public func delete(id: UUID, owner: UUID?) throws -> Bool { try store.delete(id: id, owner: owner) }
     public func resultPaths(id: UUID) throws -> [String] { try store.resultPaths(id: id) }
     public func result(id: UUID, path: String) throws -> Data? { try store.result(id: id, path: path) }
+    public func usage(owner: UUID) throws -> KeyUsage? { try store.usage(of: owner) }
     public func statusCounts() throws -> [JobStatus: Int] { try store.statusCounts() }
     public func ping() throws { try store.ping() }
 
@@ -56,6 +58,7 @@ public final class JobStoreBackend: JobBackend, @unchecked Sendable {
     static func snapshot(_ record: JobRecord) -> JobSnapshot {
         JobSnapshot(id: record.id, status: record.status, parameters: record.parameters, attempt: record.attempt,
                     framesDone: record.framesDone, framesTotal: record.framesTotal, error: record.error,
-                    createdAt: record.createdAt, startedAt: record.startedAt, finishedAt: record.finishedAt)
+                    createdAt: record.createdAt, startedAt: record.startedAt, finishedAt: record.finishedAt,
+                    resultsExpiredAt: record.resultsExpiredAt)
     }
 }

@@ -27,7 +27,18 @@ struct JobView: Encodable {
 
     enum CodingKeys: String, CodingKey {
         case id, status, progress, createdAt = "created_at", startedAt = "started_at", finishedAt = "finished_at"
-        case attempt, parameters, error, urls
+        case attempt, parameters, error, urls, results, resultsExpiredAt = "results_expired_at"
+    }
+
+    /// Where the job's results stand: `pending` until it finishes, `available` once it has succeeded,
+    /// `none` after it failed or was cancelled, `expired` once retention deleted them.
+    static func resultsState(_ job: JobSnapshot) -> String {
+        if job.resultsExpiredAt != nil { return "expired" }
+        switch job.status {
+        case .queued, .running: return "pending"
+        case .succeeded: return "available"
+        case .failed, .cancelled: return "none"
+        }
     }
     enum ProgressKeys: String, CodingKey { case framesDone = "frames_done", framesTotal = "frames_total" }
     enum ParameterKeys: String, CodingKey { case iters, kernelSize = "kernel_size", focalPx = "focal_px", baselineM = "baseline_m" }
@@ -56,6 +67,8 @@ struct JobView: Encodable {
         } else {
             try container.encodeNil(forKey: .error)
         }
+        try container.encode(Self.resultsState(job), forKey: .results)
+        try container.encode(job.resultsExpiredAt.map(Self.timestamp), forKey: .resultsExpiredAt)
         try container.encode(urls, forKey: .urls)
     }
 

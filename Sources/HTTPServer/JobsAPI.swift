@@ -22,6 +22,9 @@ public struct JobsAPIConfiguration: Sendable {
     public var frameLimits = FrameLimits()
     public var defaultIters = 20
     public var defaultKernelSize = 20
+    /// Retry-After of a 429 for too many queued jobs. A job runs for tens of seconds at the very least on a
+    /// CPU, so asking again sooner than this rarely finds a free slot; much later wastes the client's time.
+    public var queuedJobsRetryAfterSeconds = 30
 
     public init() {}
 }
@@ -128,9 +131,10 @@ public final class JobsAPI: HTTPApplication, @unchecked Sendable {
 
     public func prepare(_ head: HTTPRequestHead) -> RequestPreparation {
         let route = Self.route(method: head.method, path: head.path)
+        var asking: UUID?
         if case let .success(matched) = route {
             // Refused before the body is read, so an unauthenticated upload costs nothing.
-            do { _ = try owner(matched, head) } catch { return .reject(response(for: error)) }
+            do { asking = try owner(matched, head) } catch { return .reject(response(for: error)) }
         }
         switch route {
         case let .failure(error):
@@ -143,14 +147,58 @@ public final class JobsAPI: HTTPApplication, @unchecked Sendable {
                 return .reject(APIError.unprocessable("missing_frames", "the form needs 'left' and 'right' tar parts").response)
             }
             do {
+                let allowance = try asking.flatMap { try uploadAllowance(owner: $0, head: head) }
                 let sink = try MultipartUploadSink(contentType: contentType, schema: Self.uploadSchema,
-                                                   directory: configuration.uploadDirectory)
+                                                   directory: configuration.uploadDirectory, allowance: allowance)
                 return .accept(sink, maxBytes: configuration.maxUploadBytes)
             } catch {
                 return .reject(response(for: error))
             }
         case .success:
             return .accept(MemoryBodySink(), maxBytes: configuration.maxSmallBodyBytes)
+        }
+    }
+
+    /// Refuses a submission the key's limits already rule out, before its body is read: a key at its
+    /// queued-jobs limit (unless the request carries an Idempotency-Key, which may replay an existing job),
+    /// or a Content-Length above what the key may still upload today. Otherwise returns the remaining
+    /// allowance, enforced while the body streams. The enqueue transaction decides for good.
+    private func uploadAllowance(owner: UUID, head: HTTPRequestHead) throws -> ByteAllowance? {
+        guard let usage = try backend.usage(owner: owner) else { return nil }
+        if usage.atQueuedJobsLimit, head.headers["Idempotency-Key"] == nil, let limit = usage.limits.maxQueuedJobs {
+            throw JobQueueError.queuedJobsLimit(limit: limit)
+        }
+        guard let remaining = usage.remainingUploadBytes, let limit = usage.limits.maxUploadBytesPerDay else { return nil }
+        if case let .contentLength(length) = head.framing, length > remaining {
+            throw JobQueueError.dailyUploadLimit(limit: limit, used: usage.uploadedBytesToday, requested: length)
+        }
+        let message = "this upload passed the \(remaining) bytes this API key may still upload today (its limit is \(limit) bytes per UTC day)"
+        return ByteAllowance(bytes: remaining, refusal: Self.dailyUploadRefusal(message))
+    }
+
+    private static func dailyUploadRefusal(_ message: String) -> APIError {
+        APIError(.tooManyRequests, "daily_upload_limit", message, headers: [("Retry-After", "\(secondsUntilUTCMidnight())")])
+    }
+
+    /// Seconds from `now` to the next midnight UTC, when daily upload allowances start again (at least 1).
+    static func secondsUntilUTCMidnight(now: Date = Date()) -> Int {
+        let day = 86_400.0
+        let seconds = now.timeIntervalSince1970
+        return max(1, Int((day - seconds.truncatingRemainder(dividingBy: day)).rounded(.up)))
+    }
+
+    /// The client-facing form of a queue error the client caused; nil for storage failures.
+    private func apiError(for error: JobQueueError) -> APIError? {
+        switch error {
+        case .idempotencyConflict: return APIError.unprocessable("idempotency_conflict", error.description)
+        case .invalidParameters: return APIError.unprocessable("invalid_parameters", error.description)
+        case .invalidInput: return APIError.unprocessable("invalid_frames", error.description)
+        case .invalidCursor: return APIError.badRequest(error.description)
+        case .queuedJobsLimit:
+            return APIError(.tooManyRequests, "too_many_queued_jobs", error.description,
+                            headers: [("Retry-After", "\(configuration.queuedJobsRetryAfterSeconds)")])
+        case .dailyUploadLimit: return Self.dailyUploadRefusal(error.description)
+        default: return nil
         }
     }
 
@@ -177,15 +225,7 @@ public final class JobsAPI: HTTPApplication, @unchecked Sendable {
 
     public func response(for error: Error) -> HTTPResponse {
         if let error = error as? APIError { return error.response }
-        if let error = error as? JobQueueError {
-            switch error {
-            case .idempotencyConflict: return APIError.unprocessable("idempotency_conflict", error.description).response
-            case .invalidParameters: return APIError.unprocessable("invalid_parameters", error.description).response
-            case .invalidInput: return APIError.unprocessable("invalid_frames", error.description).response
-            case .invalidCursor: return APIError.badRequest(error.description).response
-            default: break
-            }
-        }
+        if let error = error as? JobQueueError, let refusal = apiError(for: error) { return refusal.response }
         logger.error("storage error", metadata: ["error": "\(error)"])
         return APIError(.unavailable, "storage_unavailable", "the job store is unavailable: \(error)").response
     }
@@ -246,9 +286,14 @@ public final class JobsAPI: HTTPApplication, @unchecked Sendable {
         }
     }
 
-    /// The result paths of a succeeded job; 404 for an unknown job, 409 with the status for any other.
+    /// The result paths of a succeeded job; 404 for an unknown job, 410 once retention deleted its results,
+    /// 409 with the status for any other.
     private func finishedResultPaths(_ id: UUID, owner: UUID?) throws -> [String] {
         guard let job = try backend.job(id: id, owner: owner) else { throw APIError.notFound("no job \(id.lowercased)") }
+        if let expired = job.resultsExpiredAt {
+            throw APIError(.gone, "results_expired",
+                           "the inputs and results of job \(id.lowercased) were deleted by retention at \(JobView.timestamp(expired))")
+        }
         guard job.status == .succeeded else {
             throw APIError(.conflict, "job_not_succeeded", "job \(id.lowercased) is \(job.status.rawValue); results exist once it has succeeded")
         }
@@ -269,7 +314,7 @@ public final class JobsAPI: HTTPApplication, @unchecked Sendable {
         let parameters = try Self.parameters(form.fields, defaults: configuration)
         let submission = JobSubmission(left: left.url, right: right.url, parameters: parameters, idempotencyKey: key,
                                        payloadDigest: form.payloadDigest, frameLimits: configuration.frameLimits,
-                                       owner: owner)
+                                       owner: owner, uploadBytes: form.bodyBytes)
         let (job, created) = try backend.submit(submission)
         var response = json(created ? .accepted : .ok, try view(job))
         response.headers.add(name: "Location", value: "/jobs/\(job.id.lowercased)")
@@ -326,11 +371,12 @@ public final class JobsAPI: HTTPApplication, @unchecked Sendable {
     private func view(_ job: JobSnapshot, withResults: Bool = true) throws -> JobView {
         let base = "/jobs/\(job.id.lowercased)"
         var results: [String]?
-        if job.status == .succeeded && withResults {
+        let available = job.status == .succeeded && job.resultsExpiredAt == nil
+        if available && withResults {
             results = try backend.resultPaths(id: job.id).map { "\(base)/\($0)" }
         }
         return JobView(job: job, urls: JobView.URLs(job: base, cancel: "\(base)/cancel",
-                                                    resultTar: job.status == .succeeded ? "\(base)/result.tar" : nil,
+                                                    resultTar: available ? "\(base)/result.tar" : nil,
                                                     results: results))
     }
 

@@ -28,7 +28,15 @@ paths:
         A multipart/form-data body (`curl -F left=@left.tar -F right=@right.tar -F iters=20 ...`). The body is
         streamed to disk; the frames are validated (PNG, equal counts, one size, limits) before the job is queued.
         With an `Idempotency-Key`, repeating the same submission returns the same job (200); reusing the key
-        with a different payload is refused (422).
+        with a different payload is refused (422). Idempotency keys are scoped to the API key that sends them.
+
+        Per-key limits (once API keys exist; an open server has none): the jobs a key may have queued or
+        running at once, and the request body bytes it may upload per UTC day (the key's own values from
+        `dynstereo keys create`, else the server's `--max-queued-jobs-per-key` and
+        `--max-upload-bytes-per-day-per-key`). Past either the answer is 429 with `Retry-After`: 30 seconds for
+        queued jobs, the seconds until the next midnight UTC for uploads. A `Content-Length` past the key's
+        remaining bytes is refused before the body is read (and the connection closed); a chunked body as
+        soon as it passes them. A replay of an existing job counts against neither limit.
       operationId: submitJob
       parameters:
         - name: Idempotency-Key
@@ -70,6 +78,17 @@ paths:
         '413': {$ref: '#/components/responses/Error'}
         '415': {$ref: '#/components/responses/Error'}
         '422': {$ref: '#/components/responses/Error'}
+        '429':
+          description: |
+            A per-key limit: `too_many_queued_jobs` (the key has its limit of jobs queued or running) or
+            `daily_upload_limit` (the upload would pass the key's bytes for this UTC day).
+          headers:
+            Retry-After:
+              schema: {type: integer, minimum: 1}
+              description: Seconds to wait; 30 for queued jobs, until the next midnight UTC for uploads.
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/Error'}
         '503': {$ref: '#/components/responses/Error'}
     get:
       summary: List jobs, newest first
@@ -147,6 +166,7 @@ paths:
         '403': {$ref: '#/components/responses/Error'}
         '404': {$ref: '#/components/responses/Error'}
         '409': {$ref: '#/components/responses/Error'}
+        '410': {$ref: '#/components/responses/Error'}
   /jobs/{id}/disparity.npy:
     parameters:
       - {$ref: '#/components/parameters/JobID'}
@@ -163,6 +183,7 @@ paths:
         '403': {$ref: '#/components/responses/Error'}
         '404': {$ref: '#/components/responses/Error'}
         '409': {$ref: '#/components/responses/Error'}
+        '410': {$ref: '#/components/responses/Error'}
   /jobs/{id}/{kind}/{file}:
     parameters:
       - {$ref: '#/components/parameters/JobID'}
@@ -191,6 +212,7 @@ paths:
         '403': {$ref: '#/components/responses/Error'}
         '404': {$ref: '#/components/responses/Error'}
         '409': {$ref: '#/components/responses/Error'}
+        '410': {$ref: '#/components/responses/Error'}
   /healthz:
     get:
       security: []
@@ -249,8 +271,9 @@ components:
       description: |
         400 malformed request, 401 missing or unknown API key, 403 revoked API key, 404 unknown job (or another
         key's job) or route, 405 wrong method, 408 client too slow, 409 results of an
-        unfinished job, 413 body or frames too large, 415 not multipart, 422 invalid frames or parameters or an
-        idempotency conflict, 431 headers too large, 503 database unavailable.
+        unfinished job, 410 results deleted by retention, 413 body or frames too large, 415 not multipart, 422 invalid frames or parameters or an
+        idempotency conflict, 429 a per-key limit (with Retry-After), 431 headers too large, 503 database
+        unavailable.
       content:
         application/json:
           schema: {$ref: '#/components/schemas/Error'}
@@ -270,7 +293,8 @@ components:
             message: {type: string}
     Job:
       type: object
-      required: [id, status, progress, created_at, started_at, finished_at, attempt, parameters, error, urls]
+      required: [id, status, progress, created_at, started_at, finished_at, attempt, parameters, error, results,
+                 results_expired_at, urls]
       properties:
         id: {type: string, format: uuid}
         status: {$ref: '#/components/schemas/Status'}
@@ -300,17 +324,26 @@ components:
               properties:
                 code: {type: string}
                 message: {type: string}
+        results:
+          type: string
+          enum: [pending, available, none, expired]
+          description: |
+            pending until the job finishes; available once it has succeeded; none after it failed or was
+            cancelled; expired once retention deleted its inputs and results (every result URL then answers
+            410). Retention runs in the workers: `dynstereo work --retention-days N` (default 7) after the job
+            finished. The job itself, its status and error stay.
+        results_expired_at: {type: [string, 'null'], format: date-time, description: When retention deleted them.}
         urls:
           type: object
           required: [self, cancel, result_tar, results]
           properties:
             self: {type: string}
             cancel: {type: string}
-            result_tar: {type: [string, 'null'], description: Set once the job has succeeded.}
+            result_tar: {type: [string, 'null'], description: Set once the job has succeeded, until its results expire.}
             results:
               type: [array, 'null']
               items: {type: string}
-              description: Every result file's URL, once the job has succeeded.
+              description: Every result file's URL, once the job has succeeded, until its results expire.
 
 """#
 }

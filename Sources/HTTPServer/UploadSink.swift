@@ -69,11 +69,26 @@ public final class UploadedForm: @unchecked Sendable {
     public let fields: [String: String]
     /// SHA-256 over the parts in name order, independent of part order and boundary.
     public let payloadDigest: String
+    /// The request body's size as received (after any chunked framing is removed).
+    public let bodyBytes: Int
 
-    init(files: [String: UploadedFile], fields: [String: String], payloadDigest: String) {
+    init(files: [String: UploadedFile], fields: [String: String], payloadDigest: String, bodyBytes: Int) {
         self.files = files
         self.fields = fields
         self.payloadDigest = payloadDigest
+        self.bodyBytes = bodyBytes
+    }
+}
+
+/// A cap on a body's bytes below the server's upload limit, and what to answer when the body passes it
+/// (an API key's remaining daily allowance and its 429).
+public struct ByteAllowance {
+    public var bytes: Int
+    public var refusal: APIError
+
+    public init(bytes: Int, refusal: APIError) {
+        self.bytes = bytes
+        self.refusal = refusal
     }
 }
 
@@ -101,8 +116,11 @@ public final class MultipartUploadSink: RequestBodySink {
     private var current: (name: String, file: UploadedFile?, text: [UInt8], hasher: SHA256)?
     /// Created with the first file part.
     private var folder: UploadFolder?
+    private var bodyBytes = 0
+    private let allowance: ByteAllowance?
 
-    public init(contentType: String, schema: FormSchema, directory: URL) throws {
+    public init(contentType: String, schema: FormSchema, directory: URL, allowance: ByteAllowance? = nil) throws {
+        self.allowance = allowance
         do {
             parser = try MultipartParser(boundary: try MultipartParser.boundary(contentType: contentType), limits: schema.limits)
         } catch let error as MultipartError {
@@ -114,6 +132,10 @@ public final class MultipartUploadSink: RequestBodySink {
     }
 
     public func write(_ bytes: [UInt8]) throws {
+        bodyBytes += bytes.count
+        // Checked as the bytes arrive, so a chunked body (whose size no header announced) is refused as soon
+        // as it passes the allowance instead of after being stored.
+        if let allowance, bodyBytes > allowance.bytes { throw allowance.refusal }
         parser.receive(bytes)
         while let event = parser.next() { try handle(event) }
     }
@@ -122,9 +144,10 @@ public final class MultipartUploadSink: RequestBodySink {
         if let event = parser.receiveEnd() { try handle(event) }
         guard parser.isComplete else { throw APIError(.badRequest, "bad_multipart", MultipartError.truncated.description) }
         folder = nil
-        var hasher = SHA256()
+        let hasher = SHA256()
         for name in partDigests.keys.sorted() { hasher.update(Array("\(name)=\(partDigests[name]!)\n".utf8)) }
-        return .form(UploadedForm(files: files, fields: fields, payloadDigest: hasher.finalizeHex()))
+        return .form(UploadedForm(files: files, fields: fields, payloadDigest: hasher.finalizeHex(),
+                                  bodyBytes: bodyBytes))
     }
 
     public func discard() {
@@ -161,7 +184,7 @@ public final class MultipartUploadSink: RequestBodySink {
             }
             current = part
         case .partEnd:
-            guard var part = current else { return }
+            guard let part = current else { return }
             current = nil
             partDigests[part.name] = part.hasher.finalizeHex()
             if let file = part.file {

@@ -99,4 +99,6 @@ public struct JobRecord: Equatable, Sendable {
     public let leaseExpiresAt: Date?
     /// When the job reached a terminal state.
     public let finishedAt: Date?
+    /// When retention deleted the job's inputs and results (nil while they are kept).
+    public let resultsExpiredAt: Date?
 }

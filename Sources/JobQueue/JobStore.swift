@@ -6,12 +6,15 @@ public final class JobStore: @unchecked Sendable {
     private let pool: ConnectionPool
     /// Attempts a new job gets before it stays failed.
     public let maxAttempts: Int
+    /// The limits of an API key that has none of its own (`api_keys` columns left NULL).
+    public let defaultKeyLimits: KeyLimits
 
     /// Connects once to fail early on a bad URL or an unreachable server.
-    public init(url: String, maxAttempts: Int = 3) throws {
+    public init(url: String, maxAttempts: Int = 3, defaultKeyLimits: KeyLimits = .unlimited) throws {
         precondition(maxAttempts >= 1, "a job needs at least one attempt")
         pool = ConnectionPool(url: url)
         self.maxAttempts = maxAttempts
+        self.defaultKeyLimits = defaultKeyLimits
         try ping()
     }
 
@@ -19,23 +22,37 @@ public final class JobStore: @unchecked Sendable {
     /// before, returns the existing job (`created == false`) if `payloadDigest` matches, and throws
     /// `JobQueueError.idempotencyConflict` if it does not.
     public func enqueue(parameters: JobParameters, frames: [InputFrame], idempotencyKey: String?,
-                        payloadDigest: String?, owner: UUID? = nil) throws -> (job: JobRecord, created: Bool) {
+                        payloadDigest: String?, owner: UUID? = nil, uploadBytes: Int = 0) throws -> (job: JobRecord, created: Bool) {
         try enqueue(parameters: parameters, frameCount: frames.count, idempotencyKey: idempotencyKey,
-                    payloadDigest: payloadDigest, owner: owner, frame: { frames[$0] })
+                    payloadDigest: payloadDigest, owner: owner, uploadBytes: uploadBytes, frame: { frames[$0] })
     }
 
     /// `enqueue` for uploads too large to hold: `frame(i)` is asked for frames 0..<frameCount in order, inside
     /// the job's transaction, and each row is inserted before the next frame is asked for, so only one frame's
     /// bytes are alive at a time. An error thrown by `frame` rolls the job back and is rethrown unchanged.
     /// A replayed idempotency key returns before any frame is read. `owner` is the API key that submits
-    /// (nil on an open server); a key reused by another owner is a conflict.
+    /// (nil on an open server); idempotency keys are scoped to it, so another key's job is never found.
+    ///
+    /// With an owner, the key's limits apply (its own, else `defaultKeyLimits`): the key's row is locked
+    /// for the transaction, so concurrent submissions by one key queue up behind each other and cannot
+    /// both pass a limit. A new job that would make more than `maxQueuedJobs` unfinished jobs throws
+    /// `queuedJobsLimit`; `uploadBytes` (the request body's size) are added to the key's count for the
+    /// UTC day, and passing `maxUploadBytesPerDay` throws `dailyUploadLimit`. Either way nothing is stored.
+    /// A replay counts against neither.
     public func enqueue(parameters: JobParameters, frameCount: Int, idempotencyKey: String?, payloadDigest: String?,
-                        owner: UUID? = nil,
+                        owner: UUID? = nil, uploadBytes: Int = 0,
                         frame: (Int) throws -> InputFrame) throws -> (job: JobRecord, created: Bool) {
         try parameters.validate()
         guard frameCount > 0 else { throw JobQueueError.invalidInput("a job needs at least one frame") }
+        precondition(uploadBytes >= 0, "upload sizes are not negative")
         let id = UUID()
         return try pool.transaction { connection in
+            var limits: KeyLimits?
+            if let owner {
+                let own = try connection.execute(Queries.lockAPIKey, [.uuid(owner)]).first
+                limits = defaultKeyLimits.overridden(maxQueuedJobs: try own.flatMap { $0.isNull(0) ? nil : try $0.int(0) },
+                                                     maxUploadBytesPerDay: try own.flatMap { $0.isNull(1) ? nil : try $0.int(1) })
+            }
             let inserted = try connection.execute(Queries.insertJob, [
                 .uuid(id), .text(JobTransition.claim.from.rawValue), .int(parameters.iters), .int(parameters.kernelSize),
                 .optional(parameters.focalPx), .optional(parameters.baselineM), .int(maxAttempts), .int(frameCount),
@@ -44,14 +61,17 @@ public final class JobStore: @unchecked Sendable {
             guard let row = inserted.first else {
                 // The key exists: this is a replay (same payload) or a conflict.
                 guard let idempotencyKey,
-                      let existing = try connection.execute(Queries.jobByIdempotencyKey, [.text(idempotencyKey)]).first
+                      let existing = try connection.execute(Queries.jobByIdempotencyKey,
+                                                            [.text(idempotencyKey), owner.map(SQLValue.uuid) ?? .null]).first
                 else { throw PostgresError.decoding("insert returned no row without an idempotency key") }
                 let job = try Queries.decodeJob(existing)
-                let existingOwner = existing.isNull(24) ? nil : try existing.uuid(24)
-                guard job.payloadDigest == payloadDigest, existingOwner == owner else {
+                guard job.payloadDigest == payloadDigest else {
                     throw JobQueueError.idempotencyConflict(key: idempotencyKey, existing: job.id)
                 }
                 return (job, false)
+            }
+            if let owner, let limits {
+                try enforce(limits, owner: owner, uploadBytes: uploadBytes, on: connection)
             }
             for index in 0..<frameCount {
                 let input = try frame(index)
@@ -64,6 +84,33 @@ public final class JobStore: @unchecked Sendable {
             }
             try connection.execute(Queries.notifyWorkers, [.text(id.uuidString)])
             return (try Queries.decodeJob(row), true)
+        }
+    }
+
+    /// Checks the new job (already inserted, uncommitted) against the key's limits and accounts its bytes.
+    private func enforce(_ limits: KeyLimits, owner: UUID, uploadBytes: Int, on connection: PostgresConnection) throws {
+        if let maxQueued = limits.maxQueuedJobs {
+            // The count includes the job just inserted.
+            let unfinished = try connection.execute(Queries.unfinishedJobsOfKey, [.uuid(owner)]).first.map { try $0.int(0) } ?? 0
+            if unfinished > maxQueued { throw JobQueueError.queuedJobsLimit(limit: maxQueued) }
+        }
+        let accounted = try connection.execute(Queries.addUploadBytes, [
+            .uuid(owner), .int(uploadBytes), limits.maxUploadBytesPerDay.map(SQLValue.int) ?? .null,
+        ])
+        if accounted.count == 0, let maxBytes = limits.maxUploadBytesPerDay {
+            let used = try connection.execute(Queries.keyUsage, [.uuid(owner)]).first.map { try $0.int(3) } ?? 0
+            throw JobQueueError.dailyUploadLimit(limit: maxBytes, used: used, requested: uploadBytes)
+        }
+    }
+
+    /// The key's limits in force and its current usage; nil for an unknown key. A snapshot without locks,
+    /// for refusing early: `enqueue` decides for good.
+    public func usage(of owner: UUID) throws -> KeyUsage? {
+        try pool.withConnection { connection in
+            guard let row = try connection.execute(Queries.keyUsage, [.uuid(owner)]).first else { return nil }
+            let limits = defaultKeyLimits.overridden(maxQueuedJobs: row.isNull(0) ? nil : try row.int(0),
+                                                     maxUploadBytesPerDay: row.isNull(1) ? nil : try row.int(1))
+            return KeyUsage(limits: limits, unfinishedJobs: try row.int(2), uploadedBytesToday: try row.int(3))
         }
     }
 

@@ -94,5 +94,27 @@ CREATE TABLE api_key_uploads (
 );
 
 """#),
+        Migration(version: 3, name: "idempotency_per_key", sql: #"""
+-- Idempotency keys are scoped to the API key that sent them: two clients that pick the same
+-- Idempotency-Key never meet, and a clash can only ever name the client's own job. Jobs of an open server
+-- (api_key_id NULL) share one scope, hence NULLS NOT DISTINCT.
+ALTER TABLE jobs DROP CONSTRAINT jobs_idempotency_key_key;
+CREATE UNIQUE INDEX jobs_idempotency ON jobs (api_key_id, idempotency_key) NULLS NOT DISTINCT
+    WHERE idempotency_key IS NOT NULL;
+
+-- The per-key limit on jobs queued at once counts a key's unfinished jobs on every submission.
+CREATE INDEX jobs_api_key_unfinished ON jobs (api_key_id) WHERE status IN ('queued', 'running');
+
+"""#),
+        Migration(version: 4, name: "retention", sql: #"""
+-- Retention: the workers' maintenance deletes the input frames and result files of jobs that finished
+-- long enough ago, and records when on the job row, which stays (its status and error too).
+ALTER TABLE jobs ADD COLUMN results_expired_at timestamptz;
+
+-- The maintenance's scan: finished jobs whose data is still stored, oldest finish first.
+CREATE INDEX jobs_retention ON jobs (finished_at)
+    WHERE results_expired_at IS NULL AND status IN ('succeeded', 'failed', 'cancelled');
+
+"""#),
     ]
 }

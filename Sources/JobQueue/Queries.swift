@@ -22,7 +22,8 @@ enum Queries {
         id, status, iters, kernel_size, focal_px, baseline_m, attempt, max_attempts, lease, worker_id,
         frames_done, frames_total, cancel_requested, error_code, error_message, idempotency_key, payload_digest,
         \(micros("created_at")), \(micros("queued_at")), \(micros("run_after")), \(micros("started_at")),
-        \(micros("heartbeat_at")), \(micros("lease_expires_at")), \(micros("finished_at"))
+        \(micros("heartbeat_at")), \(micros("lease_expires_at")), \(micros("finished_at")),
+        \(micros("results_expired_at"))
         """
 
     static func decodeJob(_ row: Row) throws -> JobRecord {
@@ -39,7 +40,8 @@ enum Queries {
             error: error, idempotencyKey: try row.optionalString(15), payloadDigest: try row.optionalString(16),
             createdAt: try row.date(17), queuedAt: try row.date(18), runAfter: try row.date(19),
             startedAt: try row.optionalDate(20), heartbeatAt: try row.optionalDate(21),
-            leaseExpiresAt: try row.optionalDate(22), finishedAt: try row.optionalDate(23))
+            leaseExpiresAt: try row.optionalDate(22), finishedAt: try row.optionalDate(23),
+            resultsExpiredAt: try row.optionalDate(24))
     }
 
     // MARK: Sessions and transactions
@@ -74,7 +76,7 @@ enum Queries {
         INSERT INTO jobs (id, status, iters, kernel_size, focal_px, baseline_m, max_attempts, frames_total,
                           idempotency_key, payload_digest, api_key_id)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-        ON CONFLICT (idempotency_key) DO NOTHING
+        ON CONFLICT (api_key_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
         RETURNING \(jobColumns)
         """)
     static let insertInput = Query(name: "insert_input", sql: """
@@ -86,9 +88,10 @@ enum Queries {
     static let jobByID = Query(name: "job_by_id", sql: """
         SELECT \(jobColumns) FROM jobs WHERE id = $1 AND ($2::uuid IS NULL OR api_key_id = $2::uuid)
         """)
-    /// The job columns, then the owning key (column 24), so a replay by another key is told apart.
-    static let jobByIdempotencyKey = Query(name: "job_by_idempotency_key",
-                                           sql: "SELECT \(jobColumns), api_key_id FROM jobs WHERE idempotency_key = $1")
+    /// $1 the idempotency key, $2 the asking API key or NULL: keys are scoped per API key (migration 0003).
+    static let jobByIdempotencyKey = Query(name: "job_by_idempotency_key", sql: """
+        SELECT \(jobColumns) FROM jobs WHERE idempotency_key = $1 AND api_key_id IS NOT DISTINCT FROM $2::uuid
+        """)
     /// Newest first. $1 status or NULL; $2, $3 the cursor (created_at in microseconds, id) or NULL; $4 limit;
     /// $5 the asking API key or NULL.
     static let listJobs = Query(name: "list_jobs", sql: """
@@ -195,6 +198,26 @@ enum Queries {
         WHERE status = 'running' AND lease_expires_at < now()
         RETURNING id, status
         """)
+    /// Retention, one short batch: up to $2 finished jobs whose finish lies more than $1 seconds back lose
+    /// their inputs and results and get `results_expired_at`. One statement, so one short transaction;
+    /// SKIP LOCKED leaves rows another worker's batch (or an API delete) holds to them.
+    static let expireResultsBatch = Query(name: "expire_results_batch", sql: """
+        WITH batch AS (
+            SELECT id FROM jobs
+            WHERE results_expired_at IS NULL AND status IN ('succeeded', 'failed', 'cancelled')
+              AND finished_at < now() - make_interval(secs => $1::double precision)
+            ORDER BY finished_at
+            LIMIT $2
+            FOR UPDATE SKIP LOCKED
+        ), inputs AS (
+            DELETE FROM job_inputs WHERE job_id IN (SELECT id FROM batch)
+        ), results AS (
+            DELETE FROM job_results WHERE job_id IN (SELECT id FROM batch)
+        )
+        UPDATE jobs SET results_expired_at = now() WHERE id IN (SELECT id FROM batch)
+        RETURNING id
+        """)
+
     /// Shutdown: back to queued at once, giving the attempt back; cancelled if that was requested.
     /// $3 cancelled, $4 queued.
     static let handBackJob = Query(name: "hand_back_job", sql: """
@@ -248,4 +271,42 @@ extension Queries {
         """)
 
     static let anyAPIKey = Query(name: "any api key", sql: "SELECT EXISTS (SELECT 1 FROM api_keys)")
+}
+
+// MARK: Per-key limits
+
+extension Queries {
+    /// The UTC calendar day the daily upload allowance is counted in.
+    static let utcToday = "(now() AT TIME ZONE 'UTC')::date"
+
+    /// Locks the key's row until the enqueue transaction ends, so that concurrent submissions by one key
+    /// are counted and accounted one after another. $1 key id. Returns its own limits (NULL: the default).
+    static let lockAPIKey = Query(name: "lock api key", sql: """
+        SELECT max_queued_jobs, max_upload_bytes_per_day FROM api_keys WHERE id = $1 FOR UPDATE
+        """)
+
+    /// A key's jobs not yet finished (queued or running). $1 key id.
+    static let unfinishedJobsOfKey = Query(name: "unfinished jobs of key", sql: """
+        SELECT count(*) FROM jobs WHERE api_key_id = $1 AND status IN ('queued', 'running')
+        """)
+
+    /// Adds $2 bytes to key $1's count for today unless that would pass $3 (NULL: no limit). No row when
+    /// refused, both for a first upload of the day larger than the limit (nothing to insert) and for one
+    /// that would pass it (the conflict update's WHERE fails).
+    static let addUploadBytes = Query(name: "add upload bytes", sql: """
+        INSERT INTO api_key_uploads AS uploads (api_key_id, day, bytes)
+        SELECT $1::uuid, \(utcToday), $2::bigint WHERE $3::bigint IS NULL OR $2::bigint <= $3::bigint
+        ON CONFLICT (api_key_id, day) DO UPDATE SET bytes = uploads.bytes + EXCLUDED.bytes
+            WHERE $3::bigint IS NULL OR uploads.bytes + EXCLUDED.bytes <= $3::bigint
+        RETURNING bytes
+        """)
+
+    /// A key's own limits, its unfinished jobs and today's uploaded bytes, without locking: for refusing
+    /// an upload before its body is read. $1 key id.
+    static let keyUsage = Query(name: "key usage", sql: """
+        SELECT max_queued_jobs, max_upload_bytes_per_day,
+               (SELECT count(*) FROM jobs WHERE api_key_id = $1 AND status IN ('queued', 'running')),
+               coalesce((SELECT bytes FROM api_key_uploads WHERE api_key_id = $1 AND day = \(utcToday)), 0)
+        FROM api_keys WHERE id = $1
+        """)
 }

@@ -178,6 +178,26 @@ public final class WorkerQueue {
         }
     }
 
+    /// Retention: deletes the inputs and results of every job that finished (succeeded, failed or
+    /// cancelled) more than `age` seconds ago, `batchSize` jobs per short transaction, until none is left
+    /// or `shouldStop` says so between batches. Job rows stay, with `resultsExpiredAt` set. Safe to run
+    /// from every worker at once. Returns the ids of the jobs it expired.
+    public func expireResults(olderThan age: Double, batchSize: Int = 100,
+                              shouldStop: () -> Bool = { false }) throws -> [UUID] {
+        precondition(age >= 0 && batchSize >= 1, "retention needs a non-negative age and a positive batch")
+        var expired: [UUID] = []
+        while !shouldStop() {
+            let batch = try run { connection in
+                try connection.execute(Queries.expireResultsBatch, [.double(age), .int(batchSize)]).rows.map { try $0.uuid(0) }
+            }
+            expired += batch
+            // A short batch means nothing was left when it ran (or the rest is locked by another worker,
+            // which finishes it).
+            if batch.count < batchSize { break }
+        }
+        return expired
+    }
+
     /// The seven values `Queries.retryAssignments` expects.
     private static func retryParameters(error: JobErrorInfo, backoff: RetryBackoff) -> [SQLValue] {
         [.text(JobTransition.cancelRunning.to.rawValue), .text(JobTransition.fail.to.rawValue), .text(JobTransition.retry.to.rawValue),

@@ -1,4 +1,5 @@
-// The headless worker: job slots that claim and run jobs, plus a listener that wakes them and reaps leases.
+// The headless worker: job slots that claim and run jobs, plus a listener that wakes them, reaps leases and
+// applies retention.
 import Foundation
 import JobQueue
 import Logging
@@ -6,7 +7,8 @@ import Logging
 /// Runs jobs from the PostgreSQL queue until stopped.
 ///
 /// Threads: one per slot (claims a job, runs the processor, writes the outcome), one heartbeat per running
-/// job (`JobHeartbeat`), and one listener (LISTEN for new jobs, poll fallback, lease reaper). Each has its
+/// job (`JobHeartbeat`), and one listener (LISTEN for new jobs, poll fallback, lease reaper, retention of
+/// finished jobs' data). Each has its
 /// own database session; any of them that loses the database reconnects with backoff on its own, and a
 /// slot never claims a second job while it holds one.
 public final class QueueWorker: @unchecked Sendable {
@@ -71,6 +73,7 @@ public final class QueueWorker: @unchecked Sendable {
         var listening = false
         var delay = configuration.reconnectMin
         var nextReap = Date()
+        var nextRetention = Date()
         var nextPoll = Date(timeIntervalSinceNow: configuration.pollInterval)
         while !isStopping {
             do {
@@ -84,6 +87,15 @@ public final class QueueWorker: @unchecked Sendable {
                     nextReap = Date(timeIntervalSinceNow: configuration.reapInterval)
                     for (id, status) in try queue.expireLeases(backoff: configuration.backoff) {
                         logger.warning("lease expired; worker presumed dead", metadata: ["job": "\(id)", "now": "\(status.rawValue)"])
+                    }
+                }
+                if let retention = configuration.resultRetention, Date() >= nextRetention {
+                    nextRetention = Date(timeIntervalSinceNow: configuration.retentionInterval)
+                    let expired = try queue.expireResults(olderThan: retention, batchSize: configuration.retentionBatchSize,
+                                                          shouldStop: { isStopping })
+                    if !expired.isEmpty {
+                        logger.info("retention deleted the inputs and results of finished jobs",
+                                    metadata: ["jobs": "\(expired.count)", "olderThanSeconds": "\(retention)"])
                     }
                 }
                 // Short waits so a stop is noticed within a second.

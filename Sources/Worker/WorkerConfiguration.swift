@@ -25,6 +25,13 @@ public struct WorkerConfiguration: Sendable {
     /// How often this worker looks for expired leases (every worker does; the statement is idempotent).
     public var reapInterval: Double
     public var backoff: RetryBackoff
+    /// Seconds after a job finished (succeeded, failed or cancelled) when its inputs and results are
+    /// deleted by this worker's maintenance; nil keeps them forever. The job row stays.
+    public var resultRetention: Double?
+    /// How often the maintenance looks for such jobs (every worker does; batches skip each other's rows).
+    public var retentionInterval: Double
+    /// Jobs per retention transaction: small, so no lock is held for long.
+    public var retentionBatchSize: Int
     public var onStop: StopBehaviour
     /// Reconnection delays after losing the database: doubling from `reconnectMin` up to `reconnectMax`.
     public var reconnectMin: Double
@@ -33,7 +40,8 @@ public struct WorkerConfiguration: Sendable {
     public init(workerId: String = "\(ProcessInfo.processInfo.hostName):\(ProcessInfo.processInfo.processIdentifier)",
                 concurrency: Int = 1, leaseSeconds: Double = 20, heartbeatInterval: Double = 2, pollInterval: Double = 5,
                 reapInterval: Double = 5, backoff: RetryBackoff = RetryBackoff(), onStop: StopBehaviour = .handBack,
-                reconnectMin: Double = 0.25, reconnectMax: Double = 10) {
+                reconnectMin: Double = 0.25, reconnectMax: Double = 10,
+                resultRetention: Double? = 7 * 86_400, retentionInterval: Double = 300, retentionBatchSize: Int = 100) {
         self.workerId = workerId
         self.concurrency = concurrency
         self.leaseSeconds = leaseSeconds
@@ -44,6 +52,9 @@ public struct WorkerConfiguration: Sendable {
         self.onStop = onStop
         self.reconnectMin = reconnectMin
         self.reconnectMax = reconnectMax
+        self.resultRetention = resultRetention
+        self.retentionInterval = retentionInterval
+        self.retentionBatchSize = retentionBatchSize
     }
 
     /// Rejects settings under which a live worker would lose its own leases.
@@ -52,7 +63,11 @@ public struct WorkerConfiguration: Sendable {
         guard heartbeatInterval > 0, leaseSeconds >= 2 * heartbeatInterval else {
             throw WorkerError.invalidConfiguration("the lease (\(leaseSeconds) s) must be at least twice the heartbeat interval (\(heartbeatInterval) s)")
         }
-        guard pollInterval > 0, reapInterval > 0 else { throw WorkerError.invalidConfiguration("intervals must be positive") }
+        guard pollInterval > 0, reapInterval > 0, retentionInterval > 0 else { throw WorkerError.invalidConfiguration("intervals must be positive") }
+        if let resultRetention, !(resultRetention.isFinite && resultRetention >= 0) {
+            throw WorkerError.invalidConfiguration("the result retention must be a non-negative number of seconds")
+        }
+        guard retentionBatchSize >= 1 else { throw WorkerError.invalidConfiguration("the retention batch size must be at least 1") }
     }
 }
 

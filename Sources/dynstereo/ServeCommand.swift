@@ -33,6 +33,14 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Most pixels a frame may have.")
     var maxPixels = 4096 * 4096
 
+    @Option(help: ArgumentHelp("Jobs an API key may have queued or running at once, unless the key sets its own (0: no limit).",
+                               discussion: "A submission past it is answered 429 with Retry-After: 30. No limit applies while no key exists."))
+    var maxQueuedJobsPerKey = 10
+
+    @Option(help: ArgumentHelp("Request body bytes an API key may upload per UTC day, unless the key sets its own (0: no limit).",
+                               discussion: "Default 16 GiB. A submission past it is answered 429 with Retry-After: the seconds until midnight UTC."))
+    var maxUploadBytesPerDayPerKey = 16 << 30
+
     @Option(help: "Threads that run handlers and write responses.")
     var threads = 8
 
@@ -46,13 +54,18 @@ struct ServeCommand: ParsableCommand {
         guard maxUploadMb > 0, maxFrames > 0, maxPixels > 0, threads > 0, maxConnections > 0 else {
             throw ValidationError("limits and counts must be positive")
         }
+        guard maxQueuedJobsPerKey >= 0, maxUploadBytesPerDayPerKey >= 0 else {
+            throw ValidationError("per-key limits must be 0 (no limit) or positive")
+        }
     }
 
     func run() throws {
         let logger = Logger(label: "dynstereo.serve")
         let url = try DatabaseURL.resolve(database)
         if !skipMigrations { try Migrator(url: url).run() }
-        let store = try JobStore(url: url)
+        let keyLimits = KeyLimits(maxQueuedJobs: maxQueuedJobsPerKey == 0 ? nil : maxQueuedJobsPerKey,
+                                  maxUploadBytesPerDay: maxUploadBytesPerDayPerKey == 0 ? nil : maxUploadBytesPerDayPerKey)
+        let store = try JobStore(url: url, defaultKeyLimits: keyLimits)
 
         var server = HTTPServerConfiguration()
         (server.host, server.port) = try Self.hostPort(listen)

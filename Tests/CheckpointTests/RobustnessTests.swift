@@ -4,19 +4,6 @@ import Foundation
 import TestSupport
 import XCTest
 
-/// SplitMix64, so that every run mutates the same bytes and a failure can be replayed from its iteration.
-struct SplitMix64 {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
-}
-
 final class RobustnessTests: XCTestCase {
     /// Loads `bytes` and converts every tensor. Returns whether it loaded; a load must give consistent tensors.
     @discardableResult
@@ -51,7 +38,7 @@ final class RobustnessTests: XCTestCase {
 
     func testRandomByteFlipsOfAZipCheckpoint() throws {
         let bytes = try goldenBytes("plain.pth")
-        var random = SplitMix64(state: 1)
+        var random = SeededGenerator(seed: 1)
         var refused = 0
         for iteration in 0..<1500 {
             var mutated = bytes
@@ -72,7 +59,7 @@ final class RobustnessTests: XCTestCase {
         }
         let pickleIndex = try XCTUnwrap(entries.firstIndex { $0.0 == "plain/data.pkl" })
         let pickle = entries[pickleIndex].1
-        var random = SplitMix64(state: 2)
+        var random = SeededGenerator(seed: 2)
         var loaded = 0
         for iteration in 0..<1500 {
             var mutated = pickle
@@ -97,7 +84,7 @@ final class RobustnessTests: XCTestCase {
         for length in 0..<bytes.count {
             XCTAssertFalse(loadFully(Array(bytes.prefix(length)), "legacy cut at \(length)"), "cut at \(length) loaded")
         }
-        var random = SplitMix64(state: 3)
+        var random = SeededGenerator(seed: 3)
         for iteration in 0..<1500 {
             var mutated = bytes
             for _ in 0...random.below(3) { mutated[random.below(mutated.count)] ^= UInt8(1 + random.below(255)) }

@@ -93,24 +93,10 @@ enum Golden {
     }
 }
 
-/// A small deterministic generator (SplitMix64) for random test inputs.
-struct TestRandom {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    /// A uniform value in [low, high).
-    mutating func next(_ low: Float, _ high: Float) -> Float {
-        state = state &+ 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        z ^= z >> 31
-        return low + (high - low) * Float(z >> 40) * 0x1p-24
-    }
-
+extension SeededGenerator {
+    /// A tensor of uniform values in [low, high).
     mutating func tensor(_ shape: [Int], _ low: Float = -1, _ high: Float = 1) -> Tensor {
         let count = shape.reduce(1, *)
-        return Tensor(shape: shape, data: (0..<count).map { _ in next(low, high) })
+        return Tensor(shape: shape, data: (0..<count).map { _ in uniform(low, high) })
     }
 }

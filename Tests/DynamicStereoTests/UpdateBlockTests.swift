@@ -2,6 +2,7 @@
 // three update blocks on set A, with the formula weights.
 @testable import DynamicStereo
 import TensorKernels
+import TestSupport
 import XCTest
 
 final class UpdateBlockTests: XCTestCase {
@@ -83,7 +84,7 @@ final class UpdateBlockTests: XCTestCase {
         let weights = try Golden.formulaTensors(under: ["update_block04"])
         let store = WeightStore(weights)
         let gru = SequenceUpdateBlock3D.SepConvGRU3D(store.root("update_block04")("gru"))
-        var random = TestRandom(seed: 3)
+        var random = SeededGenerator(seed: 3)
         // One frame (the temporal kernel sees only padding around it), odd sizes, a one-column image.
         for (t, h, w) in [(1, 3, 7), (2, 5, 1), (3, 1, 2)] {
             let state = random.tensor([t, 128, h, w])
@@ -134,7 +135,7 @@ final class UpdateBlockTests: XCTestCase {
         let weights = try Golden.formulaTensors(under: ["update_block04"])
         let store = WeightStore(weights)
         let gru = SequenceUpdateBlock3D.SepConvGRU3D(store.root("update_block04")("gru"), contextBudgetBytes: 0)
-        var random = TestRandom(seed: 4)
+        var random = SeededGenerator(seed: 4)
         let (t, h, w) = (3, 4, 6)
         let state = random.tensor([t, 128, h, w])
         let input = random.tensor([t, 256, h, w], -2, 2)

@@ -16,6 +16,9 @@ final class APIKeySecretTests: XCTestCase {
     func testHashIsSHA256OfTheKeysBytes() {
         // FIPS 180-2 test vector for "abc".
         XCTAssertEqual(APIKeySecret.sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        XCTAssertEqual(APIKeySecret.sha256Hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        XCTAssertEqual(APIKeySecret.sha256Hex(String(repeating: "a", count: 1_000_000)),
+                       "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
         XCTAssertNotEqual(APIKeySecret.sha256Hex("dsk_a"), APIKeySecret.sha256Hex("dsk_b"))
     }
 }

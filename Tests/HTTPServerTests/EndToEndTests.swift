@@ -115,6 +115,50 @@ final class EndToEndTests: ServerTestCase {
         XCTAssertEqual(uploadFiles(in: uploads), [])
     }
 
+    func testExpiredResultsKeepTheStatusAndEveryResultRouteIs410() throws {
+        let submitted = try submitJob()
+        let cancelledJob = try submitJob()
+        let id = try XCTUnwrap(submitted.json["id"] as? String)
+        let cancelledID = try XCTUnwrap(cancelledJob.json["id"] as? String)
+        XCTAssertEqual(submitted.json["results"] as? String, "pending")
+        XCTAssertTrue(submitted.json["results_expired_at"] is NSNull)
+        let queue = WorkerQueue(url: databaseURL)
+        let claimed = try XCTUnwrap(try queue.claim(workerId: "test-worker", leaseSeconds: 30))
+        XCTAssertEqual(claimed.id.uuidString.lowercased(), id)
+        let paths = ["disparity.npy", "disparity/0000.png", "color/0000.png", "depth/0000.png", "video/0000.png"]
+        XCTAssertTrue(try queue.succeed(claimed, results: paths.map { ResultBlob(path: $0, data: Data($0.utf8)) }))
+        queue.disconnect()
+        XCTAssertEqual(try send("POST", "/jobs/\(cancelledID)/cancel").json["results"] as? String, "none")
+        let base = "/jobs/\(id)"
+        XCTAssertEqual(try get(base).json["results"] as? String, "available")
+        XCTAssertEqual(try get("\(base)/disparity.npy").status, 200)
+
+        // Retention runs on jobs that finished eight days ago.
+        try TestDatabase.psql(databaseURL, "UPDATE jobs SET finished_at = now() - interval '8 days'")
+        XCTAssertEqual(try WorkerQueue(url: databaseURL).expireResults(olderThan: 7 * 86_400).count, 2)
+        XCTAssertEqual(try count("job_inputs"), 0)
+        XCTAssertEqual(try count("job_results"), 0)
+
+        let expired = try get(base)
+        XCTAssertEqual(expired.status, 200)
+        XCTAssertEqual(expired.json["status"] as? String, "succeeded", "the status stays")
+        XCTAssertEqual(expired.json["results"] as? String, "expired")
+        XCTAssertNotNil(expired.json["results_expired_at"] as? String)
+        let urls = try XCTUnwrap(expired.json["urls"] as? [String: Any])
+        XCTAssertTrue(urls["result_tar"] is NSNull)
+        XCTAssertTrue(urls["results"] is NSNull)
+        for path in ["result.tar"] + paths + ["disparity/9999.png"] {
+            let response = try get("\(base)/\(path)")
+            XCTAssertEqual(response.status, 410, "\(path): \(response.text)")
+            XCTAssertEqual(response.errorCode, "results_expired", path)
+            XCTAssertEqual(response.header("Content-Type"), "application/json", path)
+        }
+        XCTAssertEqual(try get("/jobs/\(cancelledID)").json["results"] as? String, "expired")
+        XCTAssertEqual(try get("/jobs/\(cancelledID)/result.tar").status, 410)
+        let listed = try get("/jobs?status=succeeded")
+        XCTAssertEqual((listed.json["jobs"] as? [[String: Any]])?.first?["results"] as? String, "expired")
+    }
+
     func testCancelQueuedJobAndListing() throws {
         let first = try submitJob()
         let second = try submitJob()

@@ -125,6 +125,9 @@ final class InMemoryJobBackend: JobBackend, @unchecked Sendable {
     func resultPaths(id: UUID) throws -> [String] { try locked { (results[id] ?? [:]).keys.sorted() } }
     func result(id: UUID, path: String) throws -> Data? { try locked { results[id]?[path] } }
 
+    /// No keys here: the limits are tested against PostgreSQL.
+    func usage(owner: UUID) throws -> KeyUsage? { try locked { nil } }
+
     func statusCounts() throws -> [JobStatus: Int] {
         try locked {
             var counts = Dictionary(uniqueKeysWithValues: JobStatus.allCases.map { ($0, 0) })

@@ -1,20 +1,6 @@
 // Deterministic randomness and event transcripts shared by the parser tests and their fuzz loops.
 @testable import HTTPServer
-
-/// SplitMix64: a tiny seeded generator, so every fuzz run sees the same inputs and a failure can be replayed.
-struct SeededGenerator: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+import TestSupport
 
 /// Cuts `bytes` into pieces at random points (possibly empty pieces, possibly one byte each).
 func randomSplit(_ bytes: [UInt8], using generator: inout SeededGenerator) -> [[UInt8]] {

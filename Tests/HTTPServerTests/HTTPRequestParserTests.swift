@@ -1,4 +1,5 @@
 // The HTTP/1.1 request parser: every malformed case the service must refuse, and a seeded fuzz loop.
+import TestSupport
 import XCTest
 @testable import HTTPServer
 

@@ -1,4 +1,5 @@
 // The streaming multipart/form-data parser: parts, delimiters split across reads, malformed forms, fuzz loop.
+import TestSupport
 import XCTest
 @testable import HTTPServer
 

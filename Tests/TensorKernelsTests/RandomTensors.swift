@@ -1,12 +1,10 @@
 import TensorKernels
+import TestSupport
 
-/// A reproducible tensor of values in [-1, 1) for kernel tests (a linear congruential stream per seed).
+/// A reproducible tensor of values in [-1, 1) for kernel tests, one stream per seed.
 func random(_ shape: [Int], seed: UInt64) -> Tensor {
-    var state = seed
+    var generator = SeededGenerator(seed: seed)
     return Tensor(shape: shape) { buffer in
-        for i in 0..<buffer.count {
-            state = state &* 6364136223846793005 &+ 1442695040888963407
-            buffer[i] = Float(Int64(bitPattern: state >> 11) % 2000) / 1000 - 1
-        }
+        for i in 0..<buffer.count { buffer[i] = generator.uniform(-1, 1) }
     }
 }

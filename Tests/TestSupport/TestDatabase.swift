@@ -90,10 +90,31 @@ public final class PrivateCluster {
     public let directory: String
     public var serverURL: String { "postgresql://postgres@127.0.0.1:\(port)/postgres" }
 
-    public init(port: Int) throws {
-        self.port = port
-        directory = "/tmp/dynstereo-test-pg-\(port)"
+    /// Starts a cluster on a port the kernel reports free, in a folder no other test run shares.
+    public init() throws {
+        port = try Self.freePort()
+        directory = "/tmp/dynstereo-test-pg-\(getpid())-\(port)"
         try control("start")
+    }
+
+    /// Binds a TCP socket to port 0 and returns the port the kernel chose. The socket closes before PostgreSQL
+    /// binds it, a window in which another process could take it, far rarer than two random picks colliding.
+    private static func freePort() throws -> Int {
+        let socketFD = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard socketFD >= 0 else { throw TestDatabaseError(description: "socket() failed: errno \(errno)") }
+        defer { close(socketFD) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { generic in
+                bind(socketFD, generic, length) == 0 && getsockname(socketFD, generic, &length) == 0
+            }
+        }
+        guard bound else { throw TestDatabaseError(description: "cannot find a free port: errno \(errno)") }
+        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     public func restart() throws { try control("restart") }

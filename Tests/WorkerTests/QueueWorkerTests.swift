@@ -131,6 +131,36 @@ final class QueueWorkerTests: XCTestCase {
         XCTAssertEqual(processors.map(\.callCount).reduce(0, +), 10, "no job ran twice")
     }
 
+    func testTheMaintenanceThreadExpiresOldFinishedJobsInBatches() throws {
+        let store = try JobStore(url: url)
+        let ids = try (0..<5).map { _ in try store.enqueue(parameters: JobParameters(iters: 2, kernelSize: 3), frames: frames(2),
+                                                           idempotencyKey: nil, payloadDigest: nil).job.id }
+        var config = configuration()
+        config.resultRetention = 86_400
+        config.retentionInterval = 0.2
+        config.retentionBatchSize = 2  // five jobs take three batches
+        try startWorker([ChecksumProcessor()], config)
+        for id in ids {
+            let job = try wait(for: id, store) { $0.status.isTerminal }
+            XCTAssertEqual(job.status, .succeeded)
+            XCTAssertNil(job.resultsExpiredAt, "finished just now: kept")
+        }
+        Thread.sleep(forTimeInterval: 0.5)
+        XCTAssertEqual(try TestDatabase.psql(url, "SELECT count(*) FROM jobs WHERE results_expired_at IS NOT NULL"), "0")
+        let recent = try store.enqueue(parameters: JobParameters(iters: 2, kernelSize: 3), frames: frames(1),
+                                       idempotencyKey: nil, payloadDigest: nil).job.id
+        XCTAssertEqual(try wait(for: recent, store) { $0.status.isTerminal }.status, .succeeded)
+        try TestDatabase.psql(url, "UPDATE jobs SET finished_at = now() - interval '2 days' WHERE id <> '\(recent.uuidString)'")
+        for id in ids {
+            let job = try wait(for: id, store) { $0.resultsExpiredAt != nil }
+            XCTAssertNotNil(job.resultsExpiredAt, "expired by the worker's maintenance")
+            XCTAssertEqual(job.status, .succeeded)
+            XCTAssertEqual(try store.resultPaths(id: id), [])
+        }
+        XCTAssertEqual(try TestDatabase.psql(url, "SELECT count(*) FROM job_inputs"), "1", "only the recent job's frame is left")
+        XCTAssertEqual(try store.resultPaths(id: recent), ["checksum/0000.txt"])
+    }
+
     func testAnIdleWorkerIsWokenByTheEnqueueNotification() throws {
         let store = try JobStore(url: url)
         var config = configuration()
@@ -224,7 +254,7 @@ final class QueueWorkerTests: XCTestCase {
     }
 
     func testAWorkerStartsWhileTheDatabaseIsDownAndPicksUpWhenItComesBack() throws {
-        let cluster = try PrivateCluster(port: 55000 + Int.random(in: 100...899))
+        let cluster = try PrivateCluster()
         defer { cluster.destroy() }
         let (privateURL, _) = try TestDatabase.makeSchema("down", server: cluster.serverURL)
         try Migrator(url: privateURL).run()
@@ -239,7 +269,7 @@ final class QueueWorkerTests: XCTestCase {
     }
 
     func testADatabaseRestartUnderARunningJobDoesNotLoseIt() throws {
-        let cluster = try PrivateCluster(port: 55000 + Int.random(in: 100...899))
+        let cluster = try PrivateCluster()
         defer { cluster.destroy() }
         let (privateURL, _) = try TestDatabase.makeSchema("restart", server: cluster.serverURL)
         try Migrator(url: privateURL).run()

@@ -135,7 +135,7 @@ final class WorkerProcessTests: XCTestCase {
     /// The database restarts while the real worker runs a job; the worker reconnects and the job finishes
     /// in the same attempt.
     func testTheRealWorkerSurvivesADatabaseRestartMidJob() throws {
-        let cluster = try PrivateCluster(port: 56000 + Int.random(in: 100...899))
+        let cluster = try PrivateCluster()
         defer { cluster.destroy() }
         try migrate(server: cluster.serverURL)
         let store = try JobStore(url: url)
