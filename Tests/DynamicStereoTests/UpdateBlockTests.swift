@@ -101,7 +101,7 @@ final class UpdateBlockTests: XCTestCase {
         // Chunks of at most 7 pixels: one frame per chunk along width and height (a frame holds 2 x 3 pixels),
         // each of the 2 rows a chunk of its own along time; with the context stored per chunk and without.
         let weights = try Golden.formulaTensors(under: ["update_block04"])
-        var random = TestRandom(seed: 5)
+        var random = SeededGenerator(seed: 5)
         let (t, h, w) = (3, 2, 3)
         let state = random.tensor([t, 128, h, w])
         let input = random.tensor([t, 256, h, w], -2, 2)
@@ -117,7 +117,7 @@ final class UpdateBlockTests: XCTestCase {
     }
 
     func testFrameChunksGatherEveryFrameInOrder() {
-        var random = TestRandom(seed: 6)
+        var random = SeededGenerator(seed: 6)
         let x = random.tensor([5, 3, 2, 4])
         var seen: [Range<Int>] = []
         // 5 frames of 8 pixels in chunks of at most 20: three chunks, 2 + 2 + 1 frames.
