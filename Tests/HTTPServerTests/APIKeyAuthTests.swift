@@ -5,38 +5,7 @@ import TestSupport
 import XCTest
 @testable import HTTPServer
 
-final class APIKeyAuthTests: ServerTestCase {
-    private var databaseURL = ""
-    private var schema = ""
-    private var keys: APIKeyStore!
-
-    override func setUpWithError() throws {
-        (databaseURL, schema) = try TestDatabase.makeSchema("auth_" + name.filter(\.isLetter).suffix(24))
-        try Migrator(url: databaseURL).run()
-        keys = try APIKeyStore(url: databaseURL)
-        try super.setUpWithError()
-    }
-
-    override func startServer() throws {
-        let backend = JobStoreBackend(store: try JobStore(url: databaseURL), loader: MediaFrameLoader())
-        server = HTTPServer(configuration: serverConfiguration,
-                            application: JobsAPI(backend: backend, configuration: apiConfiguration,
-                                                 authenticator: APIKeyAuthenticator(store: keys)))
-        try server.start()
-    }
-
-    override func tearDown() {
-        super.tearDown()
-        TestDatabase.dropSchema(schema)
-    }
-
-    /// Creates a key as `dynstereo keys create` does and returns the secret.
-    private func makeKey(_ name: String) throws -> String {
-        let secret = APIKeySecret.generate()
-        _ = try keys.create(name: name, sha256: APIKeySecret.sha256Hex(secret))
-        return secret
-    }
-
+final class APIKeyAuthTests: KeyedServerTestCase {
     private func request(_ method: String, _ path: String, key: String?) throws -> RawResponse {
         let authorization = key.map { "Authorization: Bearer \($0)\r\n" } ?? ""
         return try exchange("\(method) \(path) HTTP/1.1\r\nHost: t\r\n\(authorization)Connection: close\r\n\r\n").0

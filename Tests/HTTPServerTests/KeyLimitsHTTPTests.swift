@@ -7,39 +7,13 @@ import TestSupport
 import XCTest
 @testable import HTTPServer
 
-final class KeyLimitsHTTPTests: ServerTestCase {
-    private var databaseURL = ""
-    private var schema = ""
-    private var keys: APIKeyStore!
+final class KeyLimitsHTTPTests: KeyedServerTestCase {
     /// The server's defaults for keys without their own values.
     private let defaults = KeyLimits(maxQueuedJobs: 2, maxUploadBytesPerDay: 40_000)
 
     override func setUpWithError() throws {
-        (databaseURL, schema) = try TestDatabase.makeSchema("limits_" + name.filter(\.isLetter).suffix(24))
-        try Migrator(url: databaseURL).run()
-        keys = try APIKeyStore(url: databaseURL)
+        defaultKeyLimits = defaults
         try super.setUpWithError()
-    }
-
-    override func startServer() throws {
-        let store = try JobStore(url: databaseURL, defaultKeyLimits: defaults)
-        let backend = JobStoreBackend(store: store, loader: MediaFrameLoader())
-        server = HTTPServer(configuration: serverConfiguration,
-                            application: JobsAPI(backend: backend, configuration: apiConfiguration,
-                                                 authenticator: APIKeyAuthenticator(store: keys)))
-        try server.start()
-    }
-
-    override func tearDown() {
-        super.tearDown()
-        TestDatabase.dropSchema(schema)
-    }
-
-    private func makeKey(_ name: String, maxQueuedJobs: Int? = nil, maxUploadBytesPerDay: Int? = nil) throws -> String {
-        let secret = APIKeySecret.generate()
-        _ = try keys.create(name: name, sha256: APIKeySecret.sha256Hex(secret), maxQueuedJobs: maxQueuedJobs,
-                            maxUploadBytesPerDay: maxUploadBytesPerDay)
-        return secret
     }
 
     /// A two-frame upload; `seed` makes each one's bytes differ.
