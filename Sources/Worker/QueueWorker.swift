@@ -12,6 +12,9 @@ import Logging
 /// own database session; any of them that loses the database reconnects with backoff on its own, and a
 /// slot never claims a second job while it holds one.
 public final class QueueWorker: @unchecked Sendable {
+    /// The longest stretch the listener spends on retention before it looks at its other duties again.
+    static let retentionRoundSeconds: Double = 5
+
     private let url: String
     private let processors: [JobProcessor]
     private let configuration: WorkerConfiguration
@@ -91,8 +94,12 @@ public final class QueueWorker: @unchecked Sendable {
                 }
                 if let retention = configuration.resultRetention, Date() >= nextRetention {
                     nextRetention = Date(timeIntervalSinceNow: configuration.retentionInterval)
+                    // This thread also wakes the slots and reaps leases: a large backlog (the first run after
+                    // an upgrade) is worked off in rounds of a few seconds, with those duties in between.
+                    let roundEnd = Date(timeIntervalSinceNow: Self.retentionRoundSeconds)
                     let expired = try queue.expireResults(olderThan: retention, batchSize: configuration.retentionBatchSize,
-                                                          shouldStop: { isStopping })
+                                                          shouldStop: { isStopping || Date() >= roundEnd })
+                    if Date() >= roundEnd { nextRetention = Date() }
                     if !expired.isEmpty {
                         logger.info("retention deleted the inputs and results of finished jobs",
                                     metadata: ["jobs": "\(expired.count)", "olderThanSeconds": "\(retention)"])
