@@ -149,7 +149,7 @@ enum Queries {
     static let finishCounts = Query(name: "finish_counts", sql: "SELECT status, total FROM job_finishes")
     /// Migration 0005's duration buckets, smallest bound first (the last one is 'Infinity').
     static let durationBuckets = Query(name: "duration_buckets", sql: """
-        SELECT le::text, jobs, seconds, frames FROM job_durations ORDER BY le
+        SELECT le::text AS upper_bound, jobs, seconds, frames FROM job_durations ORDER BY le
         """)
 
     // MARK: The worker's side. Every write after the claim is fenced: WHERE id = $1 AND lease = $2.
