@@ -279,6 +279,7 @@ final class QueueWorkerTests: XCTestCase {
 
     func testStopCanLetTheRunningJobFinish() throws {
         let id = try enqueue(5)
+        clock.advance(by: 0.001)  // created later, so claimed second
         let other = try enqueue(1)
         let processor = ChecksumProcessor(holdAt: 1)
         let worker = try startWorker([processor], configuration(onStop: .finish))
