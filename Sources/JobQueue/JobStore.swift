@@ -100,6 +100,9 @@ public final class JobStore: @unchecked Sendable {
                     .uuid(id), .int(input.index), .text(input.name), .bytes(input.left), .bytes(input.right),
                 ])
             }
+            // The frame count is known, so the windows are planned in the job's own transaction.
+            try WindowPlanner.store(job: id, frames: frameCount, kernelSize: parameters.kernelSize, maxAttempts: maxAttempts,
+                                    now: now, on: connection)
             try connection.execute(Queries.notifyWorkers, [.text(id.uuidString)])
             return (try Queries.decodeJob(row), true)
         }
@@ -163,17 +166,29 @@ public final class JobStore: @unchecked Sendable {
         return (Array(jobs.prefix(limit)), Self.encodeCursor(last))
     }
 
-    /// Cancels a job: a queued one ends at once; a running one is flagged and its worker stops it within a
-    /// few seconds (the job then reads `cancelled`). A finished job is returned unchanged; nil if unknown.
+    /// Cancels a job: its queued windows end at once, and so does the job when none of its windows runs;
+    /// a running window's worker sees the request at its next heartbeat and stops, and the job reads
+    /// `cancelled` once no window of it runs. A finished job is returned unchanged; nil if unknown.
     /// Cancelling twice changes nothing the first did not, so a lost session simply runs it again.
     public func cancel(id: UUID, owner: UUID? = nil) throws -> JobRecord? {
         try pool.withConnection(.idempotent) { connection in
-            let row = try connection.execute(Queries.cancelJob, [
-                .uuid(id), .text(JobTransition.cancelQueued.from.rawValue), .text(JobTransition.cancelQueued.to.rawValue),
-                .text(JobTransition.cancelRunning.from.rawValue), .optional(owner), now,
-            ]).first
-            if let row { return try Queries.decodeJob(row) }
-            return try connection.execute(Queries.jobByID, [.uuid(id), owner.map(SQLValue.uuid) ?? .null]).first.map(Queries.decodeJob)
+            try connection.transaction {
+                try connection.execute(Queries.cancelQueuedWindows, [
+                    .uuid(id), .text(JobTransition.cancelQueued.from.rawValue), .text(JobTransition.cancelQueued.to.rawValue),
+                    .optional(owner), now, .statuses(JobStatus.unfinished),
+                ])
+                if try connection.execute(Queries.requestCancel, [.uuid(id), .optional(owner), .statuses(JobStatus.unfinished)]).count == 1 {
+                    try WindowPlanner.deriveStatus(job: id, now: now, on: connection)
+                }
+                return try connection.execute(Queries.jobByID, [.uuid(id), owner.map(SQLValue.uuid) ?? .null]).first.map(Queries.decodeJob)
+            }
+        }
+    }
+
+    /// The job's windows and its finishing step (last), in order; empty for a job stored before windows.
+    public func windows(id: UUID) throws -> [JobWindow] {
+        try pool.withConnection { connection in
+            try connection.execute(Queries.windowsOfJob, [.uuid(id)]).rows.map { try Queries.decodeWindow($0) }
         }
     }
 
@@ -187,17 +202,65 @@ public final class JobStore: @unchecked Sendable {
         }
     }
 
-    /// The stored output paths of a job, sorted (empty until it succeeds).
+    /// The stored output paths of a job, sorted: the per-frame files stored so far (with `disparity.npy`
+    /// once the finishing step rendered every colour frame), or the files of a job stored before windows.
     public func resultPaths(id: UUID) throws -> [String] {
         try pool.withConnection { connection in
-            try connection.execute(Queries.resultPaths, [.uuid(id)]).rows.map { try $0.string(0) }
+            let legacy = try connection.execute(Queries.resultPaths, [.uuid(id)]).rows.map { try $0.string(0) }
+            if !legacy.isEmpty { return legacy }
+            let frames = try connection.execute(Queries.frameNames, [.uuid(id)]).rows.map { row in
+                (name: try row.string(1), depth: try row.bool(4), color: try row.bool(5), video: try row.bool(6))
+            }
+            guard !frames.isEmpty else { return [] }
+            var paths: [String] = []
+            if frames.allSatisfy(\.color) { paths.append(FrameFiles.disparityArray) }
+            for kind in FrameFiles.Kind.allCases {
+                for frame in frames where kind.isStored(depth: frame.depth, color: frame.color, video: frame.video) {
+                    paths.append("\(kind.rawValue)/\(frame.name).png")
+                }
+            }
+            return paths.sorted()
         }
     }
 
+    /// One result file's bytes, nil if the job has no such file. `disparity.npy` of a job with per-frame rows
+    /// is assembled here from its frames (`streamDisparityArray` writes it without holding it).
     public func result(id: UUID, path: String) throws -> Data? {
         try pool.withConnection { connection in
-            try connection.execute(Queries.resultData, [.uuid(id), .text(path)], binaryResults: true).first.map { try $0.data(0) }
+            if let legacy = try connection.execute(Queries.resultData, [.uuid(id), .text(path)], binaryResults: true).first {
+                return try legacy.data(0)
+            }
+            if path == FrameFiles.disparityArray {
+                var data = Data()
+                let found = try streamDisparityArray(id: id, on: connection) { data.append($0) }
+                return found ? data : nil
+            }
+            guard let (kind, name) = FrameFiles.parse(path) else { return nil }
+            guard let row = try connection.execute(Queries.frameFile(kind.column), [.uuid(id), .text(name)], binaryResults: true).first,
+                  !row.isNull(0) else { return nil }
+            return try row.data(0)
         }
+    }
+
+    /// Writes a job's `disparity.npy` to `sink` piece by piece from its per-frame rows: the header, then each
+    /// frame in order, one frame in memory at a time. False (nothing written) when the job has no frames.
+    public func streamDisparityArray(id: UUID, sink: (Data) throws -> Void) throws -> Bool {
+        try pool.withConnection(.once) { connection in try streamDisparityArray(id: id, on: connection, sink: sink) }
+    }
+
+    private func streamDisparityArray(id: UUID, on connection: PostgresConnection, sink: (Data) throws -> Void) throws -> Bool {
+        let frames = try connection.execute(Queries.frameNames, [.uuid(id)]).rows.map { row in
+            (index: try row.int(0), height: try row.int(2), width: try row.int(3))
+        }
+        guard let first = frames.first else { return false }
+        try sink(FrameFiles.npyHeader(frames: frames.count, height: first.height, width: first.width))
+        for frame in frames {
+            guard let row = try connection.execute(Queries.frameDisparity, [.uuid(id), .int(frame.index)], binaryResults: true).first else {
+                throw PostgresError.decoding("frame \(frame.index) of job \(id) vanished while streaming")
+            }
+            try sink(try row.data(0))
+        }
+        return true
     }
 
     /// The number of jobs in each status (every status present, zero if none).

@@ -70,25 +70,42 @@ final class EndToEndTests: ServerTestCase {
         // A stand-in worker claims it, reports progress, and stores results.
         let queue = WorkerQueue(url: databaseURL)
         let claimed = try XCTUnwrap(try queue.claim(workerId: "test-worker", leaseSeconds: 30))
-        XCTAssertEqual(claimed.id.uuidString.lowercased(), id)
+        XCTAssertEqual(claimed.jobId.uuidString.lowercased(), id)
+        XCTAssertEqual(claimed.window.inputFrames, 0..<3, "three frames are one window")
         let inputs = try queue.inputs(of: claimed)
         XCTAssertEqual(inputs.map(\.name), ["0000", "0001", "0002"])
         XCTAssertEqual(inputs.map { [UInt8]($0.left) }, untar(left).map(\.1))
         XCTAssertEqual(inputs.map { [UInt8]($0.right) }, untar(right).map(\.1))
-        XCTAssertEqual(try queue.heartbeat(claimed, framesDone: 1, leaseSeconds: 30), .held(cancelRequested: false))
+        XCTAssertEqual(try queue.heartbeat(claimed, iterationsDone: 1, iterationsTotal: 2, leaseSeconds: 30), .held(cancelRequested: false))
         let running = try get(base)
         XCTAssertEqual(running.json["status"] as? String, "running")
-        XCTAssertEqual(running.json["progress"] as? [String: Int], ["frames_done": 1, "frames_total": 3])
+        XCTAssertEqual(running.json["progress"] as? [String: Int], ["frames_done": 0, "frames_total": 3])
         XCTAssertEqual(running.json["attempt"] as? Int, 1)
         XCTAssertFalse(running.json["started_at"] is NSNull)
         XCTAssertEqual(try get("\(base)/color/0.png").status, 409)
 
-        var results = [ResultBlob(path: "disparity.npy", data: Data(repeating: 1, count: 3000))]
-        for kind in ["disparity", "color", "depth", "video"] {
-            for frame in 0..<3 { results.append(ResultBlob(path: "\(kind)/\(frame).png", data: Data("\(kind)\(frame)".utf8))) }
+        // Each frame's disparity is 250 floats of its index; its files are named bytes.
+        var results: [(path: String, data: Data)] = []
+        let frames = (0..<3).map { frame -> FrameResult in
+            let values = [Float](repeating: Float(frame), count: 250)
+            return FrameResult(frameIndex: frame, name: String(format: "%04d", frame), height: 10, width: 25,
+                               disparity: values.withUnsafeBytes { Data($0) }, disparityPNG: Data("disparity\(frame)".utf8),
+                               depthPNG: Data("depth\(frame)".utf8), minDisparity: Float(frame), maxDisparity: Float(frame))
         }
-        XCTAssertTrue(try queue.succeed(claimed, results: results))
+        XCTAssertTrue(try queue.succeed(claimed, frames: frames))
+        let step = try XCTUnwrap(try queue.claim(workerId: "test-worker", leaseSeconds: 30))
+        for frame in 0..<3 {
+            XCTAssertTrue(try queue.storeRendered(step, frame: frame, RenderedFrame(colorPNG: Data("color\(frame)".utf8),
+                                                                                   videoPNG: Data("video\(frame)".utf8))))
+        }
+        XCTAssertTrue(try queue.finish(step))
         queue.disconnect()
+        var npy = FrameFiles.npyHeader(frames: 3, height: 10, width: 25)
+        for frame in frames { npy.append(frame.disparity) }
+        results.append(("disparity.npy", npy))
+        for kind in ["disparity", "color", "depth", "video"] {
+            for frame in 0..<3 { results.append(("\(kind)/\(String(format: "%04d", frame)).png", Data("\(kind)\(frame)".utf8))) }
+        }
 
         let done = try get(base)
         XCTAssertEqual(done.json["status"] as? String, "succeeded")
@@ -111,7 +128,7 @@ final class EndToEndTests: ServerTestCase {
         XCTAssertEqual(try send("DELETE", base).status, 204)
         XCTAssertEqual(try get(base).status, 404)
         XCTAssertEqual(try count("job_inputs"), 0)
-        XCTAssertEqual(try count("job_results"), 0)
+        XCTAssertEqual(try count("job_frames"), 0)
         XCTAssertEqual(uploadFiles(in: uploads), [])
     }
 
@@ -124,10 +141,20 @@ final class EndToEndTests: ServerTestCase {
         XCTAssertTrue(submitted.json["results_expired_at"] is NSNull)
         let queue = WorkerQueue(url: databaseURL)
         let claimed = try XCTUnwrap(try queue.claim(workerId: "test-worker", leaseSeconds: 30))
-        XCTAssertEqual(claimed.id.uuidString.lowercased(), id)
-        let paths = ["disparity.npy", "disparity/0000.png", "color/0000.png", "depth/0000.png", "video/0000.png"]
-        XCTAssertTrue(try queue.succeed(claimed, results: paths.map { ResultBlob(path: $0, data: Data($0.utf8)) }))
+        XCTAssertEqual(claimed.jobId.uuidString.lowercased(), id)
+        let frames = claimed.window.resultFrames.map { frame in
+            FrameResult(frameIndex: frame, name: String(format: "%04d", frame), height: 1, width: 1, disparity: Data(count: 4),
+                        disparityPNG: Data([1]), depthPNG: Data([2]), minDisparity: 0, maxDisparity: 0)
+        }
+        XCTAssertTrue(try queue.succeed(claimed, frames: frames))
+        let step = try XCTUnwrap(try queue.claim(workerId: "test-worker", leaseSeconds: 30))
+        for frame in frames {
+            XCTAssertTrue(try queue.storeRendered(step, frame: frame.frameIndex, RenderedFrame(colorPNG: Data([3]), videoPNG: Data([4]))))
+        }
+        XCTAssertTrue(try queue.finish(step))
         queue.disconnect()
+        let paths = try JobStore(url: databaseURL).resultPaths(id: claimed.jobId)
+        XCTAssertEqual(paths.count, 1 + 4 * frames.count)
         XCTAssertEqual(try send("POST", "/jobs/\(cancelledID)/cancel").json["results"] as? String, "none")
         let base = "/jobs/\(id)"
         XCTAssertEqual(try get(base).json["results"] as? String, "available")
@@ -137,7 +164,7 @@ final class EndToEndTests: ServerTestCase {
         try TestDatabase.psql(databaseURL, "UPDATE jobs SET finished_at = now() - interval '8 days'")
         XCTAssertEqual(try WorkerQueue(url: databaseURL).expireResults(olderThan: 7 * 86_400).count, 2)
         XCTAssertEqual(try count("job_inputs"), 0)
-        XCTAssertEqual(try count("job_results"), 0)
+        XCTAssertEqual(try count("job_frames"), 0)
 
         let expired = try get(base)
         XCTAssertEqual(expired.status, 200)

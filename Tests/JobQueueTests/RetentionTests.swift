@@ -22,14 +22,19 @@ final class RetentionTests: QueueTestCase {
     /// Claims the oldest queued job and ends it the way `outcome` says, storing one result when it succeeds.
     private func finishNext(_ outcome: JobStatus) throws -> UUID {
         let queue = WorkerQueue(url: url)
-        let job = try XCTUnwrap(try queue.claim(workerId: "w", leaseSeconds: 30))
+        let window = try XCTUnwrap(try queue.claim(workerId: "w", leaseSeconds: 30))
         switch outcome {
-        case .succeeded: XCTAssertTrue(try queue.succeed(job, results: [ResultBlob(path: "disparity.npy", data: Data([1, 2, 3]))]))
-        case .failed: XCTAssertTrue(try queue.fail(job, error: JobErrorInfo(code: "bad_input", message: "not a PNG")))
-        case .cancelled: XCTAssertTrue(try queue.markCancelled(job))
+        case .succeeded:
+            XCTAssertTrue(try queue.succeed(window, frames: results(window)))
+            XCTAssertTrue(try queue.finish(try XCTUnwrap(try queue.claim(workerId: "w", leaseSeconds: 30))))
+        case .failed: XCTAssertTrue(try queue.fail(window, error: JobErrorInfo(code: "bad_input", message: "not a PNG")))
+        case .cancelled:
+            _ = try JobStore(url: url).cancel(id: window.jobId)
+            XCTAssertTrue(try queue.markCancelled(window))
         default: XCTFail("not a terminal outcome: \(outcome)")
         }
-        return job.id
+        XCTAssertEqual(try JobStore(url: url).job(id: window.jobId)?.status, outcome)
+        return window.jobId
     }
 
     func testOldFinishedJobsLoseInputsAndResultsInBatchesAndKeepTheirRows() throws {
@@ -45,7 +50,7 @@ final class RetentionTests: QueueTestCase {
         let recent = try finishNext(.succeeded)
         let queued = try enqueue(store).id
         _ = try enqueue(store)
-        let running = try XCTUnwrap(try WorkerQueue(url: url).claim(workerId: "w2", leaseSeconds: 30)).id
+        let running = try XCTUnwrap(try WorkerQueue(url: url).claim(workerId: "w2", leaseSeconds: 30)).jobId
         XCTAssertEqual(running, queued, "the oldest queued job is claimed")
         let stillQueued = try XCTUnwrap(try store.list(status: .queued, limit: 10, after: nil).jobs.first).id
         for id in old { try age(id, days: 8) }
@@ -59,9 +64,9 @@ final class RetentionTests: QueueTestCase {
 
         let oldList = old.map { "'\($0.uuidString)'" }.joined(separator: ", ")
         XCTAssertEqual(try count("SELECT count(*) FROM job_inputs WHERE job_id IN (\(oldList))"), 0)
-        XCTAssertEqual(try count("SELECT count(*) FROM job_results WHERE job_id IN (\(oldList))"), 0)
+        XCTAssertEqual(try count("SELECT count(*) FROM job_frames WHERE job_id IN (\(oldList))"), 0)
         XCTAssertEqual(try count("SELECT count(*) FROM job_inputs WHERE job_id NOT IN (\(oldList))"), 6, "3 jobs × 2 frames kept")
-        XCTAssertEqual(try count("SELECT count(*) FROM job_results WHERE job_id = '\(recent.uuidString)'"), 1)
+        XCTAssertEqual(try count("SELECT count(*) FROM job_frames WHERE job_id = '\(recent.uuidString)'"), 2)
         for id in old {
             let job = try XCTUnwrap(try store.job(id: id), "the row stays")
             XCTAssertNotNil(job.resultsExpiredAt)

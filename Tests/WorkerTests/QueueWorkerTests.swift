@@ -9,8 +9,9 @@ import TestSupport
 @testable import Worker
 import XCTest
 
-/// Does real but cheap work: a checksum of each frame's bytes, checking for cancellation before each frame
-/// as the network does between iterations, and optionally held before one frame by a `FrameGate`.
+/// Does real but cheap work: a checksum of each frame's bytes as its 1 × 1 "disparity", checking for
+/// cancellation before each frame as the network does between iterations, and optionally held before one
+/// frame by a `FrameGate`. One call per window.
 final class ChecksumProcessor: JobProcessor {
     let failures: Int
     let gate: FrameGate
@@ -24,20 +25,24 @@ final class ChecksumProcessor: JobProcessor {
 
     var callCount: Int { lock.withLock { calls } }
 
-    func process(frames: [InputFrame], parameters: JobParameters, progress: @escaping (Int, Int) -> Void,
-                 isCancelled: @escaping () -> Bool) throws -> [ResultBlob] {
+    func process(window: ClaimedWindow, frames: [InputFrame], progress: @escaping (Int, Int) -> Void,
+                 isCancelled: @escaping () -> Bool) throws -> [FrameResult] {
         let call = lock.withLock { calls += 1; return calls }
-        var results: [ResultBlob] = []
-        for frame in frames {
+        var sums: [Float] = []
+        for (done, frame) in frames.enumerated() {
             if frame.left.starts(with: Array("BAD".utf8)) { throw BadJobInput("frame \(frame.name): not a PNG") }
             try gate.pass(frame.index, isCancelled: isCancelled)
             if isCancelled() { throw CancellationError() }
-            let sum = (frame.left + frame.right).reduce(UInt32(0)) { $0 &+ UInt32($1) }
-            results.append(ResultBlob(path: "checksum/\(frame.name).txt", data: Data("\(sum)".utf8)))
-            progress(frame.index + 1, frames.count)
+            sums.append(Float(Self.checksum(frame)))
+            progress(done + 1, frames.count)
         }
         if call <= failures { throw NSError(domain: "test", code: call, userInfo: [NSLocalizedDescriptionKey: "induced failure \(call)"]) }
-        return results
+        let kept = window.keptPositions
+        return try WindowResults.make(window, names: kept.map { frames[$0].name }, disparity: Array(sums[kept]), height: 1, width: 1)
+    }
+
+    static func checksum(_ frame: InputFrame) -> UInt32 {
+        (frame.left + frame.right).reduce(UInt32(0)) { $0 &+ UInt32($1) }
     }
 }
 
@@ -112,6 +117,13 @@ final class QueueWorkerTests: XCTestCase {
         }
     }
 
+    /// The job's disparity.npy as floats.
+    func disparity(_ id: UUID, store: JobStore? = nil) throws -> [Float] {
+        let data = try XCTUnwrap(try (store ?? self.store).result(id: id, path: "disparity.npy"))
+        let header = Int(data[data.startIndex + 8]) | Int(data[data.startIndex + 9]) << 8
+        return data.dropFirst(10 + header).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+    }
+
     func enqueue(_ count: Int, bad: Bool = false, into store: JobStore? = nil) throws -> UUID {
         try (store ?? self.store).enqueue(parameters: JobParameters(iters: 2, kernelSize: 3), frames: frames(count, bad: bad),
                                           idempotencyKey: nil, payloadDigest: nil).job.id
@@ -126,11 +138,12 @@ final class QueueWorkerTests: XCTestCase {
             XCTAssertEqual(job.status, .succeeded)
             XCTAssertEqual(job.attempt, 1)
             XCTAssertEqual(job.framesDone, 2)
-            XCTAssertEqual(try store.resultPaths(id: id), ["checksum/0000.txt", "checksum/0001.txt"])
-            // Frame 1: left [1, 1, 2], right [3, 4, 1].
-            XCTAssertEqual(try store.result(id: id, path: "checksum/0001.txt"), Data("12".utf8))
+            XCTAssertEqual(try store.resultPaths(id: id), ["color/0000.png", "color/0001.png", "disparity.npy",
+                                                           "disparity/0000.png", "disparity/0001.png"])
+            // Frame 0: left [0, 1, 2], right [3, 4, 0]; frame 1: left [1, 1, 2], right [3, 4, 1].
+            XCTAssertEqual(try disparity(id), [10, 12])
         }
-        XCTAssertEqual(processors.map(\.callCount).reduce(0, +), 10, "no job ran twice")
+        XCTAssertEqual(processors.map(\.callCount).reduce(0, +), 10, "one window each, and none ran twice")
     }
 
     func testTheMaintenanceThreadExpiresOldFinishedJobsInBatches() throws {
@@ -161,7 +174,7 @@ final class QueueWorkerTests: XCTestCase {
             XCTAssertEqual(try store.resultPaths(id: id), [])
         }
         XCTAssertEqual(try TestDatabase.psql(url, "SELECT count(*) FROM job_inputs"), "1", "only the recent job's frame is left")
-        XCTAssertEqual(try store.resultPaths(id: recent), ["checksum/0000.txt"])
+        XCTAssertEqual(try store.resultPaths(id: recent), ["color/0000.png", "disparity.npy", "disparity/0000.png"])
     }
 
     func testAnIdleWorkerIsWokenByTheEnqueueNotification() throws {
@@ -190,8 +203,10 @@ final class QueueWorkerTests: XCTestCase {
         let job = try watch.wait(for: id, store) { $0.status.isTerminal }
         XCTAssertEqual(job.status, .succeeded)
         XCTAssertEqual(job.attempt, 2)
-        XCTAssertEqual(try XCTUnwrap(job.startedAt).timeIntervalSince(first.record.startedAt!), 5, accuracy: 1e-6,
-                       "claimed at the poll, when the clock reached the backoff's end")
+        XCTAssertEqual(try TestDatabase.psql(url, """
+            SELECT extract(epoch FROM w.started_at - j.started_at) FROM job_windows AS w, jobs AS j WHERE w.kind = 'window'
+            """), "5.000000", "claimed again at the poll, when the clock reached the backoff's end")
+        _ = first
     }
 
     func testTheLeaseReaperRequeuesTheJobOfAWorkerThatStoppedHeartbeating() throws {
@@ -206,8 +221,11 @@ final class QueueWorkerTests: XCTestCase {
         let job = try watch.wait(for: id, store) { $0.status.isTerminal }
         XCTAssertEqual(job.status, .succeeded)
         XCTAssertEqual(job.attempt, 2, "the dead worker's attempt counts")
-        XCTAssertEqual(job.lease, dead.lease + 1)
-        XCTAssertEqual(job.workerId, "test-\(schema)/0")
+        let window = try XCTUnwrap(try store.windows(id: id).first)
+        XCTAssertEqual(window.attempt, 2)
+        XCTAssertEqual(window.workerId, "test-\(schema)/0")
+        XCTAssertEqual(dead.lease, 1)
+        XCTAssertEqual(try TestDatabase.psql(url, "SELECT lease FROM job_windows WHERE window_index = 0"), "2", "the claim after the dead one")
     }
 
     func testCancellingARunningJobStopsItWithinSeconds() throws {
@@ -236,9 +254,9 @@ final class QueueWorkerTests: XCTestCase {
         let job = try watch.wait(for: id, store) { $0.status.isTerminal }
         XCTAssertEqual(job.status, .failed)
         XCTAssertEqual(job.attempt, 1)
-        XCTAssertEqual(job.error, JobErrorInfo(code: "bad_input", message: "frame 0000: not a PNG"))
+        XCTAssertEqual(job.error, JobErrorInfo(code: "bad_input", message: "window 0 (frames 0-1): frame 0000: not a PNG"))
         // The slot looked for work again after recording the failure and found none.
-        guard let ended = events.wait(for: { $0 == .jobEnded(slot: 0, job: id) }) else { return }
+        guard let ended = events.wait(for: { $0 == .windowEnded(slot: 0, job: id, window: 0, kind: .window) }) else { return }
         events.wait(after: ended) { $0 == .slotIdle(slot: 0) }
         XCTAssertEqual(processor.callCount, 1)
     }
@@ -277,7 +295,8 @@ final class QueueWorkerTests: XCTestCase {
         XCTAssertEqual(try watch.wait(for: id, store) { $0.status.isTerminal }.status, .succeeded)
     }
 
-    func testStopCanLetTheRunningJobFinish() throws {
+    /// With windows the unit of work, "finish" lets the running window finish and store its frames.
+    func testStopCanLetTheRunningWindowFinish() throws {
         let id = try enqueue(5)
         clock.advance(by: 0.001)  // created later, so claimed second
         let other = try enqueue(1)
@@ -287,7 +306,11 @@ final class QueueWorkerTests: XCTestCase {
         worker.stop()
         processor.gate.release()
         XCTAssertEqual(workers.last?.join(), true)
-        XCTAssertEqual(try store.job(id: id)?.status, .succeeded)
+        let windows = try store.windows(id: id)
+        XCTAssertEqual(windows.first?.status, .succeeded, "the held window finished and was stored")
+        XCTAssertEqual(windows.dropFirst().map(\.status), Array(repeating: .queued, count: windows.count - 1), "no claims after the stop")
+        XCTAssertEqual(try store.job(id: id)?.status, .running, "part of it is stored")
+        XCTAssertEqual(try store.job(id: id)?.framesDone, windows.first?.resultFrames.count)
         XCTAssertEqual(try store.job(id: other)?.status, .queued, "no claims after the stop")
     }
 
@@ -328,7 +351,7 @@ final class QueueWorkerTests: XCTestCase {
         let job = try watch.wait(for: id, store) { $0.status.isTerminal }
         XCTAssertEqual(job.status, .succeeded)
         XCTAssertEqual(job.attempt, 1, "the restart cost no attempt")
-        XCTAssertEqual(processor.callCount, 1)
-        XCTAssertEqual(try store.resultPaths(id: id).count, 15)
+        XCTAssertEqual(processor.callCount, WindowAssignment.plan(frames: 15, kernelSize: 3).count, "each window once")
+        XCTAssertEqual(try store.resultPaths(id: id).count, 15 + 15 + 1)
     }
 }

@@ -1,0 +1,56 @@
+// How the per-frame rows of migration 0006 map onto the product's result paths.
+import Foundation
+
+/// The result files a job's per-frame rows answer for: `disparity.npy` (assembled from every frame's
+/// float32 disparity) and one PNG per frame in each folder. The paths are the product's (`ResultFiles`).
+public enum FrameFiles {
+    public static let disparityArray = "disparity.npy"
+
+    /// A folder of per-frame PNGs and the `job_frames` column it is read from.
+    public enum Kind: String, CaseIterable, Sendable {
+        case disparity, depth, color, video
+
+        var column: String {
+            switch self {
+            case .disparity: return "disparity_png"
+            case .depth: return "depth_png"
+            case .color: return "color_png"
+            case .video: return "video_png"
+            }
+        }
+
+        func isStored(depth: Bool, color: Bool, video: Bool) -> Bool {
+            switch self {
+            case .disparity: return true
+            case .depth: return depth
+            case .color: return color
+            case .video: return video
+            }
+        }
+    }
+
+    /// `disparity/0007.png` -> (.disparity, "0007"); nil for anything else.
+    public static func parse(_ path: String) -> (Kind, String)? {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, let kind = Kind(rawValue: String(parts[0])), parts[1].hasSuffix(".png"), parts[1].count > 4 else { return nil }
+        return (kind, String(parts[1].dropLast(4)))
+    }
+
+    /// The .npy preamble of a float32 [frames, height, width] array (format 1.0, padded to 64 bytes, as
+    /// `NPY.encode` writes it), to be followed by the frames' little-endian floats.
+    public static func npyHeader(frames: Int, height: Int, width: Int) -> Data {
+        var header = "{'descr': '<f4', 'fortran_order': False, 'shape': (\(frames), \(height), \(width)), }"
+        let unpadded = 6 + 2 + 2 + header.utf8.count + 1
+        header += String(repeating: " ", count: (64 - unpadded % 64) % 64) + "\n"
+        var data = Data([0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59, 1, 0])
+        let length = UInt16(header.utf8.count)
+        data.append(contentsOf: [UInt8(length & 0xFF), UInt8(length >> 8)])
+        data.append(contentsOf: Array(header.utf8))
+        return data
+    }
+
+    /// The size of the whole `disparity.npy`: known before any frame is read (for Content-Length).
+    public static func npySize(frames: Int, height: Int, width: Int) -> Int {
+        npyHeader(frames: frames, height: height, width: width).count + frames * height * width * 4
+    }
+}
