@@ -11,6 +11,8 @@ import PackageDescription
 //   HTTPServer          socket HTTP/1.1 server and the REST API
 //   Worker              headless job runner
 //   dynstereo           the executable
+// Build tools: the EmbedMigrations and EmbedOpenAPI plugins (through the TextEmbedder tool) compile
+// migrations/*.sql and openapi.yaml into the modules that use them, so the executable carries them alone.
 let package = Package(
     name: "dynstereo",
     platforms: [.macOS(.v13)],
@@ -33,14 +35,20 @@ let package = Package(
         .target(name: "Checkpoint", dependencies: ["TensorKernels", "CZlib"]),
         .target(name: "Media", dependencies: ["TensorKernels", "CPNGShim", "CZlib"]),
         .target(name: "DynamicStereo", dependencies: ["TensorKernels", "Checkpoint", "Media"]),
-        .target(name: "JobQueue", dependencies: ["CLibPQ", .product(name: "Logging", package: "swift-log")]),
-        .target(name: "HTTPServer", dependencies: ["JobQueue", "Media", "COpenSSL", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "JobQueue", dependencies: ["CLibPQ", .product(name: "Logging", package: "swift-log")],
+                plugins: ["EmbedMigrations"]),
+        .target(name: "HTTPServer", dependencies: ["JobQueue", "Media", "COpenSSL", .product(name: "Logging", package: "swift-log")],
+                plugins: ["EmbedOpenAPI"]),
         .target(name: "Worker", dependencies: ["JobQueue", "DynamicStereo", "Media", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(name: "dynstereo", dependencies: [
             "Checkpoint", "DynamicStereo", "Media", "JobQueue", "HTTPServer", "Worker",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+
+        .executableTarget(name: "TextEmbedder", path: "Plugins/TextEmbedder"),
+        .plugin(name: "EmbedMigrations", capability: .buildTool(), dependencies: ["TextEmbedder"]),
+        .plugin(name: "EmbedOpenAPI", capability: .buildTool(), dependencies: ["TextEmbedder"]),
 
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "TensorKernelsTests", dependencies: ["TestSupport", "TensorKernels"]),
