@@ -57,7 +57,7 @@ let package = Package(
         .testTarget(name: "DynamicStereoTests", dependencies: ["TestSupport", "DynamicStereo", "Checkpoint", "Media"]),
         .testTarget(name: "JobQueueTests", dependencies: ["TestSupport", "JobQueue"]),
         .testTarget(name: "HTTPServerTests", dependencies: ["TestSupport", "HTTPServer"]),
-        .testTarget(name: "CLITests", dependencies: ["TestSupport", "Media", "TensorKernels"]),
+        .testTarget(name: "CLITests", dependencies: ["TestSupport", "Media", "TensorKernels", "Checkpoint", "DynamicStereo"]),
         .testTarget(name: "WorkerTests", dependencies: ["TestSupport", "Worker"]),
     ],
     swiftLanguageModes: [.v5]
