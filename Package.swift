@@ -4,8 +4,8 @@ import PackageDescription
 // Modules, bottom to top:
 //   C system libraries  CBLAS (OpenBLAS), CLibPNG (+ CPNGShim for setjmp), CLibPQ, CZlib, COpenSSL (libcrypto)
 //   TensorKernels       dense float32 tensors, convolutions on sgemm, norms, resampling, named weights
-//   Checkpoint          PyTorch .pth reader (zip + restricted pickle VM), the golden weight formula
-//   Media               PNG, tar, NPY, colour maps, stereo sequences
+//   Checkpoint          PyTorch .pth reader (zip + restricted pickle VM) and writer, the golden weight formula
+//   Media               PNG, tar, NPY, colour maps, stereo sequences, the random-dot demo clip
 //   DynamicStereo       the network
 //   JobQueue            PostgreSQL job queue (libpq), migrations, job state machine
 //   HTTPServer          socket HTTP/1.1 server and the REST API
