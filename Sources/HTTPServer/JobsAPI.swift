@@ -343,8 +343,8 @@ public final class JobsAPI: HTTPApplication, @unchecked Sendable {
                                        focalPx: try number("focal_px"), baselineM: try number("baseline_m"))
         do {
             try parameters.validate()
-        } catch let error as JobQueueError {
-            throw APIError.unprocessable("invalid_parameters", error.description)
+        } catch {
+            throw APIError.unprocessable("invalid_parameters", error.message(for: .http))
         }
         return parameters
     }

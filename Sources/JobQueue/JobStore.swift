@@ -42,7 +42,11 @@ public final class JobStore: @unchecked Sendable {
     public func enqueue(parameters: JobParameters, frameCount: Int, idempotencyKey: String?, payloadDigest: String?,
                         owner: UUID? = nil, uploadBytes: Int = 0,
                         frame: (Int) throws -> InputFrame) throws -> (job: JobRecord, created: Bool) {
-        try parameters.validate()
+        do {
+            try parameters.validate()
+        } catch {
+            throw JobQueueError.invalidParameters(error.message(for: .http))
+        }
         guard frameCount > 0 else { throw JobQueueError.invalidInput("a job needs at least one frame") }
         precondition(uploadBytes >= 0, "upload sizes are not negative")
         let id = UUID()
