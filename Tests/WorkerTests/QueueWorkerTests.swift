@@ -5,6 +5,7 @@
 import Foundation
 @testable import JobQueue
 import Logging
+import Media
 import TestSupport
 @testable import Worker
 import XCTest
@@ -110,10 +111,12 @@ final class QueueWorkerTests: XCTestCase {
         return worker
     }
 
+    /// 1 × 1 PNG frames (the finishing step decodes the left ones for `video/`), or undecodable ones.
     func frames(_ count: Int, bad: Bool = false) -> [InputFrame] {
         (0..<count).map { index in
-            InputFrame(index: index, name: String(format: "%04d", index),
-                       left: bad ? Data("BAD".utf8) : Data([UInt8(index), 1, 2]), right: Data([3, 4, UInt8(index)]))
+            func png(_ pixel: [UInt8]) -> Data { try! PNG.encodeRGB8(RGBImage(width: 1, height: 1, pixels: pixel)) }
+            return InputFrame(index: index, name: String(format: "%04d", index),
+                              left: bad ? Data("BAD".utf8) : png([UInt8(index), 1, 2]), right: png([3, 4, UInt8(index)]))
         }
     }
 
@@ -139,9 +142,8 @@ final class QueueWorkerTests: XCTestCase {
             XCTAssertEqual(job.attempt, 1)
             XCTAssertEqual(job.framesDone, 2)
             XCTAssertEqual(try store.resultPaths(id: id), ["color/0000.png", "color/0001.png", "disparity.npy",
-                                                           "disparity/0000.png", "disparity/0001.png"])
-            // Frame 0: left [0, 1, 2], right [3, 4, 0]; frame 1: left [1, 1, 2], right [3, 4, 1].
-            XCTAssertEqual(try disparity(id), [10, 12])
+                                                           "disparity/0000.png", "disparity/0001.png", "video/0000.png", "video/0001.png"])
+            XCTAssertEqual(try disparity(id), frames(2).map { Float(ChecksumProcessor.checksum($0)) })
         }
         XCTAssertEqual(processors.map(\.callCount).reduce(0, +), 10, "one window each, and none ran twice")
     }
@@ -174,7 +176,7 @@ final class QueueWorkerTests: XCTestCase {
             XCTAssertEqual(try store.resultPaths(id: id), [])
         }
         XCTAssertEqual(try TestDatabase.psql(url, "SELECT count(*) FROM job_inputs"), "1", "only the recent job's frame is left")
-        XCTAssertEqual(try store.resultPaths(id: recent), ["color/0000.png", "disparity.npy", "disparity/0000.png"])
+        XCTAssertEqual(try store.resultPaths(id: recent), ["color/0000.png", "disparity.npy", "disparity/0000.png", "video/0000.png"])
     }
 
     func testAnIdleWorkerIsWokenByTheEnqueueNotification() throws {
@@ -352,6 +354,6 @@ final class QueueWorkerTests: XCTestCase {
         XCTAssertEqual(job.status, .succeeded)
         XCTAssertEqual(job.attempt, 1, "the restart cost no attempt")
         XCTAssertEqual(processor.callCount, WindowAssignment.plan(frames: 15, kernelSize: 3).count, "each window once")
-        XCTAssertEqual(try store.resultPaths(id: id).count, 15 + 15 + 1)
+        XCTAssertEqual(try store.resultPaths(id: id).count, 3 * 15 + 1, "disparity/, color/ and video/ per frame, and disparity.npy")
     }
 }
