@@ -19,16 +19,23 @@ final class ChecksumProcessor: JobProcessor {
     private let lock = NSLock()
     private var calls = 0
 
-    init(failures: Int = 0, holdAt frame: Int? = nil) {
+    /// `gate` may be shared by several processors (it holds whichever reaches its frame first).
+    init(failures: Int = 0, holdAt frame: Int? = nil, gate: FrameGate? = nil, barrier: Barrier? = nil) {
         self.failures = failures
-        gate = FrameGate(holdAt: frame)
+        self.gate = gate ?? FrameGate(holdAt: frame)
+        self.barrier = barrier
     }
+
+    /// Keeps every processor's first window until all of them have one, so that several workers surely run
+    /// windows of one job.
+    let barrier: Barrier?
 
     var callCount: Int { lock.withLock { calls } }
 
     func process(window: ClaimedWindow, frames: [InputFrame], progress: @escaping (Int, Int) -> Void,
                  isCancelled: @escaping () -> Bool) throws -> [FrameResult] {
         let call = lock.withLock { calls += 1; return calls }
+        if call == 1 { barrier?.arrive() }
         var sums: [Float] = []
         for (done, frame) in frames.enumerated() {
             if frame.left.starts(with: Array("BAD".utf8)) { throw BadJobInput("frame \(frame.name): not a PNG") }
@@ -38,12 +45,38 @@ final class ChecksumProcessor: JobProcessor {
             progress(done + 1, frames.count)
         }
         if call <= failures { throw NSError(domain: "test", code: call, userInfo: [NSLocalizedDescriptionKey: "induced failure \(call)"]) }
+        // Like the network's, a frame's result depends on the whole window it ran in: a frame stored from the
+        // wrong window would differ.
+        let context = sums.reduce(0, +)
         let kept = window.keptPositions
-        return try WindowResults.make(window, names: kept.map { frames[$0].name }, disparity: Array(sums[kept]), height: 1, width: 1)
+        return try WindowResults.make(window, names: kept.map { frames[$0].name }, disparity: kept.map { sums[$0] * 4096 + context },
+                                      height: 1, width: 1)
     }
 
     static func checksum(_ frame: InputFrame) -> UInt32 {
         (frame.left + frame.right).reduce(UInt32(0)) { $0 &+ UInt32($1) }
+    }
+}
+
+/// Lets `count` threads through together, once each has arrived (or fails the test at the hang guard).
+final class Barrier: @unchecked Sendable {
+    private let condition = NSCondition()
+    private let count: Int
+    private var arrived = 0
+
+    init(_ count: Int) {
+        self.count = count
+    }
+
+    func arrive() {
+        condition.withLock {
+            arrived += 1
+            condition.broadcast()
+            let deadline = Date(timeIntervalSinceNow: hangGuard)
+            while arrived < count {
+                guard condition.wait(until: deadline) else { XCTFail("only \(arrived) of \(count) arrived"); return }
+            }
+        }
     }
 }
 
@@ -116,7 +149,8 @@ final class QueueWorkerTests: XCTestCase {
         (0..<count).map { index in
             func png(_ pixel: [UInt8]) -> Data { try! PNG.encodeRGB8(RGBImage(width: 1, height: 1, pixels: pixel)) }
             return InputFrame(index: index, name: String(format: "%04d", index),
-                              left: bad ? Data("BAD".utf8) : png([UInt8(index), 1, 2]), right: png([3, 4, UInt8(index)]))
+                              left: bad ? Data("BAD".utf8) : png([UInt8(index & 0xFF), UInt8(index >> 8), 2]),
+                              right: png([3, 4, UInt8(index & 0xFF)]))
         }
     }
 
@@ -143,7 +177,8 @@ final class QueueWorkerTests: XCTestCase {
             XCTAssertEqual(job.framesDone, 2)
             XCTAssertEqual(try store.resultPaths(id: id), ["color/0000.png", "color/0001.png", "disparity.npy",
                                                            "disparity/0000.png", "disparity/0001.png", "video/0000.png", "video/0001.png"])
-            XCTAssertEqual(try disparity(id), frames(2).map { Float(ChecksumProcessor.checksum($0)) })
+            let sums = frames(2).map { Float(ChecksumProcessor.checksum($0)) }
+            XCTAssertEqual(try disparity(id), sums.map { $0 * 4096 + sums.reduce(0, +) }, "one window of both frames")
         }
         XCTAssertEqual(processors.map(\.callCount).reduce(0, +), 10, "one window each, and none ran twice")
     }
@@ -355,5 +390,51 @@ final class QueueWorkerTests: XCTestCase {
         XCTAssertEqual(job.attempt, 1, "the restart cost no attempt")
         XCTAssertEqual(processor.callCount, WindowAssignment.plan(frames: 15, kernelSize: 3).count, "each window once")
         XCTAssertEqual(try store.resultPaths(id: id).count, 3 * 15 + 1, "disparity/, color/ and video/ per frame, and disparity.npy")
+    }
+
+    /// Issue 13's proof in miniature: one 480-frame job (kernel 10) run by three workers. Windows go to all
+    /// three (shown in `windows`), a frame read while the job still runs equals the same frame after it
+    /// succeeded, and the disparity is bit-identical to one worker's run of the same frames.
+    func testThreeWorkersShareOneLongJobAndGiveOneWorkersDisparity() throws {
+        let count = 480
+        let parameters = JobParameters(iters: 2, kernelSize: 10)
+        let shared = try store.enqueue(parameters: parameters, frames: frames(count), idempotencyKey: nil, payloadDigest: nil).job.id
+        let plan = WindowAssignment.plan(frames: count, kernelSize: 10)
+        // The window that gives the last frame is held until the test has read a frame of the running job.
+        let gate = FrameGate(holdAt: count - 1)
+        let barrier = Barrier(3)
+        for name in ["a", "b", "c"] {
+            var config = configuration()
+            config.workerId = "\(name)-\(schema)"
+            config.leaseSeconds = 600  // the clock never moves here: no lease runs out
+            try startWorker([ChecksumProcessor(gate: gate, barrier: barrier)], config)
+        }
+        gate.waitUntilHeld()
+        let running = try watch.wait(for: shared, store) { $0.framesDone >= count - 10 }
+        XCTAssertEqual(running.status, .running)
+        let early = try XCTUnwrap(try store.result(id: shared, path: "disparity/0007.png"), "a stored frame is readable while the job runs")
+        XCTAssertNil(try store.result(id: shared, path: "color/0007.png"), "colour waits for the finishing step")
+        gate.release()
+        let done = try watch.wait(for: shared, store) { $0.status.isTerminal }
+        XCTAssertEqual(done.status, .succeeded)
+        XCTAssertEqual(done.framesDone, count)
+        XCTAssertEqual(try store.result(id: shared, path: "disparity/0007.png"), early, "the same bytes after success")
+        let windows = try store.windows(id: shared)
+        XCTAssertEqual(windows.count, plan.count + 1)
+        XCTAssertEqual(Set(windows.compactMap(\.workerId).map { $0.prefix(1) }), ["a", "b", "c"], "every worker ran windows")
+        XCTAssertEqual(try TestDatabase.psql(url, "SELECT count(*), count(DISTINCT frame_index) FROM job_frames WHERE job_id = '\(shared)'"),
+                       "\(count)|\(count)", "every frame stored once")
+        let three = try XCTUnwrap(try store.result(id: shared, path: "disparity.npy"))
+
+        // One worker alone, on the same frames.
+        for handle in workers { handle.worker.stop(); XCTAssertTrue(handle.join()) }
+        workers.removeAll()
+        let alone = try store.enqueue(parameters: parameters, frames: frames(count), idempotencyKey: nil, payloadDigest: nil).job.id
+        try startWorker([ChecksumProcessor()], configuration())
+        XCTAssertEqual(try watch.wait(for: alone, store) { $0.status.isTerminal }.status, .succeeded)
+        XCTAssertEqual(Set(try store.windows(id: alone).compactMap(\.workerId)).count, 1)
+        let one = try XCTUnwrap(try store.result(id: alone, path: "disparity.npy"))
+        XCTAssertEqual(one.count, FrameFiles.npySize(frames: count, height: 1, width: 1))
+        XCTAssertTrue(one == three, "bit-identical disparity.npy")
     }
 }
