@@ -64,6 +64,13 @@ CREATE TABLE job_frames (
     PRIMARY KEY (job_id, frame_index)
 );
 
+-- Retention deletes a job's rows in batches of rows: `results_expired_at` is set first (the results
+-- routes answer 410 from then on) and `purge_pending` until every input and result row is gone.
+ALTER TABLE jobs ADD COLUMN purge_pending boolean NOT NULL DEFAULT false;
+CREATE INDEX jobs_purge_pending ON jobs (id) WHERE purge_pending;
+-- Jobs without windows yet, which a worker plans before it claims.
+CREATE INDEX jobs_unplanned ON jobs (created_at, id) WHERE windows_total IS NULL AND status IN ('queued', 'running');
+
 -- Jobs the old workers left running go back to the queue (those workers are stopped); like every queued
 -- job without windows, a worker plans their windows before claiming one.
 UPDATE jobs SET status = 'queued', lease_expires_at = NULL, run_after = now(), queued_at = now(), frames_done = 0

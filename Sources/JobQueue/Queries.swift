@@ -151,10 +151,10 @@ enum Queries {
 
     // MARK: The worker's side: the windows' statements are in WindowQueries.swift.
 
-    /// Retention, one short batch: up to $2 jobs in a state of $3 (`JobStatus.terminal`) whose finish lies
-    /// more than $1 seconds before now ($4) lose their inputs and results and get `results_expired_at`. One
-    /// statement, so one short transaction; SKIP LOCKED leaves rows another worker's batch (or an API
-    /// delete) holds to them.
+    /// Retention, first step, one short batch: up to $2 jobs in a state of $3 (`JobStatus.terminal`) whose
+    /// finish lies more than $1 seconds before now ($4) get `results_expired_at` (from then on their result
+    /// routes answer 410) and are marked for the purge, which deletes their rows in batches of rows. SKIP
+    /// LOCKED leaves jobs another worker's batch (or an API delete) holds.
     static let expireResultsBatch = Query(name: "expire_results_batch", sql: """
         WITH batch AS (
             SELECT id FROM jobs
@@ -163,15 +163,35 @@ enum Queries {
             ORDER BY finished_at
             LIMIT $2
             FOR UPDATE SKIP LOCKED
-        ), inputs AS (
-            DELETE FROM job_inputs WHERE job_id IN (SELECT id FROM batch)
-        ), results AS (
-            DELETE FROM job_results WHERE job_id IN (SELECT id FROM batch)
-        ), frames AS (
-            DELETE FROM job_frames WHERE job_id IN (SELECT id FROM batch)
         )
-        UPDATE jobs SET results_expired_at = \(now(4)) WHERE id IN (SELECT id FROM batch)
+        UPDATE jobs SET results_expired_at = \(now(4)), purge_pending = true WHERE id IN (SELECT id FROM batch)
         RETURNING id
+        """)
+    /// Retention, second step: deletes up to $1 rows of `table` (keyed by `key`) belonging to jobs marked for
+    /// the purge: one short transaction whatever a video's length. Rows another worker is deleting are skipped.
+    static func purgeRows(_ table: String, key: String) -> Query {
+        Query(name: "purge_\(table)", sql: """
+            WITH doomed AS (
+                SELECT t.job_id, t.\(key) FROM \(table) AS t
+                WHERE t.job_id IN (SELECT id FROM jobs WHERE purge_pending)
+                LIMIT $1
+                FOR UPDATE OF t SKIP LOCKED
+            )
+            DELETE FROM \(table) AS t USING doomed AS d WHERE t.job_id = d.job_id AND t.\(key) = d.\(key)
+            RETURNING t.job_id
+            """)
+    }
+    /// The tables the purge empties, with the column that keys a row within its job.
+    static let purgedTables = [(table: "job_frames", key: "frame_index"), (table: "job_inputs", key: "frame_index"),
+                               (table: "job_results", key: "path")]
+    /// Jobs marked for the purge whose rows are all gone are done.
+    static let finishPurge = Query(name: "finish_purge", sql: """
+        UPDATE jobs AS j SET purge_pending = false
+        WHERE j.purge_pending
+          AND NOT EXISTS (SELECT 1 FROM job_frames WHERE job_id = j.id)
+          AND NOT EXISTS (SELECT 1 FROM job_inputs WHERE job_id = j.id)
+          AND NOT EXISTS (SELECT 1 FROM job_results WHERE job_id = j.id)
+        RETURNING j.id
         """)
 }
 

@@ -297,13 +297,15 @@ public final class WorkerQueue {
         precondition(moved == 1, "the window was locked under this lease")
     }
 
-    /// Retention: deletes the inputs and results of every job that finished (succeeded, failed or
-    /// cancelled) more than `age` seconds ago, `batchSize` jobs per short transaction, until none is left
-    /// or `shouldStop` says so between batches. Job rows stay, with `resultsExpiredAt` set. Safe to run
-    /// from every worker at once. Returns the ids of the jobs it expired.
-    public func expireResults(olderThan age: Double, batchSize: Int = 100,
+    /// Retention: every job that finished (succeeded, failed or cancelled) more than `age` seconds ago gets
+    /// `resultsExpiredAt`, `batchSize` jobs per short transaction; then their inputs and results are deleted
+    /// `rowBatchSize` rows (frames) per short transaction, so a long video costs many small transactions,
+    /// never one large one. Stops between batches when `shouldStop` says so; the next pass goes on where this
+    /// one stopped. Job rows (and their windows) stay. Safe to run from every worker at once. Returns the ids
+    /// of the jobs it expired.
+    public func expireResults(olderThan age: Double, batchSize: Int = 100, rowBatchSize: Int = 64,
                               shouldStop: () -> Bool = { false }) throws -> [UUID] {
-        precondition(age >= 0 && batchSize >= 1, "retention needs a non-negative age and a positive batch")
+        precondition(age >= 0 && batchSize >= 1 && rowBatchSize >= 1, "retention needs a non-negative age and positive batches")
         var expired: [UUID] = []
         while !shouldStop() {
             let batch = try run { connection in
@@ -315,6 +317,13 @@ public final class WorkerQueue {
             // which finishes it).
             if batch.count < batchSize { break }
         }
+        for (table, key) in Queries.purgedTables {
+            while !shouldStop() {
+                let deleted = try run { connection in try connection.execute(Queries.purgeRows(table, key: key), [.int(rowBatchSize)]).count }
+                if deleted < rowBatchSize { break }
+            }
+        }
+        if !shouldStop() { _ = try run { connection in try connection.execute(Queries.finishPurge) } }
         return expired
     }
 

@@ -108,4 +108,28 @@ final class RetentionTests: QueueTestCase {
         XCTAssertEqual(Set(try XCTUnwrap(pass.values.first).get()), Set(ids[1...]))
         XCTAssertEqual(try WorkerQueue(url: url).expireResults(olderThan: week), [ids[0]], "taken on the next pass")
     }
+
+    /// A long video's data goes in batches of rows: a pass stopped part-way has expired the job (its routes
+    /// answer 410) and deleted some rows; the next pass deletes the rest.
+    func testALongVideoIsDeletedInBatchesOfRowsAcrossPasses() throws {
+        let store = try JobStore(url: url)
+        let job = try store.enqueue(parameters: JobParameters(iters: 2, kernelSize: 10), frames: frames(100),
+                                    idempotencyKey: nil, payloadDigest: nil).job
+        try runAll(WorkerQueue(url: url))
+        XCTAssertEqual(try store.job(id: job.id)?.status, .succeeded)
+        try age(job.id, days: 8)
+        var checks = 0
+        // Stops after the job is marked and three row batches ran.
+        let expired = try WorkerQueue(url: url).expireResults(olderThan: week, rowBatchSize: 16, shouldStop: {
+            checks += 1
+            return checks > 4
+        })
+        XCTAssertEqual(expired, [job.id])
+        XCTAssertNotNil(try store.job(id: job.id)?.resultsExpiredAt)
+        XCTAssertEqual(try count("SELECT count(*) FROM job_frames"), 100 - 3 * 16, "three batches of 16 rows")
+        XCTAssertEqual(try count("SELECT count(*) FROM job_inputs"), 100)
+        XCTAssertEqual(try WorkerQueue(url: url).expireResults(olderThan: week, rowBatchSize: 16), [], "nothing new to expire")
+        XCTAssertEqual(try count("SELECT count(*) FROM job_frames") + count("SELECT count(*) FROM job_inputs"), 0, "the rest went")
+        XCTAssertEqual(try TestDatabase.psql(url, "SELECT purge_pending FROM jobs"), "f")
+    }
 }

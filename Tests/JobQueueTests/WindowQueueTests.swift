@@ -251,4 +251,37 @@ final class WindowQueueTests: QueueTestCase {
         // Returns at the notification; the timeout only turns a missing one into a failure instead of a hang.
         XCTAssertTrue(try listener.waitForJobs(timeout: 180), "the enqueue notified the listener")
     }
+
+    /// The upgrade itself: a database at migration 0005 with a queued, a running (its old worker stopped) and
+    /// a succeeded job. After 0006 the first two are planned by a worker and run; the third keeps its files.
+    func testMigratingADatabaseWithOldJobs() throws {
+        let (oldURL, oldSchema) = try TestDatabase.makeSchema("windows_upgrade")
+        defer { TestDatabase.dropSchema(oldSchema) }
+        try Migrator(url: oldURL, migrations: Array(Migrations.all.prefix(5))).run()
+        let (queued, running, done) = (UUID(), UUID(), UUID())
+        try TestDatabase.psql(oldURL, """
+            INSERT INTO jobs (id, status, iters, kernel_size, max_attempts, frames_total, attempt, lease, worker_id, started_at, finished_at)
+            VALUES ('\(queued)', 'queued', 2, 4, 3, 9, 0, 0, NULL, NULL, NULL),
+                   ('\(running)', 'running', 2, 3, 3, 2, 1, 1, 'old-worker', now(), NULL),
+                   ('\(done)', 'succeeded', 2, 3, 3, 1, 1, 1, 'old-worker', now(), now());
+            INSERT INTO job_inputs SELECT '\(queued)', i, format('%s.png', i), '\\x01', '\\x02' FROM generate_series(0, 8) AS i;
+            INSERT INTO job_inputs SELECT '\(running)', i, format('%s.png', i), '\\x01', '\\x02' FROM generate_series(0, 1) AS i;
+            INSERT INTO job_results VALUES ('\(done)', 'disparity.npy', '\\x0102'), ('\(done)', 'disparity/0.png', '\\x03');
+            """)
+        XCTAssertEqual(try Migrator(url: oldURL).run(), [6])
+        let store = try JobStore(url: oldURL)
+        XCTAssertEqual(try store.job(id: running)?.status, .queued, "the stopped worker's job is queued again")
+        let queue = WorkerQueue(url: oldURL)
+        XCTAssertEqual(try queue.planPendingJobs(), 2)
+        XCTAssertEqual(try queue.planPendingJobs(), 0, "planned once")
+        let ran = try runAll(queue)
+        XCTAssertEqual(Set(ran.map(\.jobId)), [queued, running])
+        for id in [queued, running] {
+            XCTAssertEqual(try store.job(id: id)?.status, .succeeded)
+            XCTAssertTrue(try store.resultPaths(id: id).contains("disparity.npy"))
+        }
+        XCTAssertEqual(try store.job(id: queued)?.framesDone, 9)
+        XCTAssertEqual(try store.resultPaths(id: done), ["disparity.npy", "disparity/0.png"])
+        XCTAssertEqual(try store.result(id: done, path: "disparity/0.png"), Data([3]))
+    }
 }
