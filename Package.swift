@@ -8,7 +8,9 @@ import PackageDescription
 //   Media               PNG, tar, NPY, colour maps, stereo sequences
 //   DynamicStereo       the network
 //   JobQueue            PostgreSQL job queue (libpq), migrations, job state machine
-//   HTTPServer          socket HTTP/1.1 server and the REST API
+//   HTTPTransport       socket HTTP/1.1 server: parser, multipart, connections, handler threads (knows no application)
+//   APIKeys             API key secrets, SHA-256 through libcrypto, checking a presented key (keys stored by JobQueue)
+//   JobsAPI             the REST API on HTTPTransport: routes, views, metrics, OpenAPI, job-store and frame adapters
 //   Worker              headless job runner
 //   dynstereo           the executable
 let package = Package(
@@ -34,10 +36,12 @@ let package = Package(
         .target(name: "Media", dependencies: ["TensorKernels", "CPNGShim", "CZlib"]),
         .target(name: "DynamicStereo", dependencies: ["TensorKernels", "Checkpoint", "Media"]),
         .target(name: "JobQueue", dependencies: ["CLibPQ", .product(name: "Logging", package: "swift-log")]),
-        .target(name: "HTTPServer", dependencies: ["JobQueue", "Media", "COpenSSL", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "HTTPTransport", dependencies: [.product(name: "Logging", package: "swift-log")]),
+        .target(name: "APIKeys", dependencies: ["JobQueue", "COpenSSL"]),
+        .target(name: "JobsAPI", dependencies: ["HTTPTransport", "JobQueue", "Media", "APIKeys", .product(name: "Logging", package: "swift-log")]),
         .target(name: "Worker", dependencies: ["JobQueue", "DynamicStereo", "Media", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(name: "dynstereo", dependencies: [
-            "Checkpoint", "DynamicStereo", "Media", "JobQueue", "HTTPServer", "Worker",
+            "Checkpoint", "DynamicStereo", "Media", "JobQueue", "APIKeys", "HTTPTransport", "JobsAPI", "Worker",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -48,7 +52,10 @@ let package = Package(
         .testTarget(name: "MediaTests", dependencies: ["TestSupport", "Media"]),
         .testTarget(name: "DynamicStereoTests", dependencies: ["TestSupport", "DynamicStereo", "Checkpoint", "Media"]),
         .testTarget(name: "JobQueueTests", dependencies: ["TestSupport", "JobQueue"]),
-        .testTarget(name: "HTTPServerTests", dependencies: ["TestSupport", "HTTPServer"]),
+        .target(name: "HTTPTestSupport", dependencies: ["HTTPTransport"], path: "Tests/HTTPTestSupport"),
+        .testTarget(name: "HTTPTransportTests", dependencies: ["TestSupport", "HTTPTestSupport", "HTTPTransport"]),
+        .testTarget(name: "APIKeysTests", dependencies: ["TestSupport", "APIKeys", "JobQueue"]),
+        .testTarget(name: "JobsAPITests", dependencies: ["TestSupport", "HTTPTestSupport", "HTTPTransport", "JobsAPI", "APIKeys", "JobQueue", "Media"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport", "Media", "TensorKernels"]),
         .testTarget(name: "WorkerTests", dependencies: ["TestSupport", "Worker"]),
     ],

@@ -1,9 +1,11 @@
 // `dynstereo serve`: Runs the HTTP API server until SIGTERM or SIGINT, then drains and exits.
+import APIKeys
 import ArgumentParser
 import Dispatch
 import Foundation
-import HTTPServer
+import HTTPTransport
 import JobQueue
+import JobsAPI
 import Logging
 #if canImport(Glibc)
 import Glibc
@@ -69,7 +71,7 @@ struct ServeCommand: ParsableCommand {
 
         var server = HTTPServerConfiguration()
         (server.host, server.port) = try Self.hostPort(listen)
-        server.workerThreads = threads
+        server.handlerThreads = threads
         server.maxConnections = maxConnections
         var api = JobsAPIConfiguration()
         api.uploadDirectory = URL(fileURLWithPath: uploadDir)
@@ -80,8 +82,9 @@ struct ServeCommand: ParsableCommand {
         if try !keys.anyKeys() {
             logger.warning("no API keys exist: the API is open to anyone who can reach it (create one with `dynstereo keys create`)")
         }
-        let application = JobsAPI(backend: JobStoreBackend(store: store, loader: MediaFrameLoader()), configuration: api,
-                                  authenticator: APIKeyAuthenticator(store: keys))
+        let application = JobsHTTPApplication(backend: JobStoreBackend(store: store, loader: MediaFrameLoader()),
+                                              configuration: api,
+                                              authenticator: BearerAuthenticator(verifier: APIKeyVerifier(store: keys)))
         let httpServer = HTTPServer(configuration: server, application: application)
         try httpServer.start()
 

@@ -1,5 +1,5 @@
 // API key generation and hashing.
-import HTTPServer
+import APIKeys
 import XCTest
 
 final class APIKeySecretTests: XCTestCase {

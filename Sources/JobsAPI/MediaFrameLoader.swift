@@ -1,6 +1,7 @@
 // Validates the two uploaded tars with Media (every frame decoded, ordered, counted and sized as `dynstereo infer`
 // would see them) and reads each frame pair's PNG bytes back for the queue, mapping media errors to API statuses.
 import Foundation
+import HTTPTransport
 import JobQueue
 import Media
 

@@ -1,8 +1,9 @@
-// A fixed set of threads for handlers that block (database calls, response writes).
+// The HTTP handler threads: a fixed set for handlers that block (database calls, response writes). Not to be
+// confused with the `Worker` module, which runs jobs.
 import Foundation
 
 /// Runs closures on `count` long-lived threads, first come first served.
-final class WorkerPool: @unchecked Sendable {
+final class HandlerThreadPool: @unchecked Sendable {
     private let condition = NSCondition()
     private var tasks: [(() -> Void)?] = []
     private var head = 0
@@ -11,7 +12,7 @@ final class WorkerPool: @unchecked Sendable {
     private var running = 0
 
     init(count: Int, name: String) {
-        precondition(count >= 1, "a worker pool needs a thread")
+        precondition(count >= 1, "a handler thread pool needs a thread")
         for index in 0..<count {
             let thread = Thread { [unowned self] in self.loop() }
             thread.name = "\(name)-\(index)"

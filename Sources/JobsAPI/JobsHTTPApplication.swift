@@ -1,6 +1,7 @@
 // The REST API of the service: routing, job submission from a streamed upload, job resources, results,
-// health and metrics. Storage is reached only through `JobBackend`.
+// health and metrics, as an application of the HTTP transport. Storage is reached only through `JobBackend`.
 import Foundation
+import HTTPTransport
 import JobQueue
 import Logging
 import Media
@@ -29,8 +30,15 @@ public struct JobsAPIConfiguration: Sendable {
     public init() {}
 }
 
+/// A request body as the job routes receive it: the upload form of `POST /jobs`, or the small body of any
+/// other route (read and ignored).
+public enum JobsRequestBody {
+    case bytes([UInt8])
+    case form(UploadedForm)
+}
+
 /// The job API as an `HTTPApplication`.
-public final class JobsAPI: HTTPApplication, @unchecked Sendable {
+public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
     private let backend: JobBackend
     /// Nil: every request is served as on an open server.
     private let authenticator: RequestAuthenticator?
@@ -129,7 +137,7 @@ public final class JobsAPI: HTTPApplication, @unchecked Sendable {
         return try authenticator.owner(authorization: head.headers["Authorization"])
     }
 
-    public func prepare(_ head: HTTPRequestHead) -> RequestPreparation {
+    public func prepare(_ head: HTTPRequestHead) -> RequestPreparation<JobsRequestBody> {
         let route = Self.route(method: head.method, path: head.path)
         var asking: UUID?
         if case let .success(matched) = route {
@@ -155,7 +163,7 @@ public final class JobsAPI: HTTPApplication, @unchecked Sendable {
                 return .reject(response(for: error))
             }
         case .success:
-            return .accept(MemoryBodySink(), maxBytes: configuration.maxSmallBodyBytes)
+            return .accept(MemoryBodySink { .bytes($0) }, maxBytes: configuration.maxSmallBodyBytes)
         }
     }
 
@@ -202,7 +210,7 @@ public final class JobsAPI: HTTPApplication, @unchecked Sendable {
         }
     }
 
-    public func respond(to request: HTTPRequest) -> HTTPResponse {
+    public func respond(to request: HTTPRequest<JobsRequestBody>) -> HTTPResponse {
         do {
             switch Self.route(method: request.head.method, path: request.head.path) {
             case let .failure(error): return error.response
@@ -225,6 +233,8 @@ public final class JobsAPI: HTTPApplication, @unchecked Sendable {
 
     public func response(for error: Error) -> HTTPResponse {
         if let error = error as? APIError { return error.response }
+        // The transport's own refusals (malformed requests, timeouts) get the API's JSON error body.
+        if let error = error as? HTTPTransportError { return APIError(error.status, error.code, error.description).response }
         if let error = error as? JobQueueError, let refusal = apiError(for: error) { return refusal.response }
         logger.error("storage error", metadata: ["error": "\(error)"])
         return APIError(.unavailable, "storage_unavailable", "the job store is unavailable: \(error)").response
@@ -232,7 +242,7 @@ public final class JobsAPI: HTTPApplication, @unchecked Sendable {
 
     // MARK: - Handlers
 
-    private func handle(_ route: Route, _ request: HTTPRequest, owner: UUID?) throws -> HTTPResponse {
+    private func handle(_ route: Route, _ request: HTTPRequest<JobsRequestBody>, owner: UUID?) throws -> HTTPResponse {
         switch route {
         case .health:
             return json(.ok, ["status": "ok"])
@@ -300,7 +310,7 @@ public final class JobsAPI: HTTPApplication, @unchecked Sendable {
         return try backend.resultPaths(id: id)
     }
 
-    private func submit(_ request: HTTPRequest, owner: UUID?) throws -> HTTPResponse {
+    private func submit(_ request: HTTPRequest<JobsRequestBody>, owner: UUID?) throws -> HTTPResponse {
         guard case let .form(form) = request.body else {
             throw APIError.unprocessable("missing_frames", "the form needs 'left' and 'right' tar parts")
         }

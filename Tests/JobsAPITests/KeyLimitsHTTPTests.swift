@@ -2,10 +2,12 @@
 // refusal before the body is read (Content-Length) and while it streams (chunked), the daily counter,
 // and no limits on an open server.
 import Foundation
+import HTTPTestSupport
+import HTTPTransport
 import JobQueue
 import TestSupport
 import XCTest
-@testable import HTTPServer
+@testable import JobsAPI
 
 final class KeyLimitsHTTPTests: KeyedServerTestCase {
     /// The server's defaults for keys without their own values.
@@ -106,7 +108,7 @@ final class KeyLimitsHTTPTests: KeyedServerTestCase {
         let head = request[..<request.firstRange(of: Array("\r\n\r\n".utf8))!.upperBound]
         try connection.send(Array(head))
         let refused = try connection.response()
-        let midnight = JobsAPI.secondsUntilUTCMidnight()
+        let midnight = JobsHTTPApplication.secondsUntilUTCMidnight()
         assertTooManyRequests(refused, code: "daily_upload_limit", retryAfter: max(1, midnight - 5)...midnight)
         XCTAssertTrue(connection.isClosedByServer(), "the unread body cannot be taken for a next request")
         XCTAssertTrue(refused.text.contains("40000"), refused.text)
@@ -178,9 +180,9 @@ final class RetryAfterTests: XCTestCase {
     func testSecondsUntilUTCMidnight() {
         let day = 86_400.0
         let midnight = 20_000 * day  // 2024-10-04T00:00:00Z
-        XCTAssertEqual(JobsAPI.secondsUntilUTCMidnight(now: Date(timeIntervalSince1970: midnight)), 86_400)
-        XCTAssertEqual(JobsAPI.secondsUntilUTCMidnight(now: Date(timeIntervalSince1970: midnight + 3_600)), 82_800)
-        XCTAssertEqual(JobsAPI.secondsUntilUTCMidnight(now: Date(timeIntervalSince1970: midnight + day - 0.25)), 1)
-        XCTAssertEqual(JobsAPI.secondsUntilUTCMidnight(now: Date(timeIntervalSince1970: midnight + day - 90.5)), 91)
+        XCTAssertEqual(JobsHTTPApplication.secondsUntilUTCMidnight(now: Date(timeIntervalSince1970: midnight)), 86_400)
+        XCTAssertEqual(JobsHTTPApplication.secondsUntilUTCMidnight(now: Date(timeIntervalSince1970: midnight + 3_600)), 82_800)
+        XCTAssertEqual(JobsHTTPApplication.secondsUntilUTCMidnight(now: Date(timeIntervalSince1970: midnight + day - 0.25)), 1)
+        XCTAssertEqual(JobsHTTPApplication.secondsUntilUTCMidnight(now: Date(timeIntervalSince1970: midnight + day - 90.5)), 91)
     }
 }

@@ -1,8 +1,10 @@
 // Test inputs built in code: tiny PNG frames, tars of them, and an in-memory job backend.
 import Foundation
+import HTTPTestSupport
+import HTTPTransport
 import JobQueue
 import Media
-@testable import HTTPServer
+@testable import JobsAPI
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -21,7 +21,55 @@ public enum SocketError: Error, CustomStringConvertible {
     }
 }
 
+/// A client's address: `host` is numeric (`127.0.0.1`, `::1`).
+struct PeerAddress: Hashable, CustomStringConvertible {
+    var host: String
+    var port: UInt16
+
+    var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
 enum Socket {
+    /// The next pending connection and its peer; nil when none is waiting (or accept failed).
+    static func accept(_ listener: Int32) -> (fd: Int32, peer: PeerAddress)? {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let fd = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.accept(listener, $0, &length) }
+        }
+        guard fd >= 0 else { return nil }
+        return (fd, peerAddress(storage))
+    }
+
+    static func peerAddress(_ storage: sockaddr_storage) -> PeerAddress {
+        var storage = storage
+        let family = storage.ss_family
+        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+        return withUnsafePointer(to: &storage) { pointer -> PeerAddress in
+            if family == sa_family_t(AF_INET6) {
+                return pointer.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { address in
+                    var raw = address.pointee.sin6_addr
+                    inet_ntop(AF_INET6, &raw, &text, socklen_t(text.count))
+                    return PeerAddress(host: String(cString: text), port: UInt16(bigEndian: address.pointee.sin6_port))
+                }
+            }
+            if family == sa_family_t(AF_INET) {
+                return pointer.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { address in
+                    var raw = address.pointee.sin_addr
+                    inet_ntop(AF_INET, &raw, &text, socklen_t(text.count))
+                    return PeerAddress(host: String(cString: text), port: UInt16(bigEndian: address.pointee.sin_port))
+                }
+            }
+            return PeerAddress(host: "unknown", port: 0)
+        }
+    }
+
+    /// Whether bytes wait in the socket's receive buffer that nobody has read yet.
+    static func hasUnreadBytes(_ fd: Int32) -> Bool {
+        var count: Int32 = 0
+        return ioctl(fd, UInt(FIONREAD), &count) == 0 && count > 0
+    }
+
     /// A non-blocking listening socket bound to `host:port`, and the port it got (for port 0).
     static func listen(host: String, port: UInt16, backlog: Int32 = 1024) throws -> (fd: Int32, port: UInt16) {
         var hints = addrinfo()

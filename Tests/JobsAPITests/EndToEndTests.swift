@@ -1,10 +1,12 @@
 // The service end to end: a real socket, the real PostgreSQL job store in a schema of this test's own, and a
 // stand-in worker driving the queue's worker API (the network's worker is wired in by the integration).
 import Foundation
+import HTTPTestSupport
+import HTTPTransport
 import JobQueue
 import TestSupport
 import XCTest
-@testable import HTTPServer
+@testable import JobsAPI
 
 final class EndToEndTests: ServerTestCase {
     private var databaseURL = ""
@@ -18,8 +20,7 @@ final class EndToEndTests: ServerTestCase {
 
     override func startServer() throws {
         let backend = JobStoreBackend(store: try JobStore(url: databaseURL), loader: MediaFrameLoader())
-        server = HTTPServer(configuration: serverConfiguration, application: JobsAPI(backend: backend, configuration: apiConfiguration))
-        try server.start()
+        try serve(JobsHTTPApplication(backend: backend, configuration: apiConfiguration))
     }
 
     override func tearDown() {

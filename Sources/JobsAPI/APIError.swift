@@ -1,5 +1,6 @@
 // What a client sees when a request fails: a status and `{"error": {"code": ..., "message": ...}}`.
 import Foundation
+import HTTPTransport
 
 /// A user-facing error: the status to send and a stable code with a readable message.
 public struct APIError: Error, CustomStringConvertible, Equatable {
@@ -43,14 +44,5 @@ enum JSON {
         // Encoding these plain value types cannot fail; a failure would be a programming error.
         guard let data = try? encoder.encode(value) else { preconditionFailure("unencodable JSON value \(T.self)") }
         return Array(data) + [10]
-    }
-}
-
-extension HTTPParseError {
-    /// The response for a request the parser refused; the connection is closed after it.
-    var response: HTTPResponse {
-        var response = APIError(status, code, description).response
-        response.closeConnection = true
-        return response
     }
 }

@@ -1,4 +1,5 @@
 // Making API keys and hashing presented ones: the one place that sees a key in the clear besides the client.
+// `dynstereo keys` and the API server both use it; neither needs the other.
 
 /// API keys are `dsk_` and 64 hex digits (256 random bits from the system's CSPRNG); the database keeps
 /// only their SHA-256 in hex, so a leaked table cannot be replayed as keys.

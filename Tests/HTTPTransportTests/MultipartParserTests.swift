@@ -1,7 +1,7 @@
 // The streaming multipart/form-data parser: parts, delimiters split across reads, malformed forms, fuzz loop.
 import TestSupport
 import XCTest
-@testable import HTTPServer
+@testable import HTTPTransport
 
 final class MultipartParserTests: XCTestCase {
     private let boundary = "----dynstereoBoundary7"

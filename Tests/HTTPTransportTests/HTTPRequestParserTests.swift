@@ -1,7 +1,7 @@
 // The HTTP/1.1 request parser: every malformed case the service must refuse, and a seeded fuzz loop.
 import TestSupport
 import XCTest
-@testable import HTTPServer
+@testable import HTTPTransport
 
 final class HTTPRequestParserTests: XCTestCase {
     private func events(_ text: String, bodyLimit: Int = 4096, limits: HTTPParserLimits = HTTPParserLimits()) -> [String] {

@@ -1,9 +1,12 @@
 // The API server on the real PostgreSQL with its key store: the base of the key and limit tests.
+import APIKeys
 import Foundation
+import HTTPTestSupport
+import HTTPTransport
 import JobQueue
 import TestSupport
 import XCTest
-@testable import HTTPServer
+@testable import JobsAPI
 
 /// A migrated schema per test, a job store with the given per-key defaults behind the server, and a helper
 /// that creates keys as `dynstereo keys create` does.
@@ -24,10 +27,8 @@ class KeyedServerTestCase: ServerTestCase {
     override func startServer() throws {
         let store = try JobStore(url: databaseURL, defaultKeyLimits: defaultKeyLimits)
         let backend = JobStoreBackend(store: store, loader: MediaFrameLoader())
-        server = HTTPServer(configuration: serverConfiguration,
-                            application: JobsAPI(backend: backend, configuration: apiConfiguration,
-                                                 authenticator: APIKeyAuthenticator(store: keys)))
-        try server.start()
+        try serve(JobsHTTPApplication(backend: backend, configuration: apiConfiguration,
+                                      authenticator: BearerAuthenticator(verifier: APIKeyVerifier(store: keys))))
     }
 
     override func tearDown() {

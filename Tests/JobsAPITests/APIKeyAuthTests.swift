@@ -1,9 +1,11 @@
 // API keys over a real socket against the real PostgreSQL: open mode, 401/403, and isolation between keys.
 import Foundation
+import HTTPTestSupport
+import HTTPTransport
 import JobQueue
 import TestSupport
 import XCTest
-@testable import HTTPServer
+@testable import JobsAPI
 
 final class APIKeyAuthTests: KeyedServerTestCase {
     private func request(_ method: String, _ path: String, key: String?) throws -> RawResponse {

@@ -1,12 +1,14 @@
 // The job routes against the in-memory backend over a real socket: submission and validation, the job
 // resource, listing, cancel, delete, results, metrics, and the error statuses.
 import Foundation
+import HTTPTestSupport
+import HTTPTransport
 import JobQueue
 import TestSupport
 import XCTest
-@testable import HTTPServer
+@testable import JobsAPI
 
-final class JobsAPITests: ServerTestCase {
+final class JobRoutesTests: ServerTestCase {
     private func get(_ path: String) throws -> RawResponse {
         try exchange("GET \(path) HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").0
     }
@@ -206,7 +208,7 @@ final class JobsAPITests: ServerTestCase {
 
     func testOpenAPIIsServedAndMatchesTheFile() throws {
         let file = try String(contentsOf: SharedData.projectRoot.appendingPathComponent("openapi.yaml"), encoding: .utf8)
-        XCTAssertEqual(OpenAPIDocument.yaml, file, "Sources/HTTPServer/OpenAPIDocument.swift must equal openapi.yaml")
+        XCTAssertEqual(OpenAPIDocument.yaml, file, "Sources/JobsAPI/OpenAPIDocument.swift must equal openapi.yaml")
         let response = try get("/openapi.yaml")
         XCTAssertEqual(response.status, 200)
         XCTAssertEqual(response.text, file)
@@ -216,44 +218,5 @@ final class JobsAPITests: ServerTestCase {
                      "/jobs/{id}/{kind}/{file}:", "/healthz:", "/readyz:", "/metrics:", "/openapi.yaml:"] {
             XCTAssertTrue(file.contains("\n  \(path)\n"), path)
         }
-    }
-}
-
-final class SHA256Tests: XCTestCase {
-    private func hex(_ text: String, splitAt: Int? = nil) -> String {
-        let hasher = SHA256()
-        let bytes = Array(text.utf8)
-        if let splitAt {
-            hasher.update(bytes[..<splitAt])
-            hasher.update(bytes[splitAt...])
-        } else {
-            hasher.update(bytes)
-        }
-        return hasher.finalizeHex()
-    }
-
-    func testKnownVectors() {
-        // FIPS 180-2 (and 180-4) examples, through libcrypto.
-        XCTAssertEqual(hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
-        XCTAssertEqual(hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
-        let long = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"
-        XCTAssertEqual(hex(long), "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
-        XCTAssertEqual(hex(long, splitAt: 13), hex(long))
-        XCTAssertEqual(hex(String(repeating: "a", count: 1_000_000)), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
-    }
-
-    /// The million-'a' vector fed in uneven pieces, as an upload arrives: a binding that dropped or
-    /// repeated bytes at piece boundaries, or reset its context, would give another digest.
-    func testIncrementalMillionA() {
-        let hasher = SHA256()
-        var remaining = 1_000_000
-        var piece = 1
-        while remaining > 0 {
-            let size = min(piece, remaining)
-            hasher.update(ArraySlice(repeating: UInt8(ascii: "a"), count: size))
-            remaining -= size
-            piece = piece * 3 + 1
-        }
-        XCTAssertEqual(hasher.finalizeHex(), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
     }
 }

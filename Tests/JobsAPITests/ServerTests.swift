@@ -1,23 +1,29 @@
-// The connection layer over a real loopback socket: keep-alive, pipelining, framing errors that close the
-// connection, 100-continue, timeouts, slow clients, streaming uploads and graceful shutdown.
+// The service's connection layer over a real loopback socket: keep-alive, pipelining, framing errors that
+// close the connection, 100-continue, timeouts, slow clients, streaming uploads and graceful shutdown. The
+// server runs on a clock the tests move and reports what it does, so tests wait for events, not seconds.
 import Foundation
+import HTTPTestSupport
+import HTTPTransport
 import JobQueue
 import XCTest
-@testable import HTTPServer
+@testable import JobsAPI
 
 class ServerTestCase: XCTestCase {
     var backend: InMemoryJobBackend!
-    var server: HTTPServer!
+    var server: HTTPServer<JobsHTTPApplication>!
     var uploads: URL!
     var serverConfiguration = HTTPServerConfiguration()
     var apiConfiguration = JobsAPIConfiguration()
+    /// The server's time: it stands still unless a test advances it, so no timeout fires by itself.
+    let clock = ManualClock()
+    let events = ServerEventLog()
 
     override func setUpWithError() throws {
         uploads = FileManager.default.temporaryDirectory.appendingPathComponent("http-tests-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: uploads, withIntermediateDirectories: true)
         backend = InMemoryJobBackend()
         serverConfiguration.port = 0
-        serverConfiguration.workerThreads = 4
+        serverConfiguration.handlerThreads = 4
         serverConfiguration.headTimeout = 1
         serverConfiguration.idleTimeout = 2
         serverConfiguration.bodyStallTimeout = 1
@@ -27,7 +33,12 @@ class ServerTestCase: XCTestCase {
     }
 
     func startServer() throws {
-        server = HTTPServer(configuration: serverConfiguration, application: JobsAPI(backend: backend, configuration: apiConfiguration))
+        try serve(JobsHTTPApplication(backend: backend, configuration: apiConfiguration))
+    }
+
+    /// Starts a server for `application` with this test's configuration, clock and event log.
+    func serve(_ application: JobsHTTPApplication) throws {
+        server = HTTPServer(configuration: serverConfiguration, application: application, clock: clock, events: events.record)
         try server.start()
     }
 
@@ -169,40 +180,53 @@ final class ServerTests: ServerTestCase {
 
     func testSlowHeadGets408AndIdleConnectionIsClosed() throws {
         let slow = try client()
-        try slow.send("GET /healthz HTTP/1.1\r\nHo")
-        let started = Date()
+        let partial = "GET /healthz HTTP/1.1\r\nHo"
+        try slow.send(partial)
+        XCTAssertTrue(events.waitUntilReceived(slow, bytes: partial.utf8.count))
+        let started = clock.now()
+        // Just short of the head timeout nothing is sent; at it, the 408 is.
+        XCTAssertTrue(clock.advance(by: serverConfiguration.headTimeout - 0.25))
+        XCTAssertTrue(slow.hasReceivedNothing(), "answered before the head timeout")
+        XCTAssertTrue(clock.advance(by: 0.25))
         let response = try slow.response()
         XCTAssertEqual(response.status, 408)
         XCTAssertEqual(response.errorCode, "request_timeout")
-        XCTAssertLessThan(Date().timeIntervalSince(started), 5)
+        XCTAssertLessThan(clock.now() - started, 5)
         XCTAssertTrue(slow.isClosedByServer())
 
         let idle = try client()
-        let idleStart = Date()
+        XCTAssertTrue(events.waitUntilAccepted(idle))
+        let idleStart = clock.now()
+        XCTAssertTrue(clock.advance(by: 1.5))
+        XCTAssertTrue(idle.hasReceivedNothing(), "closed before 1.5 s of idleness")
+        XCTAssertTrue(clock.advance(by: serverConfiguration.idleTimeout - 1.5))
         XCTAssertTrue(idle.isClosedByServer())
-        XCTAssertGreaterThanOrEqual(Date().timeIntervalSince(idleStart), 1.5)
+        XCTAssertGreaterThanOrEqual(clock.now() - idleStart, 1.5)
     }
 
     func testTrickledHeadStillTimesOut() throws {
-        // One byte every 0.3 s keeps the socket busy but the head never completes within its 1 s budget.
+        // One byte every 0.25 s keeps the socket busy but the head never completes within its 1 s budget: the
+        // budget runs from the first byte and later bytes do not extend it.
         let slow = try client()
         let request = Array("GET /healthz HTTP/1.1\r\nHost: t\r\nX-Slow: aaaaaaaaaaaaaaaa\r\n\r\n".utf8)
-        var status: Int?
-        for byte in request {
-            guard (try? slow.send([byte])) != nil else { break }
-            Thread.sleep(forTimeInterval: 0.3)
-            if Date().timeIntervalSince1970 < 0 { break }
-            var ready = pollfd(fd: slow.fd, events: Int16(POLLIN), revents: 0)
-            if poll(&ready, 1, 0) > 0 {
-                status = try slow.response().status
-                break
-            }
+        try slow.send([request[0]])
+        XCTAssertTrue(events.waitUntilReceived(slow, bytes: 1))
+        let started = clock.now()
+        var sent = 1
+        while clock.now() + 0.25 < started + serverConfiguration.headTimeout {
+            XCTAssertTrue(clock.advance(by: 0.25))
+            try slow.send([request[sent]])
+            sent += 1
+            XCTAssertTrue(events.waitUntilReceived(slow, bytes: sent))
         }
-        XCTAssertEqual(status, 408)
+        XCTAssertTrue(clock.advance(by: 0.25))
+        XCTAssertLessThan(sent, request.count, "the head must still be incomplete")
+        XCTAssertEqual(try slow.response().status, 408)
     }
 
     func testHundredsOfSlowConnectionsDoNotStarveOthers() throws {
-        // Stalled heads must not be what frees the server: they stay open well past this test's bound.
+        // Stalled heads must not be what frees the server: its clock never moves here, so none of them times
+        // out, and all stay open while the others are served.
         server.shutdown()
         server.wait()
         serverConfiguration.headTimeout = 30
@@ -210,15 +234,18 @@ final class ServerTests: ServerTestCase {
         var slow: [RawClient] = []
         for index in 0..<300 {
             let connection = try client()
-            try connection.send("GET /healthz HTTP/1.1\r\nX-\(index): partial")
+            let partial = "GET /healthz HTTP/1.1\r\nX-\(index): partial"
+            try connection.send(partial)
             slow.append(connection)
+            XCTAssertTrue(events.waitUntilReceived(connection, bytes: partial.utf8.count))
         }
-        let started = Date()
+        let started = clock.now()
         for _ in 0..<20 {
             let (response, _) = try exchange("GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
             XCTAssertEqual(response.status, 200)
         }
-        XCTAssertLessThan(Date().timeIntervalSince(started), 5.0, "20 requests beside 300 stalled connections took too long")
+        XCTAssertEqual(clock.now(), started, "20 requests beside 300 stalled connections needed the server's clock to move")
+        XCTAssertTrue(slow.allSatisfy { $0.hasReceivedNothing() }, "a stalled connection was answered or closed")
         withExtendedLifetime(slow) {}
     }
 
@@ -231,15 +258,18 @@ final class ServerTests: ServerTestCase {
         let connection = try client()
         try connection.send(form.request())
         XCTAssertEqual(try connection.response().errorCode, "frame_count_mismatch")
+        let abandonedPeer: String
         do {
             let abandoned = try client()
+            abandonedPeer = abandoned.localAddress
             let request = form.request()
-            try abandoned.send(Array(request.prefix(request.count - 100)))
-            Thread.sleep(forTimeInterval: 0.2)
+            let partial = Array(request.prefix(request.count - 100))
+            try abandoned.send(partial)
+            // The server has the upload's temp files when the client vanishes.
+            XCTAssertTrue(events.waitUntilReceived(abandoned, bytes: partial.count))
+            XCTAssertFalse(uploadFiles(in: uploads).isEmpty, "the partial upload was not being stored")
         }
-        // The server notices the close on its next poll; give it a moment.
-        let deadline = Date().addingTimeInterval(3)
-        while !uploadFiles(in: uploads).isEmpty && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        XCTAssertTrue(events.waitUntilClosed(peer: abandonedPeer), "the server did not notice the client leaving")
         XCTAssertEqual(uploadFiles(in: uploads), [])
     }
 
@@ -248,7 +278,10 @@ final class ServerTests: ServerTestCase {
         form.file("left", filename: "l.tar", frameTar(count: 2))
         let connection = try client()
         let request = form.request()
-        try connection.send(Array(request.prefix(request.count - 10)))
+        let partial = Array(request.prefix(request.count - 10))
+        try connection.send(partial)
+        XCTAssertTrue(events.waitUntilReceived(connection, bytes: partial.count))
+        XCTAssertTrue(clock.advance(by: serverConfiguration.bodyStallTimeout))
         XCTAssertEqual(try connection.response().status, 408)
         XCTAssertEqual(uploadFiles(in: uploads), [])
     }
@@ -260,9 +293,9 @@ final class ServerTests: ServerTestCase {
         form.file("right", filename: "r.tar", frameTar(count: 2))
         let request = form.request()
         try connection.send(Array(request.prefix(200)))
-        Thread.sleep(forTimeInterval: 0.1)
+        XCTAssertTrue(events.waitUntilReceived(connection, bytes: 200))
         server.shutdown()
-        Thread.sleep(forTimeInterval: 0.1)
+        XCTAssertTrue(events.wait(for: .listenerClosed))
         // New connections are refused once the listener is closed.
         XCTAssertThrowsError(try RawClient(port: server.port).send("GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"))
         try connection.send(Array(request.dropFirst(200)))

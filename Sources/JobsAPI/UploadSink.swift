@@ -1,6 +1,8 @@
 // Streams a multipart/form-data job submission to disk: file parts go to temp files as they arrive, small
 // fields stay in memory, and a digest of the whole payload is computed on the way.
+import APIKeys
 import Foundation
+import HTTPTransport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -107,6 +109,8 @@ public struct FormSchema: Sendable {
 
 /// A body sink that parses multipart/form-data and writes file parts to `directory`.
 public final class MultipartUploadSink: RequestBodySink {
+    public typealias Body = JobsRequestBody
+
     private var parser: MultipartParser
     private let schema: FormSchema
     private let directory: URL
@@ -140,14 +144,16 @@ public final class MultipartUploadSink: RequestBodySink {
         while let event = parser.next() { try handle(event) }
     }
 
-    public func finish() throws -> RequestBody {
+    public func finish() throws -> JobsRequestBody {
         if let event = parser.receiveEnd() { try handle(event) }
         guard parser.isComplete else { throw APIError(.badRequest, "bad_multipart", MultipartError.truncated.description) }
         folder = nil
         let hasher = SHA256()
         for name in partDigests.keys.sorted() { hasher.update(Array("\(name)=\(partDigests[name]!)\n".utf8)) }
-        return .form(UploadedForm(files: files, fields: fields, payloadDigest: hasher.finalizeHex(),
-                                  bodyBytes: bodyBytes))
+        let form = UploadedForm(files: files, fields: fields, payloadDigest: hasher.finalizeHex(), bodyBytes: bodyBytes)
+        // The form owns the files now: they go when the request that carries it ends, whenever this sink goes.
+        files.removeAll()
+        return .form(form)
     }
 
     public func discard() {

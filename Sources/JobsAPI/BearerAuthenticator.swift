@@ -1,6 +1,8 @@
-// Who is asking: the `Authorization: Bearer <key>` header checked against the stored keys' SHA-256.
+// Who is asking, over HTTP: the `Authorization: Bearer <key>` header read and checked with APIKeys, and the
+// 401/403 a client gets when it does not open the API.
+import APIKeys
 import Foundation
-import JobQueue
+import HTTPTransport
 
 /// Decides from a request's Authorization header whether it may use the job API, and as whom.
 public protocol RequestAuthenticator: Sendable {
@@ -9,17 +11,17 @@ public protocol RequestAuthenticator: Sendable {
     func owner(authorization: String?) throws -> UUID?
 }
 
-/// `RequestAuthenticator` over `APIKeyStore`. The open/closed decision is made per request, so a key
-/// created while the server runs closes it at once.
-public final class APIKeyAuthenticator: RequestAuthenticator, @unchecked Sendable {
-    private let store: APIKeyStore
+/// `RequestAuthenticator` over `APIKeyVerifier`: the header is read only once the server is known to be
+/// closed, so an open server ignores whatever a client sends.
+public final class BearerAuthenticator: RequestAuthenticator, @unchecked Sendable {
+    private let verifier: APIKeyVerifier
 
-    public init(store: APIKeyStore) {
-        self.store = store
+    public init(verifier: APIKeyVerifier) {
+        self.verifier = verifier
     }
 
     public func owner(authorization: String?) throws -> UUID? {
-        guard try store.anyKeys() else { return nil }
+        guard try !verifier.isOpen() else { return nil }
         let challenge = [("WWW-Authenticate", "Bearer")]
         guard let authorization else {
             throw APIError(.unauthorized, "unauthorized", "this server needs 'Authorization: Bearer <key>'", headers: challenge)
@@ -28,13 +30,13 @@ public final class APIKeyAuthenticator: RequestAuthenticator, @unchecked Sendabl
         guard parts.count == 2, parts[0].lowercased() == "bearer" else {
             throw APIError(.unauthorized, "unauthorized", "the Authorization header must be 'Bearer <key>'", headers: challenge)
         }
-        let key = parts[1].trimmingCharacters(in: .whitespaces)
-        guard let record = try store.key(sha256: APIKeySecret.sha256Hex(key)) else {
-            throw APIError(.unauthorized, "unauthorized", "unknown API key", headers: challenge)
+        do {
+            return try verifier.owner(of: parts[1].trimmingCharacters(in: .whitespaces))
+        } catch let refusal as APIKeyRefusal {
+            switch refusal {
+            case .unknown: throw APIError(.unauthorized, "unauthorized", refusal.description, headers: challenge)
+            case .revoked: throw APIError(.forbidden, "key_revoked", refusal.description)
+            }
         }
-        guard !record.isRevoked else {
-            throw APIError(.forbidden, "key_revoked", "API key '\(record.name)' was revoked")
-        }
-        return record.id
     }
 }

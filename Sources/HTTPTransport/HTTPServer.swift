@@ -1,5 +1,6 @@
-// The socket server: one poll() loop owns every connection that is reading, a worker pool runs handlers and
-// writes responses, and connections pass between them. Slow clients only ever cost a poll slot, never a thread.
+// The socket server: one poll() loop owns every connection that is reading, a pool of handler threads runs
+// handlers and writes responses, and connections pass between them. Slow clients only ever cost a poll slot,
+// never a thread. Timeouts are decided on a `ServerClock`; what happens is reported as `HTTPServerEvent`s.
 import Foundation
 import Logging
 #if canImport(Glibc)
@@ -11,7 +12,8 @@ public struct HTTPServerConfiguration: Sendable {
     public var host = "127.0.0.1"
     public var port: UInt16 = 8080
     public var maxConnections = 1024
-    public var workerThreads = 8
+    /// Threads that run handlers and write responses.
+    public var handlerThreads = 8
     /// A keep-alive connection with no request in progress is closed after this long.
     public var idleTimeout: Double = 30
     /// Time allowed from a request's first byte to the end of its head; not extended by trickled bytes.
@@ -27,13 +29,30 @@ public struct HTTPServerConfiguration: Sendable {
     public init() {}
 }
 
+/// What the connection loop did, reported to the `events` observer on the loop's thread (it must be quick):
+/// for logs, and for tests that wait for the event they expect instead of for time to pass. A peer is the
+/// client's address as `HOST:PORT` (`[HOST]:PORT` for IPv6).
+public enum HTTPServerEvent: Sendable, Equatable {
+    /// A connection was accepted; its idle timeout runs from now.
+    case accepted(peer: String)
+    /// The loop has read `total` bytes from `peer` since it connected, and acted on them (parsed them,
+    /// handed a complete request over, set the next timeout).
+    case received(peer: String, total: Int)
+    /// The server closed the connection, or found it closed by the peer.
+    case closed(peer: String)
+    /// The listening socket is closed (shutdown began): new connections are refused from now on.
+    case listenerClosed
+}
+
 /// A socket-based HTTP/1.1 server. `start()` binds and returns; `shutdown()` stops accepting, finishes what is
 /// in progress, and `wait()` returns once every connection is closed.
-public final class HTTPServer: @unchecked Sendable {
+public final class HTTPServer<Application: HTTPApplication>: @unchecked Sendable {
     public let configuration: HTTPServerConfiguration
-    private let application: HTTPApplication
+    private let application: Application
+    private let clock: ServerClock
+    private let events: (@Sendable (HTTPServerEvent) -> Void)?
     private let logger: Logger
-    private let workers: WorkerPool
+    private let handlers: HandlerThreadPool
     private var listener: Int32 = -1
     private var wakeRead: Int32 = -1
     private var wakeWrite: Int32 = -1
@@ -41,21 +60,24 @@ public final class HTTPServer: @unchecked Sendable {
     public private(set) var port: UInt16 = 0
 
     // Owned by the loop thread.
-    private var connections: [Int32: Connection] = [:]
+    private var connections: [Int32: Connection<Application.Body>] = [:]
     private var shutdownDeadline: Double?
 
-    // Shared between the loop and the workers, under `lock`.
+    // Shared between the loop and the handler threads, under `lock`.
     private let lock = NSLock()
-    private var returned: [(Connection, Bool)] = []
+    private var returned: [(Connection<Application.Body>, Bool)] = []
     private var shutdownRequested = false
     private let finished = DispatchSemaphore(value: 0)
 
-    public init(configuration: HTTPServerConfiguration, application: HTTPApplication,
-                logger: Logger = Logger(label: "dynstereo.http")) {
+    /// `clock` decides the idle, head, body-stall and shutdown timeouts; `events` hears what the loop does.
+    public init(configuration: HTTPServerConfiguration, application: Application, clock: ServerClock = MonotonicClock(),
+                events: (@Sendable (HTTPServerEvent) -> Void)? = nil, logger: Logger = Logger(label: "dynstereo.http")) {
         self.configuration = configuration
         self.application = application
+        self.clock = clock
+        self.events = events
         self.logger = logger
-        workers = WorkerPool(count: configuration.workerThreads, name: "http-worker")
+        handlers = HandlerThreadPool(count: configuration.handlerThreads, name: "http-handler")
     }
 
     /// Binds the listening socket and starts the loop thread.
@@ -71,6 +93,7 @@ public final class HTTPServer: @unchecked Sendable {
         wakeWrite = pipeFDs[1]
         try Socket.setNonBlocking(wakeRead)
         try Socket.setNonBlocking(wakeWrite)
+        clock.attach { [self] in wake() }
         let thread = Thread { [self] in loop() }
         thread.name = "http-loop"
         thread.start()
@@ -88,8 +111,8 @@ public final class HTTPServer: @unchecked Sendable {
     /// Blocks until the server has shut down and every connection is closed.
     public func wait() {
         finished.wait()
-        workers.stop()
-        // No worker runs any more, so descriptors a worker could still have used (the wake pipe, connections
+        handlers.stop()
+        // No handler runs any more, so descriptors a handler could still have used (the wake pipe, connections
         // it held past the grace period) can be closed without racing a reuse of their numbers.
         takeReturnedConnections()
         for connection in connections.values { close(connection) }
@@ -112,7 +135,7 @@ public final class HTTPServer: @unchecked Sendable {
             lock.lock()
             let stopping = shutdownRequested
             lock.unlock()
-            let now = Self.now()
+            let now = clock.now()
             if stopping && shutdownDeadline == nil { beginShutdown(now: now) }
             if let deadline = shutdownDeadline {
                 if connections.isEmpty || now >= deadline + configuration.writeTimeout { break }
@@ -129,12 +152,12 @@ public final class HTTPServer: @unchecked Sendable {
             }
             var nextDeadline = connections.values.compactMap { $0.state == .reading ? $0.deadline : nil }.min()
             if let deadline = shutdownDeadline {
-                // Wake for the cut, then for the final give-up; returning workers wake the loop themselves.
+                // Wake for the cut, then for the final give-up; returning handlers wake the loop themselves.
                 let wakeAt = now < deadline ? deadline : deadline + configuration.writeTimeout
                 nextDeadline = min(nextDeadline ?? wakeAt, wakeAt)
             }
-            let waitSeconds = min(1.0, max(0, (nextDeadline ?? now + 1) - now))
-            let ready = poll(&descriptors, nfds_t(descriptors.count), Int32(waitSeconds * 1000) + 1)
+            let timeout = clock.pollTimeout(now: now, deadline: nextDeadline)
+            let ready = poll(&descriptors, nfds_t(descriptors.count), timeout)
             if ready < 0 {
                 if errno == EINTR { continue }
                 logger.error("poll failed", metadata: ["errno": "\(errno)"])
@@ -153,6 +176,7 @@ public final class HTTPServer: @unchecked Sendable {
         }
         if listener >= 0 { Glibc.close(listener) }
         listener = -1
+        clock.detach()
         finished.signal()
     }
 
@@ -161,17 +185,20 @@ public final class HTTPServer: @unchecked Sendable {
         if listener >= 0 {
             Glibc.close(listener)
             listener = -1
+            events?(.listenerClosed)
         }
-        // Idle keep-alive connections have nothing in progress: close them now.
-        for connection in connections.values where connection.state == .reading && connection.parser.isAtMessageBoundary {
+        // Idle keep-alive connections have nothing in progress: close them now. Bytes that reached the socket
+        // but not yet the parser are a request the client already began, so their connection is not idle.
+        for connection in connections.values
+        where connection.state == .reading && connection.parser.isAtMessageBoundary && !Socket.hasUnreadBytes(connection.fd) {
             close(connection)
         }
         logger.info("shutting down", metadata: ["open_connections": "\(connections.count)"])
     }
 
-    /// The grace period is over: reading connections are closed; those a worker holds are shut down, which
-    /// fails the worker's next write at once, and are closed when the worker hands them back. Closing those
-    /// here would free their descriptor numbers for reuse while a worker may still write to them.
+    /// The grace period is over: reading connections are closed; those a handler holds are shut down, which
+    /// fails the handler's next write at once, and are closed when the handler hands them back. Closing those
+    /// here would free their descriptor numbers for reuse while a handler may still write to them.
     private func cutConnections() {
         for connection in connections.values {
             switch connection.state {
@@ -188,8 +215,7 @@ public final class HTTPServer: @unchecked Sendable {
 
     private func acceptAll() {
         while connections.count < configuration.maxConnections {
-            let fd = accept(listener, nil, nil)
-            if fd < 0 { return }
+            guard let (fd, peer) = Socket.accept(listener) else { return }
             do {
                 try Socket.setNonBlocking(fd)
             } catch {
@@ -197,13 +223,14 @@ public final class HTTPServer: @unchecked Sendable {
                 continue
             }
             Socket.setNoDelay(fd)
-            let connection = Connection(fd: fd, limits: configuration.parserLimits)
-            connection.deadline = Self.now() + configuration.idleTimeout
+            let connection = Connection<Application.Body>(fd: fd, peer: peer, limits: configuration.parserLimits)
+            connection.deadline = clock.now() + configuration.idleTimeout
             connections[fd] = connection
+            events?(.accepted(peer: peer.description))
         }
     }
 
-    private func readFrom(_ connection: Connection, buffer: inout [UInt8]) {
+    private func readFrom(_ connection: Connection<Application.Body>, buffer: inout [UInt8]) {
         let count = buffer.withUnsafeMutableBytes { recv(connection.fd, $0.baseAddress, $0.count, 0) }
         if count < 0 {
             if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { return }
@@ -222,16 +249,18 @@ public final class HTTPServer: @unchecked Sendable {
         }
         let wasAtBoundary = connection.parser.isAtMessageBoundary
         connection.parser.receive(buffer[0..<count])
-        let now = Self.now()
+        connection.receivedBytes += count
+        let now = clock.now()
         if wasAtBoundary { connection.deadline = now + configuration.headTimeout }
         drive(connection)
         if connection.state == .reading && connection.parser.isInBody {
             connection.deadline = now + configuration.bodyStallTimeout
         }
+        events?(.received(peer: connection.peer.description, total: connection.receivedBytes))
     }
 
-    /// Pulls parser events until the parser needs more bytes or the connection is handed to a worker.
-    private func drive(_ connection: Connection) {
+    /// Pulls parser events until the parser needs more bytes or the connection is handed to a handler.
+    private func drive(_ connection: Connection<Application.Body>) {
         while connection.state == .reading, let event = connection.parser.next() {
             switch event {
             case let .head(head):
@@ -266,9 +295,7 @@ public final class HTTPServer: @unchecked Sendable {
                     try sink.write(bytes)
                 } catch {
                     sink.discard()
-                    var response = application.response(for: error)
-                    response.closeConnection = true
-                    dispatch(connection, response: response)
+                    dispatch(connection, response: refusal(error))
                     return
                 }
             case .end:
@@ -277,43 +304,54 @@ public final class HTTPServer: @unchecked Sendable {
                     dispatch(connection, response: response)
                     return
                 }
-                let sink = connection.sink
+                // Every head either got a refusal (answered above) or a sink: `prepare` returns one of the two.
+                guard let sink = connection.sink, let head = connection.head else {
+                    preconditionFailure("a message ended without a head or a body sink")
+                }
                 connection.sink = nil
-                let body: RequestBody
+                let body: Application.Body
                 do {
-                    body = try sink?.finish() ?? .none
+                    body = try sink.finish()
                 } catch {
-                    sink?.discard()
-                    var response = application.response(for: error)
-                    response.closeConnection = true
-                    dispatch(connection, response: response)
+                    sink.discard()
+                    dispatch(connection, response: refusal(error))
                     return
                 }
-                guard let head = connection.head else { preconditionFailure("a message ended without a head") }
                 connection.state = .processing
                 let application = self.application
-                workers.submit { [self] in
-                    let response = application.respond(to: HTTPRequest(head: head, body: body))
+                // The handler drops the request before writing the response, so whatever its body holds (an
+                // upload's temp files) is released by the time the client reads the answer.
+                let pending = PendingRequest(HTTPRequest(head: head, body: body))
+                handlers.submit { [self] in
+                    let response = application.respond(to: pending.take())
                     finish(connection, response: response)
                 }
                 return
             case let .error(error):
                 connection.sink?.discard()
                 connection.sink = nil
-                dispatch(connection, response: error.response)
+                dispatch(connection, response: refusal(HTTPTransportError.malformed(error)))
                 return
             }
         }
     }
 
-    /// Hands a ready response to a worker for writing.
-    private func dispatch(_ connection: Connection, response: HTTPResponse) {
-        connection.state = .processing
-        workers.submit { [self] in finish(connection, response: response) }
+    /// The application's response for an error that ends the request; the connection is closed after it, since
+    /// the rest of the request stream can no longer be trusted.
+    private func refusal(_ error: Error) -> HTTPResponse {
+        var response = application.response(for: error)
+        response.closeConnection = true
+        return response
     }
 
-    /// On a worker: writes the response, then returns the connection to the loop or closes it.
-    private func finish(_ connection: Connection, response: HTTPResponse) {
+    /// Hands a ready response to a handler thread for writing.
+    private func dispatch(_ connection: Connection<Application.Body>, response: HTTPResponse) {
+        connection.state = .processing
+        handlers.submit { [self] in finish(connection, response: response) }
+    }
+
+    /// On a handler thread: writes the response, then returns the connection to the loop or closes it.
+    private func finish(_ connection: Connection<Application.Body>, response: HTTPResponse) {
         let head = connection.head
         lock.lock()
         let draining = shutdownRequested
@@ -349,7 +387,7 @@ public final class HTTPServer: @unchecked Sendable {
             connection.state = .reading
             connection.head = nil
             connection.parser.bodyLimit = 0
-            let now = Self.now()
+            let now = clock.now()
             connection.deadline = now + (connection.parser.isAtMessageBoundary ? configuration.idleTimeout : configuration.headTimeout)
             // A pipelined request may already be buffered.
             drive(connection)
@@ -363,46 +401,56 @@ public final class HTTPServer: @unchecked Sendable {
             if connection.parser.isAtMessageBoundary {
                 close(connection)
             } else {
-                let error = APIError(.requestTimeout, "request_timeout", "the request was not received in time")
-                var response = error.response
-                response.closeConnection = true
-                dispatch(connection, response: response)
+                dispatch(connection, response: refusal(HTTPTransportError.requestTimeout))
             }
         }
     }
 
-    private func close(_ connection: Connection) {
+    private func close(_ connection: Connection<Application.Body>) {
         connection.sink?.discard()
         connection.sink = nil
         connections.removeValue(forKey: connection.fd)
         Glibc.close(connection.fd)
         connection.state = .closed
-    }
-
-    static func now() -> Double {
-        var spec = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &spec)
-        return Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
+        events?(.closed(peer: connection.peer.description))
     }
 }
 
-/// One client connection; owned by the loop while reading, by one worker while a request is handled.
-final class Connection {
+/// A request on its way to a handler thread, which takes it out so nothing else keeps its body alive.
+private final class PendingRequest<Body>: @unchecked Sendable {
+    private var request: HTTPRequest<Body>?
+
+    init(_ request: HTTPRequest<Body>) { self.request = request }
+
+    /// The request, handed out once (one handler runs it).
+    func take() -> HTTPRequest<Body> {
+        guard let request else { preconditionFailure("a request was handed to two handlers") }
+        self.request = nil
+        return request
+    }
+}
+
+/// One client connection; owned by the loop while reading, by one handler thread while a request is handled.
+final class Connection<Body> {
     enum State { case reading, processing, closed }
 
     let fd: Int32
+    let peer: PeerAddress
     var state = State.reading
     var parser: HTTPRequestParser
     var head: HTTPRequestHead?
-    var sink: RequestBodySink?
+    var sink: (any RequestBodySink<Body>)?
+    /// Bytes read from the peer since it connected (reported in `HTTPServerEvent.received`).
+    var receivedBytes = 0
     /// A refusal decided from a body-less head, sent once the parser confirms the message ended.
     var pendingResponse: HTTPResponse?
     var deadline: Double = 0
-    /// Shut down at the end of the shutdown grace period, awaiting its worker.
+    /// Shut down at the end of the shutdown grace period, awaiting its handler.
     var cut = false
 
-    init(fd: Int32, limits: HTTPParserLimits) {
+    init(fd: Int32, peer: PeerAddress, limits: HTTPParserLimits) {
         self.fd = fd
+        self.peer = peer
         parser = HTTPRequestParser(limits: limits)
     }
 }

@@ -3,10 +3,10 @@
 import COpenSSL
 
 /// An incremental SHA-256 hasher over one libcrypto digest context. Not thread-safe; one per stream.
-final class SHA256 {
+public final class SHA256 {
     private let context: OpaquePointer
 
-    init() {
+    public init() {
         // Both calls fail only when memory is exhausted or libcrypto lacks SHA-256 (a broken install):
         // nothing a caller could recover from.
         guard let context = EVP_MD_CTX_new() else { preconditionFailure("libcrypto: EVP_MD_CTX_new failed") }
@@ -19,7 +19,7 @@ final class SHA256 {
 
     deinit { EVP_MD_CTX_free(context) }
 
-    func update<Bytes: Collection>(_ bytes: Bytes) where Bytes.Element == UInt8 {
+    public func update<Bytes: Collection>(_ bytes: Bytes) where Bytes.Element == UInt8 {
         let done = bytes.withContiguousStorageIfAvailable { buffer in
             EVP_DigestUpdate(context, buffer.baseAddress, buffer.count)
         }
@@ -28,7 +28,7 @@ final class SHA256 {
     }
 
     /// The digest in lowercase hex; the hasher must not be used afterwards.
-    func finalizeHex() -> String {
+    public func finalizeHex() -> String {
         var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
         var length: UInt32 = 0
         precondition(EVP_DigestFinal_ex(context, &digest, &length) == 1 && length == 32, "libcrypto: EVP_DigestFinal_ex failed")

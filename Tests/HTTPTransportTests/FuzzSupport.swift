@@ -1,5 +1,5 @@
 // Deterministic randomness and event transcripts shared by the parser tests and their fuzz loops.
-@testable import HTTPServer
+@testable import HTTPTransport
 import TestSupport
 
 /// Cuts `bytes` into pieces at random points (possibly empty pieces, possibly one byte each).

@@ -1,46 +1,61 @@
 // A blocking socket client for the server tests: sends exact bytes and reads exact responses, so framing,
 // keep-alive and connection closes can be asserted byte for byte.
 import Foundation
-import XCTest
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// One response as read off the wire.
-struct RawResponse {
-    var status: Int
-    var headers: [(String, String)]
-    var body: [UInt8]
+public struct RawResponse {
+    public var status: Int
+    public var headers: [(String, String)]
+    public var body: [UInt8]
 
-    func header(_ name: String) -> String? {
+    public func header(_ name: String) -> String? {
         headers.first { $0.0.caseInsensitiveCompare(name) == .orderedSame }?.1
     }
 
-    var text: String { String(decoding: body, as: UTF8.self) }
+    public var text: String { String(decoding: body, as: UTF8.self) }
 
     /// The `code` of a JSON error body.
-    var errorCode: String? {
+    public var errorCode: String? {
         guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
               let error = object["error"] as? [String: Any] else { return nil }
         return error["code"] as? String
     }
 
-    var json: [String: Any] {
+    public var json: [String: Any] {
         (try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any]) ?? [:]
     }
 }
 
-struct ClientError: Error, CustomStringConvertible {
-    let description: String
+public struct ClientError: Error, CustomStringConvertible {
+    public let description: String
+
+    public init(description: String) { self.description = description }
 }
 
-/// A TCP connection to the server under test.
-final class RawClient {
-    let fd: Int32
+/// A TCP connection to the server under test. Its receive timeout only keeps a broken server from hanging
+/// the test run; no test relies on it passing.
+public final class RawClient {
+    public let fd: Int32
     private var buffer: [UInt8] = []
 
-    init(port: UInt16, timeout: Double = 10) throws {
+    /// Connects to `127.0.0.1:port`, from `source` (another loopback address such as `127.0.0.7`) when given.
+    public init(port: UInt16, source: String? = nil, timeout: Double = 10) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        if let source {
+            var local = sockaddr_in()
+            local.sin_family = sa_family_t(AF_INET)
+            local.sin_addr.s_addr = inet_addr(source)
+            let bound = withUnsafePointer(to: &local) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard bound == 0 else {
+                close(fd)
+                throw ClientError(description: "bind \(source) failed: \(String(cString: strerror(errno)))")
+            }
+        }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = port.bigEndian
@@ -58,9 +73,22 @@ final class RawClient {
 
     deinit { close(fd) }
 
-    func send(_ text: String) throws { try send(Array(text.utf8)) }
+    /// This end's address as the server sees it, `HOST:PORT` (what `HTTPServerEvent` names the peer by).
+    public var localAddress: String {
+        var address = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        var text = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
+        var raw = address.sin_addr
+        inet_ntop(AF_INET, &raw, &text, socklen_t(text.count))
+        return "\(String(cString: text)):\(UInt16(bigEndian: address.sin_port))"
+    }
 
-    func send(_ bytes: [UInt8]) throws {
+    public func send(_ text: String) throws { try send(Array(text.utf8)) }
+
+    public func send(_ bytes: [UInt8]) throws {
         var offset = 0
         while offset < bytes.count {
             let written = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -104,7 +132,7 @@ final class RawClient {
     }
 
     /// Reads one response, including interim 1xx responses when `skipInterim` is false.
-    func response(skipInterim: Bool = true, headRequest: Bool = false) throws -> RawResponse {
+    public func response(skipInterim: Bool = true, headRequest: Bool = false) throws -> RawResponse {
         while true {
             let statusLine = try line()
             let parts = statusLine.split(separator: " ", maxSplits: 2)
@@ -145,32 +173,42 @@ final class RawClient {
         }
     }
 
-    /// True when the server has closed the connection (nothing more arrives).
-    func isClosedByServer() -> Bool {
+    /// True when the server has closed the connection (nothing more arrives). Blocks until it knows.
+    public func isClosedByServer() -> Bool {
         guard buffer.isEmpty else { return false }
         return (try? fill()) == false
+    }
+
+    /// True when, right now, nothing has arrived from the server: no bytes and no close. Never blocks; use it
+    /// only where the server has provably not acted yet (a timeout its clock has not reached).
+    public func hasReceivedNothing() -> Bool {
+        guard buffer.isEmpty else { return false }
+        var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        return poll(&descriptor, 1, 0) == 0
     }
 }
 
 /// Builds a multipart/form-data body.
-struct MultipartBody {
-    let boundary = "----rawclient\(UInt32.random(in: 0...UInt32.max))"
-    var bytes: [UInt8] = []
+public struct MultipartBody {
+    public let boundary = "----rawclient\(UInt32.random(in: 0...UInt32.max))"
+    public var bytes: [UInt8] = []
 
-    mutating func file(_ name: String, filename: String, _ content: [UInt8]) {
+    public init() {}
+
+    public mutating func file(_ name: String, filename: String, _ content: [UInt8]) {
         bytes += Array("--\(boundary)\r\nContent-Disposition: form-data; name=\"\(name)\"; filename=\"\(filename)\"\r\nContent-Type: application/x-tar\r\n\r\n".utf8)
         bytes += content + [13, 10]
     }
 
-    mutating func field(_ name: String, _ value: String) {
+    public mutating func field(_ name: String, _ value: String) {
         bytes += Array("--\(boundary)\r\nContent-Disposition: form-data; name=\"\(name)\"\r\n\r\n\(value)\r\n".utf8)
     }
 
-    func finished() -> [UInt8] { bytes + Array("--\(boundary)--\r\n".utf8) }
-    var contentType: String { "multipart/form-data; boundary=\(boundary)" }
+    public func finished() -> [UInt8] { bytes + Array("--\(boundary)--\r\n".utf8) }
+    public var contentType: String { "multipart/form-data; boundary=\(boundary)" }
 
     /// A whole POST /jobs request.
-    func request(headers: [String] = []) -> [UInt8] {
+    public func request(headers: [String] = []) -> [UInt8] {
         let body = finished()
         let head = (["POST /jobs HTTP/1.1", "Host: test", "Content-Type: \(contentType)", "Content-Length: \(body.count)"] + headers)
             .joined(separator: "\r\n") + "\r\n\r\n"
