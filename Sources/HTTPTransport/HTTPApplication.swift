@@ -61,11 +61,14 @@ public enum HTTPTransportError: Error, Equatable, CustomStringConvertible {
     case malformed(HTTPParseError)
     /// The head did not arrive within the head timeout, or the body stalled past the body-stall timeout.
     case requestTimeout
+    /// No connection slot is free and none is idle to make room (see `maxConnections`).
+    case overloaded
 
     public var status: HTTPStatus {
         switch self {
         case let .malformed(error): return error.status
         case .requestTimeout: return .requestTimeout
+        case .overloaded: return .unavailable
         }
     }
 
@@ -74,6 +77,7 @@ public enum HTTPTransportError: Error, Equatable, CustomStringConvertible {
         switch self {
         case let .malformed(error): return error.code
         case .requestTimeout: return "request_timeout"
+        case .overloaded: return "server_busy"
         }
     }
 
@@ -81,6 +85,7 @@ public enum HTTPTransportError: Error, Equatable, CustomStringConvertible {
         switch self {
         case let .malformed(error): return error.description
         case .requestTimeout: return "the request was not received in time"
+        case .overloaded: return "the server has no free connection; try again shortly"
         }
     }
 }

@@ -11,7 +11,13 @@ import Glibc
 public struct HTTPServerConfiguration: Sendable {
     public var host = "127.0.0.1"
     public var port: UInt16 = 8080
+    /// Most open connections. At the cap the longest-idle keep-alive connection is closed to admit a new one;
+    /// with none idle (every connection in a request), the newcomer is answered 503 at once.
     public var maxConnections = 1024
+    /// Most open connections from one client address, so that one client cannot take every slot; past it the
+    /// address's own longest-idle connection makes room (or 503). Behind a proxy every client shares the
+    /// proxy's address, and the proxy's own limits are what apply.
+    public var maxConnectionsPerAddress = 256
     /// Threads that run handlers and write responses.
     public var handlerThreads = 8
     /// A keep-alive connection with no request in progress is closed after this long.
@@ -42,6 +48,9 @@ public enum HTTPServerEvent: Sendable, Equatable {
     case closed(peer: String)
     /// The listening socket is closed (shutdown began): new connections are refused from now on.
     case listenerClosed
+    /// A new connection was answered 503 and closed at once: the cap (overall or for its address) was
+    /// reached and no connection was idle to make room.
+    case refused(peer: String)
 }
 
 /// A socket-based HTTP/1.1 server. `start()` binds and returns; `shutdown()` stops accepting, finishes what is
@@ -61,6 +70,10 @@ public final class HTTPServer<Application: HTTPApplication>: @unchecked Sendable
 
     // Owned by the loop thread.
     private var connections: [Int32: Connection<Application.Body>] = [:]
+    /// Open connections per client host, for `maxConnectionsPerAddress`.
+    private var connectionsPerHost: [String: Int] = [:]
+    /// Counts connections becoming idle; the smallest stamp among idle connections is the longest idle.
+    private var idleStamps: UInt64 = 0
     private var shutdownDeadline: Double?
 
     // Shared between the loop and the handler threads, under `lock`.
@@ -84,6 +97,7 @@ public final class HTTPServer<Application: HTTPApplication>: @unchecked Sendable
     public func start() throws {
         // A peer that disappears mid-write must produce EPIPE, not kill the process.
         signal(SIGPIPE, SIG_IGN)
+        raiseDescriptorLimit()
         let bound = try Socket.listen(host: configuration.host, port: configuration.port)
         listener = bound.fd
         port = bound.port
@@ -145,8 +159,8 @@ public final class HTTPServer<Application: HTTPApplication>: @unchecked Sendable
 
             descriptors.removeAll(keepingCapacity: true)
             descriptors.append(pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0))
-            let accepting = listener >= 0 && connections.count < configuration.maxConnections
-            if accepting { descriptors.append(pollfd(fd: listener, events: Int16(POLLIN), revents: 0)) }
+            // Polled even at the cap: a newcomer then takes the slot of the longest-idle connection.
+            if listener >= 0 { descriptors.append(pollfd(fd: listener, events: Int16(POLLIN), revents: 0)) }
             for connection in connections.values where connection.state == .reading {
                 descriptors.append(pollfd(fd: connection.fd, events: Int16(POLLIN), revents: 0))
             }
@@ -214,7 +228,8 @@ public final class HTTPServer<Application: HTTPApplication>: @unchecked Sendable
     }
 
     private func acceptAll() {
-        while connections.count < configuration.maxConnections {
+        // A bounded batch, so that a flood of connections cannot keep the loop from the ones it has.
+        for _ in 0..<256 {
             guard let (fd, peer) = Socket.accept(listener) else { return }
             do {
                 try Socket.setNonBlocking(fd)
@@ -222,11 +237,78 @@ public final class HTTPServer<Application: HTTPApplication>: @unchecked Sendable
                 Glibc.close(fd)
                 continue
             }
+            // Room is made first within the address's own connections, then among all.
+            if connectionsPerHost[peer.host, default: 0] >= configuration.maxConnectionsPerAddress,
+               !closeLongestIdle(where: { $0.peer.host == peer.host }) {
+                refuse(fd, peer: peer)
+                continue
+            }
+            if connections.count >= configuration.maxConnections, !closeLongestIdle(where: { _ in true }) {
+                refuse(fd, peer: peer)
+                continue
+            }
             Socket.setNoDelay(fd)
             let connection = Connection<Application.Body>(fd: fd, peer: peer, limits: configuration.parserLimits)
             connection.deadline = clock.now() + configuration.idleTimeout
+            markIdle(connection)
             connections[fd] = connection
+            connectionsPerHost[peer.host, default: 0] += 1
             events?(.accepted(peer: peer.description))
+        }
+    }
+
+    private func markIdle(_ connection: Connection<Application.Body>) {
+        idleStamps += 1
+        connection.idleStamp = idleStamps
+    }
+
+    /// Closes the longest-idle keep-alive connection among those `matching`: one the loop holds between
+    /// requests, with no byte of a next request received. False when there is none.
+    private func closeLongestIdle(where matching: (Connection<Application.Body>) -> Bool) -> Bool {
+        var busy = Set<Int32>()
+        while true {
+            var oldest: Connection<Application.Body>?
+            for connection in connections.values
+            where connection.state == .reading && connection.parser.isAtMessageBoundary && !busy.contains(connection.fd)
+                && matching(connection) {
+                if connection.idleStamp < oldest?.idleStamp ?? .max { oldest = connection }
+            }
+            guard let oldest else { return false }
+            // Bytes in the socket that the loop has not read yet are a request begun: not idle after all.
+            if Socket.hasUnreadBytes(oldest.fd) {
+                busy.insert(oldest.fd)
+                continue
+            }
+            logger.debug("closing the longest-idle connection to admit a new one", metadata: ["peer": "\(oldest.peer)"])
+            close(oldest)
+            return true
+        }
+    }
+
+    /// Answers a connection there is no room for with the application's 503 and closes it, from the loop: a
+    /// new socket's send buffer is empty, so the small write completes at once or is given up (timeout 0).
+    private func refuse(_ fd: Int32, peer: PeerAddress) {
+        var response = application.response(for: HTTPTransportError.overloaded)
+        response.closeConnection = true
+        try? ResponseWriter(fd: fd, timeout: 0).write(response, minorVersion: 1, keepAlive: false)
+        application.responded(to: nil, status: response.status)
+        // Whatever the client already sent is read first: closing with unread bytes would reset the
+        // connection and could destroy the 503 before the client reads it.
+        Socket.drain(fd)
+        Glibc.close(fd)
+        events?(.refused(peer: peer.description))
+    }
+
+    /// Lets the process hold `maxConnections` sockets (plus the listener, the wake pipe and what handlers
+    /// open): the soft descriptor limit is raised toward the hard one when it is lower.
+    private func raiseDescriptorLimit() {
+        let needed = rlim_t(configuration.maxConnections + configuration.handlerThreads + 64)
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < needed else { return }
+        limit.rlim_cur = min(needed, limit.rlim_max)
+        if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) != 0 || limit.rlim_cur < needed {
+            logger.warning("the descriptor limit is below --max-connections", metadata: [
+                "limit": "\(limit.rlim_cur)", "needed": "\(needed)"])
         }
     }
 
@@ -380,13 +462,18 @@ public final class HTTPServer<Application: HTTPApplication>: @unchecked Sendable
         returned.removeAll()
         lock.unlock()
         for (connection, reusable) in batch {
-            guard reusable && shutdownDeadline == nil else {
+            // While draining, a connection handed back is idle unless its client has begun another request
+            // (bytes buffered or waiting in the socket): that one is finished, as at the start of shutdown.
+            let idleWhileDraining = shutdownDeadline != nil && connection.parser.isAtMessageBoundary
+                && !Socket.hasUnreadBytes(connection.fd)
+            guard reusable && !idleWhileDraining else {
                 close(connection)
                 continue
             }
             connection.state = .reading
             connection.head = nil
             connection.parser.bodyLimit = 0
+            markIdle(connection)
             let now = clock.now()
             connection.deadline = now + (connection.parser.isAtMessageBoundary ? configuration.idleTimeout : configuration.headTimeout)
             // A pipelined request may already be buffered.
@@ -410,6 +497,8 @@ public final class HTTPServer<Application: HTTPApplication>: @unchecked Sendable
         connection.sink?.discard()
         connection.sink = nil
         connections.removeValue(forKey: connection.fd)
+        let host = connection.peer.host
+        if let count = connectionsPerHost[host] { connectionsPerHost[host] = count > 1 ? count - 1 : nil }
         Glibc.close(connection.fd)
         connection.state = .closed
         events?(.closed(peer: connection.peer.description))
@@ -442,6 +531,8 @@ final class Connection<Body> {
     var sink: (any RequestBodySink<Body>)?
     /// Bytes read from the peer since it connected (reported in `HTTPServerEvent.received`).
     var receivedBytes = 0
+    /// When the connection last became idle, as a count (see `HTTPServer.idleStamps`).
+    var idleStamp: UInt64 = 0
     /// A refusal decided from a body-less head, sent once the parser confirms the message ended.
     var pendingResponse: HTTPResponse?
     var deadline: Double = 0

@@ -64,6 +64,15 @@ enum Socket {
         }
     }
 
+    /// Reads and drops what a non-blocking socket has received so far (at most 64 KiB).
+    static func drain(_ fd: Int32) {
+        var scratch = [UInt8](repeating: 0, count: 16 * 1024)
+        for _ in 0..<4 {
+            let count = scratch.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if count <= 0 { return }
+        }
+    }
+
     /// Whether bytes wait in the socket's receive buffer that nobody has read yet.
     static func hasUnreadBytes(_ fd: Int32) -> Bool {
         var count: Int32 = 0

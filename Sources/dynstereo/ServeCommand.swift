@@ -46,14 +46,19 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Threads that run handlers and write responses.")
     var threads = 8
 
-    @Option(help: "Most simultaneous connections.")
+    @Option(help: ArgumentHelp("Most simultaneous connections.",
+                               discussion: "At the cap the longest-idle keep-alive connection is closed to admit a new one; with none idle, a newcomer is answered 503."))
     var maxConnections = 1024
+
+    @Option(help: ArgumentHelp("Most simultaneous connections from one client address.",
+                               discussion: "Past it, that address's longest-idle connection makes room. Behind a proxy every client shares the proxy's address."))
+    var maxConnectionsPerAddress = 256
 
     @Flag(help: "Do not apply pending migrations at start.")
     var skipMigrations = false
 
     func validate() throws {
-        guard maxUploadMb > 0, maxFrames > 0, maxPixels > 0, threads > 0, maxConnections > 0 else {
+        guard maxUploadMb > 0, maxFrames > 0, maxPixels > 0, threads > 0, maxConnections > 0, maxConnectionsPerAddress > 0 else {
             throw ValidationError("limits and counts must be positive")
         }
         guard maxQueuedJobsPerKey >= 0, maxUploadBytesPerDayPerKey >= 0 else {
@@ -73,6 +78,7 @@ struct ServeCommand: ParsableCommand {
         (server.host, server.port) = try Self.hostPort(listen)
         server.handlerThreads = threads
         server.maxConnections = maxConnections
+        server.maxConnectionsPerAddress = maxConnectionsPerAddress
         var api = JobsAPIConfiguration()
         api.uploadDirectory = URL(fileURLWithPath: uploadDir)
         api.maxUploadBytes = maxUploadMb << 20

@@ -107,10 +107,13 @@ public final class ServerEventLog: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         let guardTime = Date(timeIntervalSinceNow: hangGuardSeconds)
-        while !events.contains(where: predicate) {
+        // Each event is looked at once, however many arrive while waiting.
+        var checked = 0
+        while true {
+            if events[checked...].contains(where: predicate) { return true }
+            checked = events.count
             if !condition.wait(until: guardTime) { return false }
         }
-        return true
     }
 
     public func wait(for event: HTTPServerEvent) -> Bool { wait { $0 == event } }

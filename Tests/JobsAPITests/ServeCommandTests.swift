@@ -100,7 +100,10 @@ final class ServeCommandTests: XCTestCase {
 
     func testBadOptionsExitWithAMessage() throws {
         let binary = try BuiltProducts.dynstereo().path
-        let badListen = try TestDatabase.run(binary, ["serve", "--database", TestDatabase.serverURL, "--listen", "nowhere"])
+        // A schema of its own: the server's public schema may hold other branches' migrations.
+        let (url, schema) = try TestDatabase.makeSchema("http_badopts")
+        defer { TestDatabase.dropSchema(schema) }
+        let badListen = try TestDatabase.run(binary, ["serve", "--database", url, "--listen", "nowhere"])
         XCTAssertNotEqual(badListen.status, 0)
         XCTAssertTrue(badListen.output.contains("--listen must be HOST:PORT"), badListen.output)
         let noDatabase = try TestDatabase.run("/usr/bin/env", ["-u", "DATABASE_URL", binary, "serve"])
