@@ -23,7 +23,7 @@ private final class OKApplication: HTTPApplication, @unchecked Sendable {
 }
 
 final class ConnectionLimitTests: XCTestCase {
-    private let clock = ManualClock()
+    private let clock = ManualServerClock()
     private let events = ServerEventLog()
     private var server: HTTPServer<OKApplication>?
 

@@ -28,7 +28,7 @@ final class ShutdownTests: XCTestCase {
         configuration.port = 0
         configuration.handlerThreads = 2
         configuration.shutdownGrace = 0.2
-        let clock = ManualClock()
+        let clock = ManualServerClock()
         let events = ServerEventLog()
         let application = HeldApplication()
         let server = HTTPServer(configuration: configuration, application: application, clock: clock, events: events.record)

@@ -15,7 +15,7 @@ class ServerTestCase: XCTestCase {
     var serverConfiguration = HTTPServerConfiguration()
     var apiConfiguration = JobsAPIConfiguration()
     /// The server's time: it stands still unless a test advances it, so no timeout fires by itself.
-    let clock = ManualClock()
+    let serverClock = ManualServerClock()
     let events = ServerEventLog()
 
     override func setUpWithError() throws {
@@ -38,7 +38,7 @@ class ServerTestCase: XCTestCase {
 
     /// Starts a server for `application` with this test's configuration, clock and event log.
     func serve(_ application: JobsHTTPApplication) throws {
-        server = HTTPServer(configuration: serverConfiguration, application: application, clock: clock, events: events.record)
+        server = HTTPServer(configuration: serverConfiguration, application: application, clock: serverClock, events: events.record)
         try server.start()
     }
 
@@ -183,25 +183,25 @@ final class ServerTests: ServerTestCase {
         let partial = "GET /healthz HTTP/1.1\r\nHo"
         try slow.send(partial)
         XCTAssertTrue(events.waitUntilReceived(slow, bytes: partial.utf8.count))
-        let started = clock.now()
+        let started = serverClock.now()
         // Just short of the head timeout nothing is sent; at it, the 408 is.
-        XCTAssertTrue(clock.advance(by: serverConfiguration.headTimeout - 0.25))
+        XCTAssertTrue(serverClock.advance(by: serverConfiguration.headTimeout - 0.25))
         XCTAssertTrue(slow.hasReceivedNothing(), "answered before the head timeout")
-        XCTAssertTrue(clock.advance(by: 0.25))
+        XCTAssertTrue(serverClock.advance(by: 0.25))
         let response = try slow.response()
         XCTAssertEqual(response.status, 408)
         XCTAssertEqual(response.errorCode, "request_timeout")
-        XCTAssertLessThan(clock.now() - started, 5)
+        XCTAssertLessThan(serverClock.now() - started, 5)
         XCTAssertTrue(slow.isClosedByServer())
 
         let idle = try client()
         XCTAssertTrue(events.waitUntilAccepted(idle))
-        let idleStart = clock.now()
-        XCTAssertTrue(clock.advance(by: 1.5))
+        let idleStart = serverClock.now()
+        XCTAssertTrue(serverClock.advance(by: 1.5))
         XCTAssertTrue(idle.hasReceivedNothing(), "closed before 1.5 s of idleness")
-        XCTAssertTrue(clock.advance(by: serverConfiguration.idleTimeout - 1.5))
+        XCTAssertTrue(serverClock.advance(by: serverConfiguration.idleTimeout - 1.5))
         XCTAssertTrue(idle.isClosedByServer())
-        XCTAssertGreaterThanOrEqual(clock.now() - idleStart, 1.5)
+        XCTAssertGreaterThanOrEqual(serverClock.now() - idleStart, 1.5)
     }
 
     func testTrickledHeadStillTimesOut() throws {
@@ -211,15 +211,15 @@ final class ServerTests: ServerTestCase {
         let request = Array("GET /healthz HTTP/1.1\r\nHost: t\r\nX-Slow: aaaaaaaaaaaaaaaa\r\n\r\n".utf8)
         try slow.send([request[0]])
         XCTAssertTrue(events.waitUntilReceived(slow, bytes: 1))
-        let started = clock.now()
+        let started = serverClock.now()
         var sent = 1
-        while clock.now() + 0.25 < started + serverConfiguration.headTimeout {
-            XCTAssertTrue(clock.advance(by: 0.25))
+        while serverClock.now() + 0.25 < started + serverConfiguration.headTimeout {
+            XCTAssertTrue(serverClock.advance(by: 0.25))
             try slow.send([request[sent]])
             sent += 1
             XCTAssertTrue(events.waitUntilReceived(slow, bytes: sent))
         }
-        XCTAssertTrue(clock.advance(by: 0.25))
+        XCTAssertTrue(serverClock.advance(by: 0.25))
         XCTAssertLessThan(sent, request.count, "the head must still be incomplete")
         XCTAssertEqual(try slow.response().status, 408)
     }
@@ -241,12 +241,12 @@ final class ServerTests: ServerTestCase {
             slow.append(connection)
             XCTAssertTrue(events.waitUntilReceived(connection, bytes: partial.utf8.count))
         }
-        let started = clock.now()
+        let started = serverClock.now()
         for _ in 0..<20 {
             let (response, _) = try exchange("GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
             XCTAssertEqual(response.status, 200)
         }
-        XCTAssertEqual(clock.now(), started, "20 requests beside 300 stalled connections needed the server's clock to move")
+        XCTAssertEqual(serverClock.now(), started, "20 requests beside 300 stalled connections needed the server's clock to move")
         XCTAssertTrue(slow.allSatisfy { $0.hasReceivedNothing() }, "a stalled connection was answered or closed")
         withExtendedLifetime(slow) {}
     }
@@ -283,7 +283,7 @@ final class ServerTests: ServerTestCase {
         let partial = Array(request.prefix(request.count - 10))
         try connection.send(partial)
         XCTAssertTrue(events.waitUntilReceived(connection, bytes: partial.count))
-        XCTAssertTrue(clock.advance(by: serverConfiguration.bodyStallTimeout))
+        XCTAssertTrue(serverClock.advance(by: serverConfiguration.bodyStallTimeout))
         XCTAssertEqual(try connection.response().status, 408)
         XCTAssertEqual(uploadFiles(in: uploads), [])
     }

@@ -20,7 +20,7 @@ public func returns(_ body: @escaping @Sendable () -> Void) -> Bool {
 
 /// A `ServerClock` that stands still until `advance(by:)`. The loop never sleeps on it for a timeout: it
 /// waits for I/O or for `advance`, which wakes it.
-public final class ManualClock: ServerClock, @unchecked Sendable {
+public final class ManualServerClock: ServerClock, @unchecked Sendable {
     private let condition = NSCondition()
     private var time: Double
     private var wakeLoop: (@Sendable () -> Void)?
