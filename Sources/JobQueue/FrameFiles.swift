@@ -54,3 +54,37 @@ public enum FrameFiles {
         npyHeader(frames: frames, height: height, width: width).count + frames * height * width * 4
     }
 }
+
+/// The stored frames of a job with per-frame rows, and the sizes of their files, known without reading them.
+public struct FrameLayout: Equatable, Sendable {
+    public struct Frame: Equatable, Sendable {
+        public let index: Int
+        public let name: String
+        public let height: Int
+        public let width: Int
+        /// The byte length of each stored per-frame file (a kind absent when not stored).
+        public let sizes: [FrameFiles.Kind: Int]
+    }
+
+    public let frames: [Frame]
+
+    /// The frames hold one video's shape: the first frame's.
+    public var height: Int { frames.first?.height ?? 0 }
+    public var width: Int { frames.first?.width ?? 0 }
+    /// Bytes of one frame's float32 disparity.
+    public var frameBytes: Int { height * width * 4 }
+    public var npyHeader: Data { FrameFiles.npyHeader(frames: frames.count, height: height, width: width) }
+    /// The size of `disparity.npy`.
+    public var npySize: Int { FrameFiles.npySize(frames: frames.count, height: height, width: width) }
+    /// Whether every frame is complete: coloured by the finishing step (only then is `disparity.npy` listed).
+    public var isFinished: Bool { !frames.isEmpty && frames.allSatisfy { $0.sizes[.color] != nil } }
+
+    /// Every result file with its size, sorted by path as `JobStore.resultPaths` lists them.
+    public var files: [(path: String, size: Int)] {
+        var files: [(path: String, size: Int)] = isFinished ? [(FrameFiles.disparityArray, npySize)] : []
+        for kind in FrameFiles.Kind.allCases {
+            for frame in frames { if let size = frame.sizes[kind] { files.append(("\(kind.rawValue)/\(frame.name).png", size)) } }
+        }
+        return files.sorted { $0.path < $1.path }
+    }
+}

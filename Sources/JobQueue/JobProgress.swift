@@ -22,10 +22,9 @@ public struct JobProgress: Equatable, Sendable {
         2 * (iters / 2) + iters
     }
 
-    /// Windows planned before a job's windows are stored in the database (a job stored before migration 0006
-    /// has none: its progress is then what its frame counts say).
-    public init(job: JobRecord, windows: [JobWindow], now: Date) {
-        let perWindow = Self.iterationsPerWindow(iters: job.parameters.iters)
+    /// The progress of a job run with `iters` from its windows (`JobStore.windows`), as of `now`.
+    public init(iters: Int, status: JobStatus, startedAt: Date?, windows: [JobWindow], now: Date) {
+        let perWindow = Self.iterationsPerWindow(iters: iters)
         let work = windows.filter { $0.kind == .window }
         let stored = work.filter { $0.status == .succeeded }
         windowsDone = stored.count
@@ -42,7 +41,7 @@ public struct JobProgress: Equatable, Sendable {
             }
         }
         framesReady = ranges
-        if !job.status.isTerminal, let started = job.startedAt, windowsDone > 0 {
+        if !status.isTerminal, let started = startedAt, windowsDone > 0 {
             let elapsed = max(now.timeIntervalSince(started), 0)
             // The finishing step costs about what one window does.
             etaSeconds = elapsed / Double(windowsDone) * Double(windowsTotal - windowsDone + 1)

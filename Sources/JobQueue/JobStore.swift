@@ -208,32 +208,23 @@ public final class JobStore: @unchecked Sendable {
         try pool.withConnection { connection in
             let legacy = try connection.execute(Queries.resultPaths, [.uuid(id)]).rows.map { try $0.string(0) }
             if !legacy.isEmpty { return legacy }
-            let frames = try connection.execute(Queries.frameNames, [.uuid(id)]).rows.map { row in
-                (name: try row.string(1), depth: try row.bool(4), color: try row.bool(5), video: try row.bool(6))
-            }
-            guard !frames.isEmpty else { return [] }
-            var paths: [String] = []
-            if frames.allSatisfy(\.color) { paths.append(FrameFiles.disparityArray) }
-            for kind in FrameFiles.Kind.allCases {
-                for frame in frames where kind.isStored(depth: frame.depth, color: frame.color, video: frame.video) {
-                    paths.append("\(kind.rawValue)/\(frame.name).png")
-                }
-            }
-            return paths.sorted()
+            return try frameLayout(id: id, on: connection)?.files.map(\.path) ?? []
         }
     }
 
     /// One result file's bytes, nil if the job has no such file. `disparity.npy` of a job with per-frame rows
-    /// is assembled here from its frames (`streamDisparityArray` writes it without holding it).
+    /// is assembled here from its frames, for tests and small jobs (the API streams it with
+    /// `streamDisparityArray` instead, never holding it).
     public func result(id: UUID, path: String) throws -> Data? {
         try pool.withConnection { connection in
             if let legacy = try connection.execute(Queries.resultData, [.uuid(id), .text(path)], binaryResults: true).first {
                 return try legacy.data(0)
             }
             if path == FrameFiles.disparityArray {
+                guard let layout = try frameLayout(id: id, on: connection) else { return nil }
                 var data = Data()
-                let found = try streamDisparityArray(id: id, on: connection) { data.append($0) }
-                return found ? data : nil
+                try streamDisparityArray(id: id, layout: layout, bytes: 0..<layout.npySize, on: connection) { data.append($0) }
+                return data
             }
             guard let (kind, name) = FrameFiles.parse(path) else { return nil }
             guard let row = try connection.execute(Queries.frameFile(kind.column), [.uuid(id), .text(name)], binaryResults: true).first,
@@ -245,22 +236,56 @@ public final class JobStore: @unchecked Sendable {
     /// Writes a job's `disparity.npy` to `sink` piece by piece from its per-frame rows: the header, then each
     /// frame in order, one frame in memory at a time. False (nothing written) when the job has no frames.
     public func streamDisparityArray(id: UUID, sink: (Data) throws -> Void) throws -> Bool {
-        try pool.withConnection(.once) { connection in try streamDisparityArray(id: id, on: connection, sink: sink) }
+        guard let layout = try frameLayout(id: id) else { return false }
+        try streamDisparityArray(id: id, layout: layout, bytes: 0..<layout.npySize, sink: sink)
+        return true
     }
 
-    private func streamDisparityArray(id: UUID, on connection: PostgresConnection, sink: (Data) throws -> Void) throws -> Bool {
-        let frames = try connection.execute(Queries.frameNames, [.uuid(id)]).rows.map { row in
-            (index: try row.int(0), height: try row.int(2), width: try row.int(3))
+    /// The stored frames of a job with per-frame rows (nil when it has none: not started, or stored before
+    /// migration 0006), with their files' sizes, read without reading the files.
+    public func frameLayout(id: UUID) throws -> FrameLayout? {
+        try pool.withConnection { connection in try frameLayout(id: id, on: connection) }
+    }
+
+    private func frameLayout(id: UUID, on connection: PostgresConnection) throws -> FrameLayout? {
+        let frames = try connection.execute(Queries.frameLayout, [.uuid(id)]).rows.map { row -> FrameLayout.Frame in
+            var sizes: [FrameFiles.Kind: Int] = [:]
+            for (column, kind) in zip(4..., FrameFiles.Kind.allCases) where !row.isNull(column) { sizes[kind] = try row.int(column) }
+            return FrameLayout.Frame(index: try row.int(0), name: try row.string(1), height: try row.int(2), width: try row.int(3), sizes: sizes)
         }
-        guard let first = frames.first else { return false }
-        try sink(FrameFiles.npyHeader(frames: frames.count, height: first.height, width: first.width))
-        for frame in frames {
+        return frames.isEmpty ? nil : FrameLayout(frames: frames)
+    }
+
+    /// Writes bytes `bytes` of the job's `disparity.npy` (laid out by `layout`) to `sink`, reading only the
+    /// frames that range covers, one at a time. Offsets are `Int` (64-bit): correct past 4 GB.
+    public func streamDisparityArray(id: UUID, layout: FrameLayout, bytes: Range<Int>, sink: (Data) throws -> Void) throws {
+        precondition(bytes.lowerBound >= 0 && bytes.upperBound <= layout.npySize, "a range within the file")
+        try pool.withConnection(.once) { connection in
+            try streamDisparityArray(id: id, layout: layout, bytes: bytes, on: connection, sink: sink)
+        }
+    }
+
+    private func streamDisparityArray(id: UUID, layout: FrameLayout, bytes: Range<Int>, on connection: PostgresConnection,
+                                      sink: (Data) throws -> Void) throws {
+        let header = layout.npyHeader
+        if bytes.lowerBound < header.count {
+            try sink(header[bytes.lowerBound..<min(header.count, bytes.upperBound)])
+        }
+        let frameBytes = layout.frameBytes
+        guard frameBytes > 0, bytes.upperBound > header.count else { return }
+        let first = max(0, bytes.lowerBound - header.count) / frameBytes
+        let last = (bytes.upperBound - header.count - 1) / frameBytes
+        for position in first...last {
+            let frame = layout.frames[position]
             guard let row = try connection.execute(Queries.frameDisparity, [.uuid(id), .int(frame.index)], binaryResults: true).first else {
                 throw PostgresError.decoding("frame \(frame.index) of job \(id) vanished while streaming")
             }
-            try sink(try row.data(0))
+            let data = try row.data(0)
+            guard data.count == frameBytes else { throw PostgresError.decoding("frame \(frame.index) of job \(id) is not \(layout.width)x\(layout.height)") }
+            let start = header.count + position * frameBytes
+            let from = max(bytes.lowerBound, start) - start, to = min(bytes.upperBound, start + frameBytes) - start
+            try sink(data.subdata(in: data.startIndex + from..<data.startIndex + to))
         }
-        return true
     }
 
     /// The number of jobs in each status (every status present, zero if none).

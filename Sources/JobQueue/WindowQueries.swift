@@ -293,4 +293,12 @@ extension Queries {
     static let frameDisparity = Query(name: "frame_disparity", sql: """
         SELECT disparity FROM job_frames WHERE job_id = $1 AND frame_index = $2
         """)
+
+    /// Every stored frame's name, size and the byte length of each file, in order, without reading any
+    /// file: what `result.tar`'s Content-Length and `disparity.npy`'s offsets are computed from. $1 job.
+    static let frameLayout = Query(name: "frame_layout", sql: """
+        SELECT frame_index, name, height, width, octet_length(disparity_png), octet_length(depth_png),
+               octet_length(color_png), octet_length(video_png)
+        FROM job_frames WHERE job_id = $1 ORDER BY frame_index
+        """)
 }
