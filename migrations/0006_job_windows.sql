@@ -40,6 +40,8 @@ CREATE UNIQUE INDEX job_windows_one_finish ON job_windows (job_id) WHERE kind = 
 -- The claim's scan and the lease reaper's.
 CREATE INDEX job_windows_claimable ON job_windows (run_after) WHERE status = 'queued';
 CREATE INDEX job_windows_leases ON job_windows (lease_expires_at) WHERE status = 'running';
+-- The claim counts each unfinished job's running windows.
+CREATE INDEX job_windows_running ON job_windows (job_id) WHERE status = 'running';
 
 -- One row per input frame of a job, written by the window that gives it (in that window's fenced
 -- transaction): no stored value is larger than one frame's data. Jobs stored before this migration keep

@@ -63,14 +63,19 @@ extension Queries {
     /// $1 `claim.from`, $2 `claim.to`, $3 worker id, $4 lease seconds, $5 now, $6 `succeed.to`,
     /// $7 `JobStatus.unfinished`.
     static let claimWindow = Query(name: "claim_window", sql: """
-        WITH candidate AS (
+        WITH open_jobs AS (
+            -- Each unfinished job once, with its running windows counted once (not once per window).
+            SELECT j.id, j.created_at,
+                   (SELECT count(*) FROM job_windows AS r WHERE r.job_id = j.id AND r.status = $2) AS running
+            FROM jobs AS j
+            WHERE j.status = ANY($7::text[]) AND NOT j.cancel_requested
+        ), candidate AS (
             SELECT w.job_id, w.window_index
-            FROM job_windows AS w JOIN jobs AS j ON j.id = w.job_id
-            WHERE w.status = $1 AND w.run_after <= \(now(5)) AND NOT j.cancel_requested AND j.status = ANY($7::text[])
+            FROM job_windows AS w JOIN open_jobs AS j ON j.id = w.job_id
+            WHERE w.status = $1 AND w.run_after <= \(now(5))
               AND (w.kind = 'window' OR NOT EXISTS (
                     SELECT 1 FROM job_windows AS o WHERE o.job_id = w.job_id AND o.kind = 'window' AND o.status <> $6))
-            ORDER BY (SELECT count(*) FROM job_windows AS r WHERE r.job_id = w.job_id AND r.status = $2),
-                     j.created_at, j.id, w.window_index
+            ORDER BY j.running, j.created_at, j.id, w.window_index
             LIMIT 1
             FOR UPDATE OF w SKIP LOCKED
         ), claimed AS (
