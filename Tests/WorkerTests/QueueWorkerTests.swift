@@ -58,6 +58,25 @@ final class ChecksumProcessor: JobProcessor {
     }
 }
 
+/// Holds in every window it runs (at the window's first frame) until the run is cancelled.
+final class HoldingProcessor: JobProcessor {
+    let gate: FrameGate
+    let barrier: Barrier
+
+    init(gate: FrameGate, barrier: Barrier) {
+        self.gate = gate
+        self.barrier = barrier
+    }
+
+    func process(window: ClaimedWindow, frames: [InputFrame], progress: @escaping (Int, Int) -> Void,
+                 isCancelled: @escaping () -> Bool) throws -> [FrameResult] {
+        barrier.arrive()
+        gate.hold(at: frames[0].index)
+        try gate.pass(frames[0].index, isCancelled: isCancelled)
+        throw CancellationError()
+    }
+}
+
 /// Lets `count` threads through together, once each has arrived (or fails the test at the hang guard).
 final class Barrier: @unchecked Sendable {
     private let condition = NSCondition()
@@ -436,5 +455,74 @@ final class QueueWorkerTests: XCTestCase {
         let one = try XCTUnwrap(try store.result(id: alone, path: "disparity.npy"))
         XCTAssertEqual(one.count, FrameFiles.npySize(frames: count, height: 1, width: 1))
         XCTAssertTrue(one == three, "bit-identical disparity.npy")
+    }
+
+    /// Chaos in miniature, on real time against a private server: four windows claimed by workers that die at
+    /// once (they never heartbeat, as after a SIGKILL), three live workers, and the server restarted under
+    /// them mid-video. The job succeeds with every frame stored once, only the dead workers' windows ran
+    /// again, and the disparity is bit-identical to a clean run.
+    func testDeadWorkersAndADatabaseRestartMidVideoChangeNothingButTheRerunWindows() throws {
+        let cluster = try PrivateCluster()
+        defer { cluster.destroy() }
+        let (privateURL, privateSchema) = try TestDatabase.makeSchema("chaos", server: cluster.serverURL)
+        try Migrator(url: privateURL).run()
+        let store = try JobStore(url: privateURL)
+        let count = 120
+        let parameters = JobParameters(iters: 2, kernelSize: 6)
+        let id = try store.enqueue(parameters: parameters, frames: frames(count), idempotencyKey: nil, payloadDigest: nil).job.id
+        let dead = WorkerQueue(url: privateURL)
+        let doomed = try (0..<4).map { _ in try XCTUnwrap(try dead.claim(workerId: "killed/0", leaseSeconds: 1)) }
+        dead.disconnect()
+        let gate = FrameGate(holdAt: 60)
+        for name in ["a", "b", "c"] {
+            var config = configuration()
+            config.workerId = "\(name)-chaos"
+            config.leaseSeconds = 60  // far longer than the restart: live windows keep their leases
+            config.heartbeatInterval = 0.3
+            try startWorker([ChecksumProcessor(gate: gate)], config, url: privateURL, clock: SystemClock.shared)
+        }
+        gate.waitUntilHeld()
+        try cluster.restart()
+        gate.release()
+        let watch = try JobWatch(url: privateURL, schema: privateSchema)
+        let done = try watch.wait(for: id, store) { $0.status.isTerminal }
+        XCTAssertEqual(done.status, .succeeded)
+        let windows = try store.windows(id: id)
+        let rerun = Set(doomed.map(\.index))
+        XCTAssertEqual(Set(windows.filter { $0.attempt > 1 }.map(\.index)), rerun, "only the dead workers' windows ran again")
+        XCTAssertTrue(windows.filter { rerun.contains($0.index) }.allSatisfy { $0.workerId?.hasSuffix("-chaos/0") ?? false })
+        XCTAssertEqual(try TestDatabase.psql(privateURL, "SELECT count(*), count(DISTINCT frame_index) FROM job_frames"), "\(count)|\(count)")
+        let chaotic = try XCTUnwrap(try store.result(id: id, path: "disparity.npy"))
+        print("measured: chaos run re-ran \(rerun.count) of \(windows.count - 1) windows")
+
+        for handle in workers { handle.worker.stop(); XCTAssertTrue(handle.join()) }
+        workers.removeAll()
+        let clean = try store.enqueue(parameters: parameters, frames: frames(count), idempotencyKey: nil, payloadDigest: nil).job.id
+        try startWorker([ChecksumProcessor()], configuration(), url: privateURL, clock: SystemClock.shared)
+        XCTAssertEqual(try watch.wait(for: clean, store) { $0.status.isTerminal }.status, .succeeded)
+        XCTAssertTrue(try XCTUnwrap(try store.result(id: clean, path: "disparity.npy")) == chaotic, "bit-identical to a clean run")
+    }
+
+    /// Cancelling mid-video stops every running window at its next heartbeat and ends the job cancelled.
+    func testCancellingMidVideoStopsEveryRunningWindow() throws {
+        let id = try store.enqueue(parameters: JobParameters(iters: 2, kernelSize: 10), frames: frames(100),
+                                   idempotencyKey: nil, payloadDigest: nil).job.id
+        let barrier = Barrier(3)
+        // Every processor holds in the first window it runs, whichever that is, until the cancellation is seen.
+        let gates = (0..<3).map { _ in FrameGate(holdAt: nil) }
+        for (name, gate) in zip(["a", "b", "c"], gates) {
+            var config = configuration()
+            config.workerId = "\(name)-\(schema)"
+            try startWorker([HoldingProcessor(gate: gate, barrier: barrier)], config)
+        }
+        for gate in gates { gate.waitUntilHeld() }
+        XCTAssertEqual(try store.windows(id: id).filter { $0.status == .running }.count, 3)
+        _ = try store.cancel(id: id)
+        XCTAssertEqual(try store.job(id: id)?.status, .running, "three windows still run until their heartbeats")
+        clock.advance(by: 0.2)
+        let job = try watch.wait(for: id, store) { $0.status.isTerminal }
+        XCTAssertEqual(job.status, .cancelled)
+        XCTAssertEqual(Set(try store.windows(id: id).map(\.status)), [.cancelled], "every window, running or queued")
+        XCTAssertEqual(try store.resultPaths(id: id), [])
     }
 }
