@@ -1,0 +1,22 @@
+// libFuzzer harness for the PNG decoder (libpng behind CPNGShim), through Media's public API.
+import Foundation
+import Media
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzPNG(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    let bytes = Data(bytes: data, count: size)
+    // A pixel cap like the server's, but small, so a forged header cannot make one input cost seconds.
+    let maxPixels = 1 << 20
+    do {
+        let image = try PNG.decode(bytes, maxPixels: maxPixels)
+        precondition(image.width * image.height <= maxPixels, "decoded past the pixel limit")
+        precondition(image.samples.count == image.width * image.height * image.layout.channels, "sample count")
+        let rgb = try PNG.decodeRGB(bytes, maxPixels: maxPixels)
+        precondition(rgb.width == image.width && rgb.height == image.height, "the two decoders disagree on the size")
+        precondition(rgb.pixels.count == rgb.width * rgb.height * 3, "pixel count")
+    } catch is MediaError {
+    } catch {
+        preconditionFailure("an error outside MediaError: \(error)")
+    }
+    return 0
+}
