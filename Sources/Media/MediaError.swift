@@ -21,6 +21,11 @@ public enum MediaError: Error, CustomStringConvertible, Equatable, Sendable {
     case badGzip(archive: String, reason: String)
     /// A file is larger than the caller allows.
     case fileTooLarge(file: String, size: Int, limit: Int)
+    /// A compressed archive inflates to more than the caller allows; reading stopped at the limit.
+    case inflatedTooLarge(archive: String, limit: Int)
+    /// A compressed archive inflates to over `limit` times the compressed bytes it took (a decompression bomb):
+    /// `inflated` bytes had come out of `compressed` when reading stopped.
+    case compressionRatioTooHigh(archive: String, inflated: Int, compressed: Int, limit: Int)
     /// A directory or archive holds no PNG frames.
     case noFrames(source: String)
     /// More frames than the caller allows.
@@ -65,6 +70,10 @@ public enum MediaError: Error, CustomStringConvertible, Equatable, Sendable {
             return "bad gzip stream in \(archive): \(reason)"
         case let .fileTooLarge(file, size, limit):
             return "\(file) is \(size) bytes, over the limit of \(limit)"
+        case let .inflatedTooLarge(archive, limit):
+            return "\(archive) inflates to more than the limit of \(limit) bytes"
+        case let .compressionRatioTooHigh(archive, inflated, compressed, limit):
+            return "\(archive) inflates to more than \(limit) times its compressed size (\(inflated) bytes from \(compressed)); frames compress far less"
         case let .noFrames(source):
             return "no PNG frames in \(source)"
         case let .tooManyFrames(source, limit):

@@ -80,7 +80,7 @@ struct ServeCommand: ParsableCommand {
         if try !keys.anyKeys() {
             logger.warning("no API keys exist: the API is open to anyone who can reach it (create one with `dynstereo keys create`)")
         }
-        let application = JobsAPI(backend: JobStoreBackend(store: store, loader: MediaFrameLoader()), configuration: api,
+        let application = JobsAPI(backend: JobStoreBackend(store: store, loader: MediaFrameLoader(maxInflatedBytes: api.maxUploadBytes)), configuration: api,
                                   authenticator: APIKeyAuthenticator(store: keys))
         let httpServer = HTTPServer(configuration: server, application: application)
         try httpServer.start()
