@@ -295,4 +295,32 @@ final class HostileCheckpointTests: XCTestCase {
         XCTAssertLessThan(unpickler.work * 50_000 / 274, unpickler.workLimit)
         XCTAssertEqual(archive.budget.remaining, archive.budget.limit)
     }
+
+    // MARK: - Messages
+
+    /// Found by fuzz/run checkpoint_zip and checkpoint_legacy: names from the file (a global built by
+    /// STACK_GLOBAL, an entry name) put newlines into the message, which the CLI promises is one line.
+    func testNamesFromTheFileCannotBreakTheMessageIntoLines() throws {
+        var pickle = PickleWriter()
+        pickle.string("os\nimport")
+        pickle.string("system\r\nError: fake")
+        pickle.op(0x93)  // STACK_GLOBAL
+        pickle.stop()
+        var writer = ZipWriter()
+        writer.entries = [("archive/data.pkl", pickle.bytes, .stored)]
+        XCTAssertThrowsError(try StateDict.load(data: Data(writer.archive()))) { error in
+            XCTAssertEqual(error as? CheckpointError, .forbiddenGlobal("os\nimport.system\r\nError: fake"))
+            let text = "\(error)"
+            XCTAssertFalse(text.contains("\n") || text.contains("\r"), text)
+            XCTAssertTrue(text.contains("os\\nimport.system\\r\\nError: fake"), text)
+        }
+        writer.entries = [("a\u{0}b\n/data.pkl", [0x80, 0x02, 0xFF], .deflated)]
+        var bytes = writer.archive()
+        bytes[bytes.count - 22 - 46 - 6 + 20] ^= 0xFF  // the central record's compressed size: now past the file
+        XCTAssertThrowsError(try StateDict.load(data: Data(bytes))) { error in
+            let text = "\(error)"
+            XCTAssertFalse(text.contains("\n") || text.contains("\u{0}"), text)
+            XCTAssertTrue(text.contains("a\\u{0}b\\n/data.pkl"), text)
+        }
+    }
 }

@@ -14,7 +14,8 @@ public func fuzzPNG(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         let rgb = try PNG.decodeRGB(bytes, maxPixels: maxPixels)
         fuzzExpect(rgb.width == image.width && rgb.height == image.height, "the two decoders disagree on the size")
         fuzzExpect(rgb.pixels.count == rgb.width * rgb.height * 3, "pixel count")
-    } catch is MediaError {
+    } catch let error as MediaError {
+        fuzzExpect(!error.description.contains("\n"), "a message of several lines: \(error)")
     } catch {
         fuzzExpect(false, "an error outside MediaError: \(error)")
     }
