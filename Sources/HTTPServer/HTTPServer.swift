@@ -293,7 +293,10 @@ public final class HTTPServer: @unchecked Sendable {
                 connection.state = .processing
                 let application = self.application
                 workers.submit { [self] in
-                    let response = application.respond(to: HTTPRequest(head: head, body: body))
+                    var request = HTTPRequest(head: head, body: body)
+                    let fd = connection.fd
+                    request.clientGone = { Self.peerHasGone(fd) }
+                    let response = application.respond(to: request)
                     finish(connection, response: response)
                 }
                 return
@@ -377,6 +380,14 @@ public final class HTTPServer: @unchecked Sendable {
         connections.removeValue(forKey: connection.fd)
         Glibc.close(connection.fd)
         connection.state = .closed
+    }
+
+    /// True once the peer has closed its side or reset the connection; bytes it sent are left unread.
+    static func peerHasGone(_ fd: Int32) -> Bool {
+        var byte: UInt8 = 0
+        let count = recv(fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
+        if count == 0 { return true }
+        return count < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR
     }
 
     static func now() -> Double {

@@ -18,12 +18,19 @@ public struct MediaFrameLoader: FrameLoader {
     }
 
     public func loadFrames(left: URL, right: URL, limits: FrameLimits) throws -> UploadedFrames {
+        try loadFrames(left: left, right: right, limits: limits, clientGone: { false })
+    }
+
+    /// Each side is scanned entry by entry, asking `clientGone` before each: a client that has left costs
+    /// no more decoding.
+    public func loadFrames(left: URL, right: URL, limits: FrameLimits,
+                           clientGone: @escaping @Sendable () -> Bool) throws -> UploadedFrames {
         var sequenceLimits = SequenceLimits(maxFrames: limits.maxFrames, maxPixelsPerFrame: limits.maxPixelsPerFrame,
                                             maxArchiveBytes: maxInflatedBytes)
         do {
-            let leftSide = try FrameCatalog.scan(left, limits: sequenceLimits)
+            let leftSide = try FrameCatalog.scan(left, limits: sequenceLimits, shouldStop: clientGone)
             sequenceLimits.maxArchiveBytes = max(0, maxInflatedBytes - leftSide.archiveBytes)
-            let rightSide = try FrameCatalog.scan(right, limits: sequenceLimits)
+            let rightSide = try FrameCatalog.scan(right, limits: sequenceLimits, shouldStop: clientGone)
             guard leftSide.count == rightSide.count else {
                 throw MediaError.frameCountMismatch(left: leftSide.count, right: rightSide.count)
             }
@@ -79,6 +86,7 @@ public struct MediaFrameLoader: FrameLoader {
         case .badTar, .unsafeTarPath, .badGzip: return .unprocessable("invalid_tar", message)
         case .duplicateFrame: return .unprocessable("duplicate_frame", message)
         case .unreadable: return APIError(.internalError, "upload_storage", message)
+        case .stopped: return .clientGone
         default: return .unprocessable("invalid_frames", message)
         }
     }

@@ -29,7 +29,9 @@ public struct FrameCatalog: Sendable {
     public var count: Int { fileNames.count }
 
     /// Decodes and checks every frame of a tar or tar.gz archive. Folders are refused: uploads are archives.
-    public static func scan(_ url: URL, limits: SequenceLimits = .init()) throws -> FrameCatalog {
+    /// `shouldStop` is asked before each entry; when it says yes the scan ends with `MediaError.stopped` (the
+    /// server passes whether the client that uploaded the archive is still there).
+    public static func scan(_ url: URL, limits: SequenceLimits = .init(), shouldStop: () -> Bool = { false }) throws -> FrameCatalog {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
             throw MediaError.unreadable(path: url.path, reason: "no such file or directory")
@@ -40,7 +42,7 @@ public struct FrameCatalog: Sendable {
         let reader = try TarReader(url: url)
         let store = reader.isCompressed ? try FrameStore(beside: url) : nil
         var collector = FrameSet.Collector(source: url.lastPathComponent, limits: limits, keepImages: false)
-        try collector.readArchive(reader, store: store)
+        try collector.readArchive(reader, store: store, shouldStop: shouldStop)
         try store?.finishWriting()
         let (frames, names) = try collector.checked()
         return FrameCatalog(source: collector.source, url: url, fileNames: frames.map(\.fileName), names: names,

@@ -39,6 +39,8 @@ public enum MediaError: Error, CustomStringConvertible, Equatable, Sendable {
     case frameCountMismatch(left: Int, right: Int)
     /// A left frame and its right partner differ in size.
     case frameSizeMismatch(frame: String, leftWidth: Int, leftHeight: Int, rightWidth: Int, rightHeight: Int)
+    /// The caller asked reading to stop (the client that sent the archive went away).
+    case stopped(source: String)
     /// Arguments to an encoder or to `ResultFiles.make` that do not fit together.
     case invalidArgument(String)
     /// An error about a particular file: the frame, the tar entry or the path named first.
@@ -103,6 +105,8 @@ public enum MediaError: Error, CustomStringConvertible, Equatable, Sendable {
             return "left has \(left) frames, right has \(right)"
         case let .frameSizeMismatch(frame, leftWidth, leftHeight, rightWidth, rightHeight):
             return "frame \(frame): left is \(leftWidth)x\(leftHeight), right is \(rightWidth)x\(rightHeight)"
+        case let .stopped(source):
+            return "reading \(source) was stopped before its end"
         case let .invalidArgument(message):
             return message
         case let .inFile(file, inner):

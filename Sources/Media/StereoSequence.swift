@@ -157,10 +157,12 @@ public struct FrameSet: Sendable {
 
         /// Reads every frame of an archive. With a `store`, each frame's PNG is copied into it as it is found
         /// (a compressed archive, inflated once); without, a frame is located where it lies in the archive.
-        mutating func readArchive(_ reader: TarReader, store: FrameStore? = nil) throws {
+        /// `shouldStop` is asked before each entry.
+        mutating func readArchive(_ reader: TarReader, store: FrameStore? = nil, shouldStop: () -> Bool = { false }) throws {
             reader.maxArchiveBytes = limits.maxArchiveBytes
             reader.maxCompressionRatio = limits.maxCompressionRatio
             while let entry = try reader.next() {
+                if shouldStop() { throw MediaError.stopped(source: reader.archiveName) }
                 let display = "\(entry.path) in \(reader.archiveName)"
                 switch entry.kind {
                 case .file:

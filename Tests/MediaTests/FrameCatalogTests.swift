@@ -156,4 +156,15 @@ final class FrameCatalogTests: XCTestCase {
         XCTAssertEqual(catalog.count, 40)
         XCTAssertGreaterThan(catalog.archiveBytes, 40 * 100_000)
     }
+
+    /// A caller that has lost interest (the server: a client that went away) stops the scan between entries.
+    func testScanStopsWhenTheCallerSaysSo() throws {
+        let url = try makeTar("left.tar.gz")
+        var asked = 0
+        XCTAssertThrowsError(try FrameCatalog.scan(url, shouldStop: { asked += 1; return asked == 3 })) { error in
+            XCTAssertEqual(error as? MediaError, .stopped(source: "left.tar.gz"))
+        }
+        XCTAssertEqual(asked, 3, "asked once per entry, and not again after stopping")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: scratch.path).filter { $0.hasPrefix(".") }, [])
+    }
 }
