@@ -4,12 +4,14 @@ import PackageDescription
 // Modules, bottom to top:
 //   C system libraries  CBLAS (OpenBLAS), CLibPNG (+ CPNGShim for setjmp), CLibPQ, CZlib, COpenSSL (libcrypto)
 //   TensorKernels       dense float32 tensors, convolutions on sgemm, norms, resampling, named weights
+//   VideoPlan           the run parameters and their rules, and the windows a video is cut into (network and queue)
 //   Checkpoint          PyTorch .pth reader (zip + restricted pickle VM), the golden weight formula
 //   Media               PNG, tar, NPY, colour maps, stereo sequences
 //   DynamicStereo       the network
 //   JobQueue            PostgreSQL job queue (libpq), migrations, job state machine
 //   HTTPServer          socket HTTP/1.1 server and the REST API
 //   Worker              headless job runner
+//   Evaluation          the reference's disparity metrics (EPE, temporal EPE) against ground truth files
 //   dynstereo           the executable
 let package = Package(
     name: "dynstereo",
@@ -30,20 +32,24 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
 
         .target(name: "TensorKernels", dependencies: ["CBLAS"]),
+        .target(name: "VideoPlan"),
         .target(name: "Checkpoint", dependencies: ["TensorKernels", "CZlib"]),
         .target(name: "Media", dependencies: ["TensorKernels", "CPNGShim", "CZlib"]),
-        .target(name: "DynamicStereo", dependencies: ["TensorKernels", "Checkpoint", "Media"]),
-        .target(name: "JobQueue", dependencies: ["CLibPQ", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "DynamicStereo", dependencies: ["TensorKernels", "VideoPlan", "Checkpoint", "Media"]),
+        .target(name: "JobQueue", dependencies: ["CLibPQ", "VideoPlan", .product(name: "Logging", package: "swift-log")]),
         .target(name: "HTTPServer", dependencies: ["JobQueue", "Media", "COpenSSL", .product(name: "Logging", package: "swift-log")]),
         .target(name: "Worker", dependencies: ["JobQueue", "DynamicStereo", "Media", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "Evaluation", dependencies: ["Media"]),
         .executableTarget(name: "dynstereo", dependencies: [
             "Checkpoint", "DynamicStereo", "Media", "JobQueue", "HTTPServer", "Worker",
+            "Evaluation",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
 
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "TensorKernelsTests", dependencies: ["TestSupport", "TensorKernels"]),
+        .testTarget(name: "VideoPlanTests", dependencies: ["VideoPlan"]),
         .testTarget(name: "CheckpointTests", dependencies: ["TestSupport", "Checkpoint"]),
         .testTarget(name: "MediaTests", dependencies: ["TestSupport", "Media"]),
         .testTarget(name: "DynamicStereoTests", dependencies: ["TestSupport", "DynamicStereo", "Checkpoint", "Media"]),
@@ -51,6 +57,7 @@ let package = Package(
         .testTarget(name: "HTTPServerTests", dependencies: ["TestSupport", "HTTPServer"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport", "Media", "TensorKernels"]),
         .testTarget(name: "WorkerTests", dependencies: ["TestSupport", "Worker"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["TestSupport", "Evaluation", "Media"]),
     ],
     swiftLanguageModes: [.v5]
 )

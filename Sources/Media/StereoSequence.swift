@@ -228,7 +228,8 @@ public struct FrameSet: Sendable {
     }
 
     /// File-name order with digit runs compared by value (`frame2` < `frame10`); ties fall back to plain order.
-    static func fileNameOrder(_ a: String, _ b: String) -> Bool {
+    /// Public so that other per-frame inputs (ground-truth disparity files) pair frames the same way.
+    public static func fileNameOrder(_ a: String, _ b: String) -> Bool {
         var i = a.unicodeScalars.makeIterator(), j = b.unicodeScalars.makeIterator()
         var x = i.next(), y = j.next()
         func isDigit(_ s: Unicode.Scalar?) -> Bool { s.map { ("0"..."9").contains($0) } ?? false }
