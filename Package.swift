@@ -2,12 +2,14 @@
 import PackageDescription
 
 // Modules, bottom to top:
-//   C system libraries  CBLAS (OpenBLAS), CLibPNG (+ CPNGShim for setjmp), CLibPQ, CZlib, COpenSSL (libcrypto)
+//   C system libraries  CBLAS (OpenBLAS), CLibPNG (+ CPNGShim for setjmp), CLibPQ, CZlib, COpenSSL (libcrypto);
+//                       CSpawnShim (glibc's pipe2 and addclosefrom_np for VideoIO's confined processes)
 //   TensorKernels       dense float32 tensors, convolutions on sgemm, norms, resampling, named weights
 //   VideoPlan           the run parameters and their rules, and the windows a video is cut into (network and queue)
 //   Checkpoint          PyTorch .pth reader (zip + restricted pickle VM), the golden weight formula
 //   Media               PNG, tar, NPY, colour maps, stereo sequences
 //   DynamicStereo       the network
+//   VideoIO             video files through a confined ffmpeg (probe, decode, MP4), resolution cap, PLY, result writer
 //   JobQueue            PostgreSQL job queue (libpq), migrations, job state machine
 //   HTTPServer          socket HTTP/1.1 server and the REST API
 //   Worker              headless job runner
@@ -35,11 +37,13 @@ let package = Package(
         .target(name: "Checkpoint", dependencies: ["TensorKernels", "CZlib"]),
         .target(name: "Media", dependencies: ["TensorKernels", "CPNGShim", "CZlib"]),
         .target(name: "DynamicStereo", dependencies: ["TensorKernels", "VideoPlan", "Checkpoint", "Media"]),
+        .target(name: "CSpawnShim"),
+        .target(name: "VideoIO", dependencies: ["CSpawnShim", "Media", "TensorKernels", "VideoPlan"]),
         .target(name: "JobQueue", dependencies: ["CLibPQ", "VideoPlan", .product(name: "Logging", package: "swift-log")]),
         .target(name: "HTTPServer", dependencies: ["JobQueue", "Media", "COpenSSL", .product(name: "Logging", package: "swift-log")]),
         .target(name: "Worker", dependencies: ["JobQueue", "DynamicStereo", "Media", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(name: "dynstereo", dependencies: [
-            "Checkpoint", "DynamicStereo", "Media", "JobQueue", "HTTPServer", "Worker",
+            "Checkpoint", "DynamicStereo", "Media", "JobQueue", "HTTPServer", "Worker", "VideoIO",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -52,7 +56,8 @@ let package = Package(
         .testTarget(name: "DynamicStereoTests", dependencies: ["TestSupport", "DynamicStereo", "Checkpoint", "Media"]),
         .testTarget(name: "JobQueueTests", dependencies: ["TestSupport", "JobQueue"]),
         .testTarget(name: "HTTPServerTests", dependencies: ["TestSupport", "HTTPServer"]),
-        .testTarget(name: "CLITests", dependencies: ["TestSupport", "Media", "TensorKernels"]),
+        .testTarget(name: "CLITests", dependencies: ["TestSupport", "Media", "TensorKernels", "VideoIO"]),
+        .testTarget(name: "VideoIOTests", dependencies: ["TestSupport", "VideoIO", "Media", "TensorKernels", "VideoPlan"]),
         .testTarget(name: "WorkerTests", dependencies: ["TestSupport", "Worker"]),
     ],
     swiftLanguageModes: [.v5]
