@@ -164,10 +164,18 @@ public enum VideoProbe {
             let format = refused[refused.index(after: refused.startIndex)..<at].trimmingCharacters(in: .whitespaces)
             return "it is '\(format)', not an MP4/MOV, MKV or AVI container; those are the only ones read"
         }
-        let line = stderr.split(whereSeparator: \.isNewline).last.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
-        // ffmpeg prefixes lines with the URL it was given; drop it, the caller names the file.
-        let cleaned = line.split(separator: ":", maxSplits: 2).count == 3 && line.hasPrefix("file:")
-            ? String(line.split(separator: ":", maxSplits: 2)[2]).trimmingCharacters(in: .whitespaces) : line
+        // ffmpeg prefixes lines with "[demuxer @ 0x…] " or the URL it was given; the caller names the file.
+        // Its last line is often generic ("Invalid data found when processing input"); the line before it
+        // says why ("moov atom not found"), so both are kept.
+        var lines: [String] = []
+        for raw in stderr.split(whereSeparator: \.isNewline) {
+            var line = Substring(raw)
+            if line.hasPrefix("["), let close = line.firstIndex(of: "]") { line = line[line.index(after: close)...] }
+            if line.hasPrefix("file:"), let colon = line.dropFirst(5).firstIndex(of: ":") { line = line[line.index(after: colon)...] }
+            let text = line.trimmingCharacters(in: .whitespaces)
+            if !text.isEmpty && lines.last != text { lines.append(text) }
+        }
+        let cleaned = lines.suffix(2).joined(separator: "; ")
         switch end {
         case .exited: return cleaned.isEmpty ? "ffmpeg failed" : cleaned
         case let .signalled(signal): return cleaned.isEmpty ? "ffmpeg was killed by signal \(signal)" : cleaned
