@@ -11,6 +11,19 @@ public enum StereoInput: Sendable {
     case packed(URL, StereoLayout)
 }
 
+extension StereoInput {
+    /// Whether a video file is among the sources (its frame rate then sets the MP4s').
+    public var includesVideo: Bool {
+        get throws {
+            switch self {
+            case .packed: return true
+            case let .sides(left, right):
+                return try !StereoClip.isFrameCollection(left) || !StereoClip.isFrameCollection(right)
+            }
+        }
+    }
+}
+
 /// The selected frames of a stereo clip, decoded, with the names the results take.
 public struct StereoClip: Sendable {
     /// One name per frame: a frame file's name without extension, or a video frame's source index (`0007`).

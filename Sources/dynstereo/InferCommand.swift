@@ -91,11 +91,12 @@ struct InferCommand: ParsableCommand {
 
     func run() throws {
         let started = Date()
-        let clip = try StereoClip.load(input(), selection: selection)
-        for warning in clip.warnings { printError("warning: \(warning)") }
-        if clip.sourceFrameRate != nil, fps != nil {
-            throw ValidationError("--fps is for frame folders and tars; a video's MP4s run at its own rate / --frame-step")
+        let input = try input()
+        if fps != nil, try input.includesVideo {
+            throw MediaError.invalidArgument("--fps is for frame folders and tars; a video's MP4s run at its own rate / --frame-step")
         }
+        let clip = try StereoClip.load(input, selection: selection)
+        for warning in clip.warnings { printError("warning: \(warning)") }
         let (width, height) = (clip.width, clip.height)
         let network = maxSize.map { ResolutionCap(maxSize: $0).networkSize(width: width, height: height) }
             ?? (width: width, height: height)

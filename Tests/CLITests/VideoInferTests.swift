@@ -135,7 +135,7 @@ final class VideoInferTests: XCTestCase {
         try VideoFixtures.losslessVideo(of: leftFolder, to: file("left.mkv"))
         try VideoFixtures.ffmpeg(["-framerate", "30", "-i", leftFolder.appendingPathComponent("%04d.png").path,
                                   "-vf", "crop=255:64:0:0", "-c:v", "ffv1", file("odd.mkv").path])
-        try "#EXTM3U\n#EXTINF:10,\nfile:/etc/passwd\n#EXT-X-ENDLIST\n".write(to: file("playlist.mp4"), atomically: true, encoding: .utf8)
+        try "#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\nfile:/etc/passwd\n#EXT-X-ENDLIST\n".write(to: file("playlist.mp4"), atomically: true, encoding: .utf8)
         try "ffconcat version 1.0\nfile '/etc/passwd'\n".write(to: file("list.mkv"), atomically: true, encoding: .utf8)
         let out = file("out").path
         let cases: [([String], String)] = [
