@@ -6,14 +6,17 @@ import PackageDescription
 //                       CSpawnShim (glibc's pipe2 and addclosefrom_np for VideoIO's confined processes)
 //   TensorKernels       dense float32 tensors, convolutions on sgemm, norms, resampling, named weights
 //   VideoPlan           the run parameters and their rules, and the windows a video is cut into (network and queue)
-//   Checkpoint          PyTorch .pth reader (zip + restricted pickle VM), the golden weight formula
-//   Media               PNG, tar, NPY, colour maps, stereo sequences
+//   Checkpoint          PyTorch .pth reader (zip + restricted pickle VM) and writer, the golden weight formula
+//   Media               PNG, tar, NPY, colour maps, stereo sequences, the random-dot demo clip
 //   DynamicStereo       the network
 //   VideoIO             video files through a confined ffmpeg (probe, decode, MP4), resolution cap, PLY, result writer
 //   JobQueue            PostgreSQL job queue (libpq), migrations, job state machine
 //   HTTPServer          socket HTTP/1.1 server and the REST API
 //   Worker              headless job runner
+//   Evaluation          the reference's disparity metrics (EPE, temporal EPE) against ground truth files
 //   dynstereo           the executable
+// Build tools: the EmbedMigrations and EmbedOpenAPI plugins (through the TextEmbedder tool) compile
+// migrations/*.sql and openapi.yaml into the modules that use them, so the executable carries them alone.
 let package = Package(
     name: "dynstereo",
     platforms: [.macOS(.v13)],
@@ -39,14 +42,22 @@ let package = Package(
         .target(name: "DynamicStereo", dependencies: ["TensorKernels", "VideoPlan", "Checkpoint", "Media"]),
         .target(name: "CSpawnShim"),
         .target(name: "VideoIO", dependencies: ["CSpawnShim", "Media", "TensorKernels", "VideoPlan"]),
-        .target(name: "JobQueue", dependencies: ["CLibPQ", "VideoPlan", .product(name: "Logging", package: "swift-log")]),
-        .target(name: "HTTPServer", dependencies: ["JobQueue", "Media", "COpenSSL", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "JobQueue", dependencies: ["CLibPQ", "VideoPlan", .product(name: "Logging", package: "swift-log")],
+                plugins: ["EmbedMigrations"]),
+        .target(name: "HTTPServer", dependencies: ["JobQueue", "Media", "COpenSSL", .product(name: "Logging", package: "swift-log")],
+                plugins: ["EmbedOpenAPI"]),
         .target(name: "Worker", dependencies: ["JobQueue", "DynamicStereo", "Media", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "Evaluation", dependencies: ["Media"]),
         .executableTarget(name: "dynstereo", dependencies: [
-            "Checkpoint", "DynamicStereo", "Media", "JobQueue", "HTTPServer", "Worker", "VideoIO",
+            "Checkpoint", "DynamicStereo", "Media", "JobQueue", "HTTPServer", "Worker",
+            "Evaluation", "VideoIO",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+
+        .executableTarget(name: "TextEmbedder", path: "Plugins/TextEmbedder"),
+        .plugin(name: "EmbedMigrations", capability: .buildTool(), dependencies: ["TextEmbedder"]),
+        .plugin(name: "EmbedOpenAPI", capability: .buildTool(), dependencies: ["TextEmbedder"]),
 
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "TensorKernelsTests", dependencies: ["TestSupport", "TensorKernels"]),
@@ -56,9 +67,10 @@ let package = Package(
         .testTarget(name: "DynamicStereoTests", dependencies: ["TestSupport", "DynamicStereo", "Checkpoint", "Media"]),
         .testTarget(name: "JobQueueTests", dependencies: ["TestSupport", "JobQueue"]),
         .testTarget(name: "HTTPServerTests", dependencies: ["TestSupport", "HTTPServer"]),
-        .testTarget(name: "CLITests", dependencies: ["TestSupport", "Media", "TensorKernels", "VideoIO"]),
+        .testTarget(name: "CLITests", dependencies: ["TestSupport", "Media", "TensorKernels", "Checkpoint", "DynamicStereo", "VideoIO"]),
         .testTarget(name: "VideoIOTests", dependencies: ["TestSupport", "VideoIO", "Media", "TensorKernels", "VideoPlan"]),
         .testTarget(name: "WorkerTests", dependencies: ["TestSupport", "Worker"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["TestSupport", "Evaluation", "Media"]),
     ],
     swiftLanguageModes: [.v5]
 )
