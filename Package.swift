@@ -11,7 +11,9 @@ import PackageDescription
 //   DynamicStereo       the network
 //   VideoIO             video files through a confined ffmpeg (probe, decode, MP4), resolution cap, PLY, result writer
 //   JobQueue            PostgreSQL job queue (libpq), migrations, job state machine
-//   HTTPServer          socket HTTP/1.1 server and the REST API
+//   HTTPTransport       socket HTTP/1.1 server: parser, multipart, connections, handler threads (knows no application)
+//   APIKeys             API key secrets, SHA-256 through libcrypto, checking a presented key (keys stored by JobQueue)
+//   JobsAPI             the REST API on HTTPTransport: routes, views, metrics, OpenAPI, job-store and frame adapters
 //   Worker              headless job runner
 //   Evaluation          the reference's disparity metrics (EPE, temporal EPE) against ground truth files
 //   dynstereo           the executable
@@ -44,12 +46,14 @@ let package = Package(
         .target(name: "VideoIO", dependencies: ["CSpawnShim", "Media", "TensorKernels", "VideoPlan"]),
         .target(name: "JobQueue", dependencies: ["CLibPQ", "VideoPlan", .product(name: "Logging", package: "swift-log")],
                 plugins: ["EmbedMigrations"]),
-        .target(name: "HTTPServer", dependencies: ["JobQueue", "Media", "COpenSSL", .product(name: "Logging", package: "swift-log")],
+        .target(name: "HTTPTransport", dependencies: [.product(name: "Logging", package: "swift-log")]),
+        .target(name: "APIKeys", dependencies: ["JobQueue", "COpenSSL"]),
+        .target(name: "JobsAPI", dependencies: ["HTTPTransport", "JobQueue", "Media", "APIKeys", .product(name: "Logging", package: "swift-log")],
                 plugins: ["EmbedOpenAPI"]),
         .target(name: "Worker", dependencies: ["JobQueue", "DynamicStereo", "Media", .product(name: "Logging", package: "swift-log")]),
         .target(name: "Evaluation", dependencies: ["Media"]),
         .executableTarget(name: "dynstereo", dependencies: [
-            "Checkpoint", "DynamicStereo", "Media", "JobQueue", "HTTPServer", "Worker",
+            "Checkpoint", "DynamicStereo", "Media", "JobQueue", "APIKeys", "HTTPTransport", "JobsAPI", "Worker",
             "Evaluation", "VideoIO",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
@@ -66,7 +70,10 @@ let package = Package(
         .testTarget(name: "MediaTests", dependencies: ["TestSupport", "Media"]),
         .testTarget(name: "DynamicStereoTests", dependencies: ["TestSupport", "DynamicStereo", "Checkpoint", "Media"]),
         .testTarget(name: "JobQueueTests", dependencies: ["TestSupport", "JobQueue"]),
-        .testTarget(name: "HTTPServerTests", dependencies: ["TestSupport", "HTTPServer"]),
+        .target(name: "HTTPTestSupport", dependencies: ["HTTPTransport"], path: "Tests/HTTPTestSupport"),
+        .testTarget(name: "HTTPTransportTests", dependencies: ["TestSupport", "HTTPTestSupport", "HTTPTransport"]),
+        .testTarget(name: "APIKeysTests", dependencies: ["TestSupport", "APIKeys", "JobQueue"]),
+        .testTarget(name: "JobsAPITests", dependencies: ["TestSupport", "HTTPTestSupport", "HTTPTransport", "JobsAPI", "APIKeys", "JobQueue", "Media"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport", "Media", "TensorKernels", "Checkpoint", "DynamicStereo", "VideoIO"]),
         .testTarget(name: "VideoIOTests", dependencies: ["TestSupport", "VideoIO", "Media", "TensorKernels", "VideoPlan"]),
         .testTarget(name: "WorkerTests", dependencies: ["TestSupport", "Worker"]),
