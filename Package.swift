@@ -7,10 +7,12 @@ import PackageDescription
 //   VideoPlan           the run parameters and their rules, and the windows a video is cut into (network and queue)
 //   Checkpoint          PyTorch .pth reader (zip + restricted pickle VM), the golden weight formula
 //   Media               PNG, tar, NPY, colour maps, stereo sequences
-//   DynamicStereo       the network
+//   DynamicStereo       the network (on the tensor kernels and the window planner only)
+//   Inference           wiring the network to files: checkpoint loading, decoded RGB frames to tensors (CLI, worker)
 //   JobQueue            PostgreSQL job queue (libpq), migrations, job state machine
 //   HTTPServer          socket HTTP/1.1 server and the REST API
 //   Worker              headless job runner
+//   Benchmarks          `dynstereo bench` and `queue-bench`: network and queue figures; no library depends on it
 //   dynstereo           the executable
 let package = Package(
     name: "dynstereo",
@@ -34,12 +36,17 @@ let package = Package(
         .target(name: "VideoPlan"),
         .target(name: "Checkpoint", dependencies: ["TensorKernels", "CZlib"]),
         .target(name: "Media", dependencies: ["TensorKernels", "CPNGShim", "CZlib"]),
-        .target(name: "DynamicStereo", dependencies: ["TensorKernels", "VideoPlan", "Checkpoint", "Media"]),
+        .target(name: "DynamicStereo", dependencies: ["TensorKernels", "VideoPlan"]),
+        .target(name: "Inference", dependencies: ["DynamicStereo", "Checkpoint", "Media"]),
         .target(name: "JobQueue", dependencies: ["CLibPQ", "VideoPlan", .product(name: "Logging", package: "swift-log")]),
         .target(name: "HTTPServer", dependencies: ["JobQueue", "Media", "COpenSSL", .product(name: "Logging", package: "swift-log")]),
-        .target(name: "Worker", dependencies: ["JobQueue", "DynamicStereo", "Media", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "Worker", dependencies: ["JobQueue", "DynamicStereo", "Inference", "Media", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "Benchmarks", dependencies: [
+            "DynamicStereo", "Inference", "Media", "JobQueue", "TensorKernels",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
         .executableTarget(name: "dynstereo", dependencies: [
-            "Checkpoint", "DynamicStereo", "Media", "JobQueue", "HTTPServer", "Worker",
+            "Checkpoint", "DynamicStereo", "Inference", "Media", "JobQueue", "HTTPServer", "Worker", "Benchmarks",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -49,7 +56,8 @@ let package = Package(
         .testTarget(name: "VideoPlanTests", dependencies: ["VideoPlan"]),
         .testTarget(name: "CheckpointTests", dependencies: ["TestSupport", "Checkpoint"]),
         .testTarget(name: "MediaTests", dependencies: ["TestSupport", "Media"]),
-        .testTarget(name: "DynamicStereoTests", dependencies: ["TestSupport", "DynamicStereo", "Checkpoint", "Media"]),
+        .testTarget(name: "DynamicStereoTests", dependencies: ["TestSupport", "DynamicStereo", "Inference", "Checkpoint", "Media"]),
+        .testTarget(name: "BenchmarksTests", dependencies: ["Benchmarks", "DynamicStereo"]),
         .testTarget(name: "JobQueueTests", dependencies: ["TestSupport", "JobQueue"]),
         .testTarget(name: "HTTPServerTests", dependencies: ["TestSupport", "HTTPServer"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport", "Media", "TensorKernels"]),

@@ -1,6 +1,7 @@
 // The real job: decode the PNG frames, run DynamicStereo, and render the same files as `dynstereo infer`.
 import DynamicStereo
 import Foundation
+import Inference
 import JobQueue
 import Media
 import TensorKernels

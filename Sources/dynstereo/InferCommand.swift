@@ -2,7 +2,9 @@
 import ArgumentParser
 import DynamicStereo
 import Foundation
+import Inference
 import Media
+import TensorKernels
 
 struct InferCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -32,6 +34,7 @@ struct InferCommand: ParsableCommand {
     }
 
     func run() throws {
+        _ = AllocationPolicy.keepFreedMemory
         let started = Date()
         let sequence = try StereoSequence.load(left: URL(fileURLWithPath: left), right: URL(fileURLWithPath: right))
         for warning in sequence.warnings { printError("warning: \(warning)") }

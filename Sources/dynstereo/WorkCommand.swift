@@ -4,6 +4,7 @@ import Dispatch
 import Foundation
 import JobQueue
 import Logging
+import TensorKernels
 import Worker
 
 struct WorkCommand: ParsableCommand {
@@ -50,6 +51,7 @@ struct WorkCommand: ParsableCommand {
 
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         let logger = Logger(label: "dynstereo.work")
+        _ = AllocationPolicy.keepFreedMemory
         // Load before touching the queue: a worker with a wrong checkpoint must not claim jobs.
         let processor = try EstimatorProcessor(checkpoint: URL(fileURLWithPath: checkpoint))
         logger.info("checkpoint loaded", metadata: ["checkpoint": "\(checkpoint)"])
