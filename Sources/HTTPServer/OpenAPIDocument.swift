@@ -53,7 +53,7 @@ paths:
               properties:
                 left: {type: string, format: binary, description: Tar of the left view's PNG frames, paired by sorted name.}
                 right: {type: string, format: binary, description: Tar of the right view's PNG frames.}
-                iters: {type: integer, minimum: 1, maximum: 100, default: 20}
+                iters: {type: integer, minimum: 2, maximum: 100, default: 20}
                 kernel_size: {type: integer, minimum: 2, maximum: 64, default: 20}
                 focal_px: {type: number, exclusiveMinimum: 0, description: With baseline_m, enables depth outputs.}
                 baseline_m: {type: number, exclusiveMinimum: 0}
