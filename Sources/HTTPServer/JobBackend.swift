@@ -68,7 +68,7 @@ public protocol JobBackend: AnyObject, Sendable {
     /// An API key's limits in force and usage (nil for an unknown key), to refuse an upload before its body.
     func usage(owner: UUID) throws -> KeyUsage?
     func statusCounts() throws -> [JobStatus: Int]
-    /// The most recently finished successful jobs, for the duration histogram and throughput in /metrics.
-    func recentlySucceeded(limit: Int) throws -> [JobSnapshot]
+    /// What the job transitions counted (finishes, run times), for the counters and histogram of /metrics.
+    func jobCounters() throws -> JobCounters
     func ping() throws
 }

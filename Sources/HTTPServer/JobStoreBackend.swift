@@ -51,9 +51,7 @@ public final class JobStoreBackend: JobBackend, @unchecked Sendable {
     public func statusCounts() throws -> [JobStatus: Int] { try store.statusCounts() }
     public func ping() throws { try store.ping() }
 
-    public func recentlySucceeded(limit: Int) throws -> [JobSnapshot] {
-        try store.list(status: .succeeded, limit: limit, after: nil).jobs.map(Self.snapshot)
-    }
+    public func jobCounters() throws -> JobCounters { try store.counters() }
 
     static func snapshot(_ record: JobRecord) -> JobSnapshot {
         JobSnapshot(id: record.id, status: record.status, parameters: record.parameters, attempt: record.attempt,

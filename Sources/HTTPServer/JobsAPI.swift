@@ -244,8 +244,8 @@ public final class JobsAPI: HTTPApplication, @unchecked Sendable {
                 return APIError(.unavailable, "not_ready", "the database does not answer: \(error)").response
             }
         case .metrics:
-            let text = MetricsText.render(statusCounts: try backend.statusCounts(),
-                                          recent: try backend.recentlySucceeded(limit: 500), requests: counters.snapshot())
+            let text = MetricsText.render(statusCounts: try backend.statusCounts(), counters: try backend.jobCounters(),
+                                          requests: counters.snapshot())
             return HTTPResponse(status: .ok, contentType: "text/plain; version=0.0.4", bytes: Array(text.utf8))
         case .openAPI:
             return HTTPResponse(status: .ok, contentType: "application/yaml", bytes: Array(OpenAPIDocument.yaml.utf8))

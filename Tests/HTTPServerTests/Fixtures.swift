@@ -136,8 +136,23 @@ final class InMemoryJobBackend: JobBackend, @unchecked Sendable {
         }
     }
 
-    func recentlySucceeded(limit: Int) throws -> [JobSnapshot] {
-        try locked { Array(order.reversed().compactMap { jobs[$0] }.filter { $0.status == .succeeded }.prefix(limit)) }
+    /// Counted from the jobs held (PostgreSQL counts at each transition; CounterTests and MetricsTests test
+    /// that), with migration 0005's bucket bounds.
+    func jobCounters() throws -> JobCounters {
+        try locked {
+            let finished = Dictionary(uniqueKeysWithValues: JobStatus.terminal.map { status in
+                (status, jobs.values.filter { $0.status == status }.count)
+            })
+            let timed = jobs.values.compactMap { job -> (seconds: Double, frames: Int)? in
+                guard job.status == .succeeded, let started = job.startedAt, let ended = job.finishedAt else { return nil }
+                return (max(0, ended.timeIntervalSince(started)), job.framesTotal)
+            }
+            let buckets = [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, Double.infinity].map { bound in
+                JobCounters.Bucket(upperBound: bound, cumulativeCount: timed.filter { $0.seconds <= bound }.count)
+            }
+            return JobCounters(finished: finished, durationBuckets: buckets, durationSum: timed.reduce(0) { $0 + $1.seconds },
+                               framesSucceeded: timed.reduce(0) { $0 + $1.frames })
+        }
     }
 
     func ping() throws { try locked {} }
