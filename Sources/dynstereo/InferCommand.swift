@@ -34,13 +34,14 @@ struct InferCommand: ParsableCommand {
     }
 
     func run() throws {
-        _ = AllocationPolicy.keepFreedMemory
         let started = Date()
         let sequence = try StereoSequence.load(left: URL(fileURLWithPath: left), right: URL(fileURLWithPath: right))
         for warning in sequence.warnings { printError("warning: \(warning)") }
         let first = sequence.left[0]
         printError("read \(sequence.names.count) frames of \(first.width)x\(first.height); loading \(checkpoint)")
         let estimator = try StereoVideoEstimator(checkpoint: URL(fileURLWithPath: checkpoint))
+        // After loading: the checkpoint's temporaries go back to the system, the network's stay in the heap.
+        _ = AllocationPolicy.keepFreedMemory
 
         let computeStart = Date()
         let disparity = try estimator.estimate(

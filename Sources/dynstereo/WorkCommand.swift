@@ -51,9 +51,10 @@ struct WorkCommand: ParsableCommand {
 
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         let logger = Logger(label: "dynstereo.work")
-        _ = AllocationPolicy.keepFreedMemory
         // Load before touching the queue: a worker with a wrong checkpoint must not claim jobs.
         let processor = try EstimatorProcessor(checkpoint: URL(fileURLWithPath: checkpoint))
+        // After loading: the checkpoint's temporaries go back to the system, the network's stay in the heap.
+        _ = AllocationPolicy.keepFreedMemory
         logger.info("checkpoint loaded", metadata: ["checkpoint": "\(checkpoint)"])
         let worker = try QueueWorker(url: url, processors: Array(repeating: processor, count: concurrency),
                                      configuration: configuration, logger: logger)
