@@ -8,7 +8,8 @@ import PackageDescription
 //   VideoPlan           the run parameters and their rules, and the windows a video is cut into (network and queue)
 //   Checkpoint          PyTorch .pth reader (zip + restricted pickle VM) and writer, the golden weight formula
 //   Media               PNG, tar, NPY, colour maps, stereo sequences, the random-dot demo clip
-//   DynamicStereo       the network
+//   DynamicStereo       the network (on the tensor kernels and the window planner only)
+//   Inference           wiring the network to files: checkpoint loading, decoded RGB frames to tensors (CLI, worker)
 //   VideoIO             video files through a confined ffmpeg (probe, decode, MP4), resolution cap, PLY, result writer
 //   JobQueue            PostgreSQL job queue (libpq), migrations, job state machine
 //   HTTPTransport       socket HTTP/1.1 server: parser, multipart, connections, handler threads (knows no application)
@@ -16,6 +17,7 @@ import PackageDescription
 //   JobsAPI             the REST API on HTTPTransport: routes, views, metrics, OpenAPI, job-store and frame adapters
 //   Worker              headless job runner
 //   Evaluation          the reference's disparity metrics (EPE, temporal EPE) against ground truth files
+//   Benchmarks          `dynstereo bench` and `queue-bench`: network and queue figures; no library depends on it
 //   dynstereo           the executable
 // Build tools: the EmbedMigrations and EmbedOpenAPI plugins (through the TextEmbedder tool) compile
 // migrations/*.sql and openapi.yaml into the modules that use them, so the executable carries them alone.
@@ -41,7 +43,8 @@ let package = Package(
         .target(name: "VideoPlan"),
         .target(name: "Checkpoint", dependencies: ["TensorKernels", "CZlib"]),
         .target(name: "Media", dependencies: ["TensorKernels", "CPNGShim", "CZlib"]),
-        .target(name: "DynamicStereo", dependencies: ["TensorKernels", "VideoPlan", "Checkpoint", "Media"]),
+        .target(name: "DynamicStereo", dependencies: ["TensorKernels", "VideoPlan"]),
+        .target(name: "Inference", dependencies: ["DynamicStereo", "Checkpoint", "Media"]),
         .target(name: "CSpawnShim"),
         .target(name: "VideoIO", dependencies: ["CSpawnShim", "Media", "TensorKernels", "VideoPlan"]),
         .target(name: "JobQueue", dependencies: ["CLibPQ", "VideoPlan", .product(name: "Logging", package: "swift-log")],
@@ -50,11 +53,15 @@ let package = Package(
         .target(name: "APIKeys", dependencies: ["JobQueue", "COpenSSL"]),
         .target(name: "JobsAPI", dependencies: ["HTTPTransport", "JobQueue", "Media", "APIKeys", .product(name: "Logging", package: "swift-log")],
                 plugins: ["EmbedOpenAPI"]),
-        .target(name: "Worker", dependencies: ["JobQueue", "DynamicStereo", "Media", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "Worker", dependencies: ["JobQueue", "DynamicStereo", "Inference", "Media", .product(name: "Logging", package: "swift-log")]),
         .target(name: "Evaluation", dependencies: ["Media"]),
+        .target(name: "Benchmarks", dependencies: [
+            "DynamicStereo", "Inference", "Media", "JobQueue", "TensorKernels",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
         .executableTarget(name: "dynstereo", dependencies: [
-            "Checkpoint", "DynamicStereo", "Media", "JobQueue", "APIKeys", "HTTPTransport", "JobsAPI", "Worker",
-            "Evaluation", "VideoIO",
+            "Checkpoint", "DynamicStereo", "Inference", "Media", "JobQueue", "APIKeys", "HTTPTransport", "JobsAPI", "Worker",
+            "Evaluation", "VideoIO", "Benchmarks",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -68,13 +75,14 @@ let package = Package(
         .testTarget(name: "VideoPlanTests", dependencies: ["VideoPlan"]),
         .testTarget(name: "CheckpointTests", dependencies: ["TestSupport", "Checkpoint"]),
         .testTarget(name: "MediaTests", dependencies: ["TestSupport", "Media"]),
-        .testTarget(name: "DynamicStereoTests", dependencies: ["TestSupport", "DynamicStereo", "Checkpoint", "Media"]),
+        .testTarget(name: "DynamicStereoTests", dependencies: ["TestSupport", "DynamicStereo", "Inference", "Checkpoint", "Media"]),
+        .testTarget(name: "BenchmarksTests", dependencies: ["Benchmarks", "DynamicStereo"]),
         .testTarget(name: "JobQueueTests", dependencies: ["TestSupport", "JobQueue"]),
         .target(name: "HTTPTestSupport", dependencies: ["HTTPTransport"], path: "Tests/HTTPTestSupport"),
         .testTarget(name: "HTTPTransportTests", dependencies: ["TestSupport", "HTTPTestSupport", "HTTPTransport"]),
         .testTarget(name: "APIKeysTests", dependencies: ["TestSupport", "APIKeys", "JobQueue"]),
         .testTarget(name: "JobsAPITests", dependencies: ["TestSupport", "HTTPTestSupport", "HTTPTransport", "JobsAPI", "APIKeys", "JobQueue", "Media"]),
-        .testTarget(name: "CLITests", dependencies: ["TestSupport", "Media", "TensorKernels", "Checkpoint", "DynamicStereo", "VideoIO"]),
+        .testTarget(name: "CLITests", dependencies: ["TestSupport", "Media", "TensorKernels", "Checkpoint", "DynamicStereo", "Inference", "VideoIO"]),
         .testTarget(name: "VideoIOTests", dependencies: ["TestSupport", "VideoIO", "Media", "TensorKernels", "VideoPlan"]),
         .testTarget(name: "WorkerTests", dependencies: ["TestSupport", "Worker"]),
         .testTarget(name: "EvaluationTests", dependencies: ["TestSupport", "Evaluation", "Media"]),

@@ -191,29 +191,27 @@ func concatLastAxis(_ a: Tensor, _ b: Tensor) -> Tensor {
 /// no biases in the projections or the MLP.
 struct LoFTREncoderLayer {
     static let heads = 8
-    let queryProjection: Tensor   // [C, C]
-    let keyProjection: Tensor     // [C, C]
-    let valueProjection: Tensor   // [C, C]
-    let merge: Tensor             // [C, C]
-    let norm1Weight: Tensor, norm1Bias: Tensor   // [C]
-    let mlpHidden: Tensor         // [2C, 2C]
-    let mlpOut: Tensor            // [C, 2C]
-    let norm2Weight: Tensor, norm2Bias: Tensor   // [C]
+    let queryProjection: Linear   // q_proj [C, C]
+    let keyProjection: Linear     // k_proj [C, C]
+    let valueProjection: Linear   // v_proj [C, C]
+    let merge: Linear             // [C, C]
+    let norm1: LayerNorm          // [C]
+    let mlpHidden: Linear         // mlp.0 [2C, 2C]
+    let mlpOut: Linear            // mlp.2 [C, 2C]
+    let norm2: LayerNorm          // [C]
 
     init(_ w: WeightScope, channels c: Int = 256) {
-        queryProjection = w.tensor("q_proj.weight", [c, c])
-        keyProjection = w.tensor("k_proj.weight", [c, c])
-        valueProjection = w.tensor("v_proj.weight", [c, c])
-        merge = w.tensor("merge.weight", [c, c])
-        norm1Weight = w.tensor("norm1.weight", [c])
-        norm1Bias = w.tensor("norm1.bias", [c])
-        mlpHidden = w.tensor("mlp.0.weight", [2 * c, 2 * c])
-        mlpOut = w.tensor("mlp.2.weight", [c, 2 * c])
-        norm2Weight = w.tensor("norm2.weight", [c])
-        norm2Bias = w.tensor("norm2.bias", [c])
+        queryProjection = Linear(w("q_proj"), in: c, out: c, bias: false)
+        keyProjection = Linear(w("k_proj"), in: c, out: c, bias: false)
+        valueProjection = Linear(w("v_proj"), in: c, out: c, bias: false)
+        merge = Linear(w("merge"), in: c, out: c, bias: false)
+        norm1 = LayerNorm(w("norm1"), channels: c)
+        mlpHidden = Linear(w("mlp")(0), in: 2 * c, out: 2 * c, bias: false)
+        mlpOut = Linear(w("mlp")(2), in: 2 * c, out: c, bias: false)
+        norm2 = LayerNorm(w("norm2"), channels: c)
     }
 
-    var channels: Int { merge.shape[0] }
+    var channels: Int { merge.outputs }
 
     /// `x` [N, L, C] attending to `source` [N, S, C]; the result is [N, L, C].
     func callAsFunction(_ x: Tensor, source: Tensor) -> Tensor {
@@ -221,15 +219,11 @@ struct LoFTREncoderLayer {
         let (sn, _, sc) = source.dims3
         precondition(c == channels && sc == channels && sn == n,
                      "LoFTREncoderLayer: x \(x.shape), source \(source.shape) for \(channels) channels")
-        let q = linear(x, weight: queryProjection, bias: nil)
-        let k = linear(source, weight: keyProjection, bias: nil)
-        let v = linear(source, weight: valueProjection, bias: nil)
-        var message = linearAttention(queries: q, keys: k, values: v, heads: Self.heads)
-        message = linear(message, weight: merge, bias: nil)
-        message = layerNorm(message, weight: norm1Weight, bias: norm1Bias)
-        message = linear(concatLastAxis(x, message), weight: mlpHidden, bias: nil).relu()
-        message = linear(message, weight: mlpOut, bias: nil)
-        message = layerNorm(message, weight: norm2Weight, bias: norm2Bias)
+        var message = linearAttention(queries: queryProjection(x), keys: keyProjection(source),
+                                      values: valueProjection(source), heads: Self.heads)
+        message = norm1(merge(message))
+        message = mlpHidden(concatLastAxis(x, message)).relu()
+        message = norm2(mlpOut(message))
         return x + message
     }
 }

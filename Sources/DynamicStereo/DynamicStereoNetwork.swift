@@ -22,8 +22,10 @@ public struct DynamicStereoNetwork {
     let update08: SequenceUpdateBlock3D
     let update04: SequenceUpdateBlock3D
 
-    /// Binds every layer to its checkpoint tensors; call `verify()` on the store afterwards.
-    public init(_ w: WeightScope) {
+    /// Binds every layer to its checkpoint tensors under `w`. Internal on purpose: a store that is never
+    /// verified hands out zeros for what it lacks, so outside this module the network is built only through
+    /// `init(stateDict:)`, which verifies.
+    init(_ w: WeightScope) {
         encoder = BasicEncoder(w("fnet"))
         timeEmbedding = w.tensor("time_embed", [1, Self.trainedFrames, Self.featureDim])
         selfAttention = (0..<Self.attentionDepth).map { LocalFeatureTransformer(w("self_attn_blocks")($0), kind: .self) }
@@ -61,87 +63,55 @@ public struct DynamicStereoNetwork {
         precondition(left.shape == right.shape, "left \(left.shape) and right \(right.shape) differ")
         precondition(channels == 3 && height % 32 == 0 && width % 32 == 0, "input \(left.shape) is not padded to 32")
         precondition(iters >= 2, "iters must be at least 2, got \(iters)")
-        _ = AllocationPolicy.keepFreedMemory
 
-        // Each scale's features are handed over and dropped once its refinement starts, so that at 1/4 (where the
-        // iterations' working memory is largest) nothing of the coarser scales is left.
-        var scales: ScaleFeatures? = try prepareScales(left: left, right: right, frames: frames, clock: clock,
-                                                       isCancelled: isCancelled)
-        let (h, w) = (scales!.net04.shape[2], scales!.net04.shape[3])
-
+        // Each scale's input is consumed by its refinement, so that at 1/4 (where the iterations' working memory is
+        // largest) nothing of the coarser scales is left.
+        let (sixteenth, eighth, quarter) = try prepareScales(left: left, right: right, frames: frames, clock: clock,
+                                                             isCancelled: isCancelled)
         var iterations: [Tensor] = []
-        let record: (Tensor, Int) -> Void = { upsampled, scale in
+        let record: ((Tensor, Int) -> Void)? = keepIterations ? { upsampled, rate in
+            // rate: how far the scale's upsampled flow (4x the scale) is below the input resolution.
             let x = splitChannels(upsampled, [1, 1])[0]
-            iterations.append(scale > 1
-                ? Float(scale) * resizeBilinear(x, height: scale * x.shape[2], width: scale * x.shape[3])
+            iterations.append(rate > 1
+                ? Float(rate) * resizeBilinear(x, height: rate * x.shape[2], width: rate * x.shape[3])
                 : x)
-        }
-
-        // 1/16: from zero flow. Each stage returns the convex-upsampled flow (4x its own scale).
-        var flow = Tensor(shape: [frames, 2, h / 4, w / 4])
-        var net16: Tensor
-        do {
-            let (f1dw16, f2dw16, net, inp) = (scales!.f1dw16, scales!.f2dw16, scales!.net16, scales!.inp16)
-            scales!.dropSixteenth()
-            let correlation = clock.measure(.correlationBuild) { CorrBlock1D(fmap1: f1dw16, fmap2: f2dw16) }
-            (flow, net16) = try refine(update16, stage: .update16, correlation: correlation,
-                                       flow: flow, net: net, inp: inp, iters: iters / 2, frames: frames,
-                                       record: keepIterations ? { record($0, 4) } : nil, clock: clock, isCancelled: isCancelled)
-        }
-
-        // 1/8: the reference rescales by -(target / source) height, which also flips the sign.
-        var net08: Tensor
-        do {
-            let (f1dw8, f2dw8, net, inp) = (scales!.f1dw8, scales!.f2dw8, scales!.net08, scales!.inp08)
-            scales!.dropEighth()
-            (flow, net08) = clock.measure(.upsampling) {
-                (Float(-Double(h / 2) / Double(flow.shape[2])) * resizeBilinear(flow, height: h / 2, width: w / 2),
-                 (net + resizeBilinear(net16, height: 2 * net16.shape[2], width: 2 * net16.shape[3])) / 2)
-            }
-            let correlation = clock.measure(.correlationBuild) { CorrBlock1D(fmap1: f1dw8, fmap2: f2dw8) }
-            (flow, net08) = try refine(update08, stage: .update08, correlation: correlation,
-                                       flow: flow, net: net08, inp: inp, iters: iters / 2, frames: frames,
-                                       record: keepIterations ? { record($0, 2) } : nil, clock: clock, isCancelled: isCancelled)
-        }
-
-        // 1/4, with the same sign-flipping rescale.
-        do {
-            let (correlation, net, inp) = (scales!.correlation04, scales!.net04, scales!.inp04)
-            scales = nil
-            let net04: Tensor
-            (flow, net04) = clock.measure(.upsampling) {
-                (Float(-Double(h) / Double(flow.shape[2])) * resizeBilinear(flow, height: h, width: w),
-                 (net + resizeBilinear(net08, height: 2 * net08.shape[2], width: 2 * net08.shape[3])) / 2)
-            }
-            (flow, _) = try refine(update04, stage: .update04, correlation: correlation,
-                                   flow: flow, net: net04, inp: inp, iters: iters, frames: frames,
-                                   record: keepIterations ? { record($0, 1) } : nil, clock: clock, isCancelled: isCancelled)
-        }
-        return Output(flow: splitChannels(flow, [1, 1])[0], iterations: iterations)
+        } : nil
+        var state = try refine(update16, stage: .update16, consume sixteenth, after: nil, iters: iters / 2,
+                               frames: frames, record: record, clock: clock, isCancelled: isCancelled)
+        state = try refine(update08, stage: .update08, consume eighth, after: state, iters: iters / 2,
+                           frames: frames, record: record, clock: clock, isCancelled: isCancelled)
+        state = try refine(update04, stage: .update04, consume quarter, after: state, iters: iters,
+                           frames: frames, record: record, clock: clock, isCancelled: isCancelled)
+        return Output(flow: splitChannels(state.flow, [1, 1])[0], iterations: iterations)
     }
 
-    /// What the iterations need of the encoder's features at each scale.
-    private struct ScaleFeatures {
-        let net04: Tensor, inp04: Tensor, correlation04: CorrBlock1D       // 1/4
-        var f1dw16: Tensor, f2dw16: Tensor, net16: Tensor, inp16: Tensor   // 1/16, after attention
-        var f1dw8: Tensor, f2dw8: Tensor, net08: Tensor, inp08: Tensor     // 1/8
-
-        /// Releases the 1/16 features once their refinement has taken them.
-        mutating func dropSixteenth() {
-            (f1dw16, f2dw16, net16, inp16) = (Tensor(shape: [0]), Tensor(shape: [0]), Tensor(shape: [0]), Tensor(shape: [0]))
+    /// What the refinement at one scale starts from, at 1/16, 1/8 or 1/4 of the input (h x w below).
+    private struct ScaleInput {
+        /// What the scale's correlation volume comes from.
+        enum Matching {
+            /// Left and right features [T, 256, h, w], correlated when the scale's refinement starts.
+            case features(Tensor, Tensor)
+            /// The volume itself, built while the feature maps it comes from were alive (1/4).
+            case volume(CorrBlock1D)
         }
+        let matching: Matching
+        /// 16, 8 or 4: the input's size over the scale's.
+        let stride: Int
+        let net: Tensor         // [T, 128, h, w] hidden state
+        let inp: Tensor         // [T, 128, h, w] context
+    }
 
-        /// Releases the 1/8 features once their refinement has taken them.
-        mutating func dropEighth() {
-            (f1dw8, f2dw8, net08, inp08) = (Tensor(shape: [0]), Tensor(shape: [0]), Tensor(shape: [0]), Tensor(shape: [0]))
-        }
+    /// A scale's result: the last convex-upsampled flow [T, 2, 4h, 4w] and the hidden state [T, 128, h, w].
+    private struct Refined {
+        let flow: Tensor
+        let net: Tensor
     }
 
     /// Encoder, attention stack and everything else derived from the 1/4-scale feature maps, including the 1/4
     /// correlation volume: the feature maps (2 x 256 x h x w floats) are released when this returns, before
     /// the iterations' working memory is needed.
-    private func prepareScales(left: Tensor, right: Tensor, frames: Int, clock: StageClock?,
-                               isCancelled: () -> Bool) throws -> ScaleFeatures {
+    private func prepareScales(left: Tensor, right: Tensor, frames: Int, clock: StageClock?, isCancelled: () -> Bool)
+        throws -> (sixteenth: ScaleInput, eighth: ScaleInput, quarter: ScaleInput) {
         // Images to [-1, 1] in float32, as the reference: 2 * (x / 255) - 1. The encoder normalises each image on
         // its own, so it runs a few images at a time: its full-resolution activations are the largest tensors of
         // the whole pass (64 x H/2 x W/2 floats per image, several alive at once).
@@ -162,9 +132,9 @@ public struct DynamicStereoNetwork {
              (avgPool(fmap2, 2) + resizeBilinear(f2dw16, height: h / 2, width: w / 2)) / 2)
         }
         let (net08, inp08) = clock.measure(.other) { Self.netAndContext(f1dw8) }
-        return ScaleFeatures(net04: net04, inp04: inp04, correlation04: correlation04,
-                             f1dw16: f1dw16, f2dw16: f2dw16, net16: net16, inp16: inp16,
-                             f1dw8: f1dw8, f2dw8: f2dw8, net08: net08, inp08: inp08)
+        return (ScaleInput(matching: .features(f1dw16, f2dw16), stride: 16, net: net16, inp: inp16),
+                ScaleInput(matching: .features(f1dw8, f2dw8), stride: 8, net: net08, inp: inp08),
+                ScaleInput(matching: .volume(correlation04), stride: 4, net: net04, inp: inp04))
     }
 
     /// Images per encoder call: enough rows for sgemm to run at full speed, few enough to bound the memory
@@ -192,21 +162,41 @@ public struct DynamicStereoNetwork {
         return body()
     }
 
-    /// The recurrent refinement at one scale; returns the last convex-upsampled flow and the hidden state.
+    /// The recurrent refinement at one scale, from the coarser scale's result (`previous`) or, at 1/16, from zero
+    /// flow. `record`, when given, receives every iteration's upsampled flow with its distance to the input
+    /// resolution (4 at 1/16, 2 at 1/8, 1 at 1/4).
     ///
     /// Each iteration's upsampled flow is computed only where it is read: in the last iteration (the scale's
     /// result) and, when `record` is given, in every iteration. The mask head and the convex upsampling feed
     /// nothing else (the next iteration starts from the coarse flow and the hidden state), so skipping them
     /// elsewhere leaves every result bit for bit the same. The reference computes them in every iteration.
-    private func refine(_ block: SequenceUpdateBlock3D, stage: NetworkStage, correlation: CorrBlock1D,
-                        flow initialFlow: Tensor, net initialNet: Tensor, inp: Tensor, iters: Int, frames: Int,
-                        record: ((Tensor) -> Void)?, clock: StageClock?, isCancelled: () -> Bool) throws -> (Tensor, Tensor) {
+    private func refine(_ block: SequenceUpdateBlock3D, stage: NetworkStage, _ input: consuming ScaleInput,
+                        after previous: Refined?, iters: Int, frames: Int, record: ((Tensor, Int) -> Void)?,
+                        clock: StageClock?, isCancelled: () -> Bool) throws -> Refined {
         precondition(iters >= 1, "refine: needs an iteration to produce a flow")
-        var flow = initialFlow
-        var net = initialNet
+        let (h, w) = (input.net.shape[2], input.net.shape[3])
+        var flow: Tensor, net: Tensor
+        if let previous {
+            // The reference rescales the coarser flow by -(target / source) height, which also flips its sign, and
+            // averages the hidden state with the coarser one upsampled.
+            (flow, net) = clock.measure(.upsampling) {
+                (Float(-Double(h) / Double(previous.flow.shape[2])) * resizeBilinear(previous.flow, height: h, width: w),
+                 (input.net + resizeBilinear(previous.net, height: 2 * previous.net.shape[2],
+                                             width: 2 * previous.net.shape[3])) / 2)
+            }
+        } else {
+            (flow, net) = (Tensor(shape: [frames, 2, h, w]), input.net)
+        }
+        let correlation: CorrBlock1D
+        switch input.matching {
+        case let .features(fmap1, fmap2):
+            correlation = clock.measure(.correlationBuild) { CorrBlock1D(fmap1: fmap1, fmap2: fmap2) }
+        case let .volume(volume):
+            correlation = volume
+        }
         var upsampled = flow
         // The context's share of the GRU's convolutions is the same in every iteration: computed once here.
-        let context = clock.measure(stage) { block.context(inp: inp, frames: frames) }
+        let context = clock.measure(stage) { block.context(inp: input.inp, frames: frames) }
         for iteration in 0..<iters {
             if isCancelled() { throw CancellationError() }
             let corr = clock.measure(.correlationLookup) { correlation(flow: flow) }
@@ -221,9 +211,9 @@ public struct DynamicStereoNetwork {
                 let mask = clock.measure(stage) { block.upsamplingMask(chunkNet, clock: clock) }
                 return clock.measure(.upsampling) { convexUpsample(chunkFlow, mask: mask, rate: 4) }
             }
-            record?(upsampled)
+            record?(upsampled, input.stride / 4)
         }
-        return (upsampled, net)
+        return Refined(flow: upsampled, net: net)
     }
 
     /// Position encoding, time embedding, then four rounds of self, cross and temporal attention at 1/16.

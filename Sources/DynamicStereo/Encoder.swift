@@ -4,43 +4,20 @@
 // Every normalisation is InstanceNorm2d(affine: false), so the checkpoint holds no norm weights.
 import TensorKernels
 
-/// A convolution's weights and geometry, bound to `<name>.weight` [Cout, Cin, k, k] and `<name>.bias` [Cout].
-private struct Convolution {
-    let weight: Tensor   // [Cout, Cin, k, k]
-    let bias: Tensor     // [Cout]
-    let stride: Int
-    let padding: Int
-    /// Stride-1 3x3 kernels rearranged for tap-shifted sgemms (`boxConvolution`), which need no column matrix.
-    let box: BoxKernel?
-
-    init(_ w: WeightScope, input: Int, output: Int, kernel: Int, stride: Int = 1, padding: Int = 0) {
-        weight = w.tensor("weight", [output, input, kernel, kernel])
-        bias = w.tensor("bias", [output])
-        self.stride = stride
-        self.padding = padding
-        box = kernel == 3 && stride == 1 && padding == 1 ? BoxKernel(weight: weight, bias: bias) : nil
-    }
-
-    func callAsFunction(_ x: Tensor) -> Tensor {
-        if let box { return boxConvolution([x], box) }
-        return conv2d(x, weight: weight, bias: bias, stride: (stride, stride), padding: (padding, padding))
-    }
-}
-
 /// Two 3x3 convolutions with a 1x1 projection of the input beside them: relu(norm(proj(x)) + y).
 ///
 /// The projection (`downsample`) exists at every stride, also where the channel count stays the same.
 struct ResidualBlock {
-    private let conv1: Convolution       // [planes, inPlanes, 3, 3], stride s
-    private let conv2: Convolution       // [planes, planes, 3, 3]
-    private let downsample: Convolution  // [planes, inPlanes, 1, 1], stride s
+    private let conv1: Conv2d       // [planes, inPlanes, 3, 3], stride s, padding 1
+    private let conv2: Conv2d       // [planes, planes, 3, 3], padding 1
+    private let downsample: Conv2d  // [planes, inPlanes, 1, 1], stride s
     let inputChannels: Int
 
     init(_ w: WeightScope, input: Int, output: Int, stride: Int) {
         inputChannels = input
-        conv1 = Convolution(w("conv1"), input: input, output: output, kernel: 3, stride: stride, padding: 1)
-        conv2 = Convolution(w("conv2"), input: output, output: output, kernel: 3, padding: 1)
-        downsample = Convolution(w("downsample")(0), input: input, output: output, kernel: 1, stride: stride)
+        conv1 = Conv2d(w("conv1"), in: input, out: output, kernel: 3, stride: stride)
+        conv2 = Conv2d(w("conv2"), in: output, out: output, kernel: 3)
+        downsample = Conv2d(w("downsample")(0), in: input, out: output, kernel: 1, stride: stride)
     }
 
     /// [N, Cin, H, W] to [N, Cout, H / s, W / s] (rounded up).
@@ -63,13 +40,13 @@ struct ResidualBlock {
 /// conv 7x7 / 2 -> norm -> relu, three stages of two residual blocks (64, 96 / 2, 128 channels), conv 1x1 to 256.
 struct BasicEncoder {
     static let outputChannels = 256
-    private let conv1: Convolution   // [64, 3, 7, 7], stride 2, padding 3
+    private let conv1: Conv2d   // [64, 3, 7, 7], stride 2, padding 3
     private let layers: [ResidualBlock]
-    private let conv2: Convolution   // [256, 128, 1, 1]
+    private let conv2: Conv2d   // [256, 128, 1, 1]
 
     /// `w` is the encoder's scope, `root("fnet")`.
     init(_ w: WeightScope) {
-        conv1 = Convolution(w("conv1"), input: 3, output: 64, kernel: 7, stride: 2, padding: 3)
+        conv1 = Conv2d(w("conv1"), in: 3, out: 64, kernel: 7, stride: 2)
         var blocks: [ResidualBlock] = []
         var channels = 64
         for (stage, (output, stride)) in [(64, 1), (96, 2), (128, 1)].enumerated() {
@@ -79,7 +56,7 @@ struct BasicEncoder {
             channels = output
         }
         layers = blocks
-        conv2 = Convolution(w("conv2"), input: channels, output: Self.outputChannels, kernel: 1)
+        conv2 = Conv2d(w("conv2"), in: channels, out: Self.outputChannels, kernel: 1)
     }
 
     /// `x` [N, 3, H, W] in [-1, 1] to [N, 256, ⌈H/4⌉, ⌈W/4⌉]. Normalisation is per image, so batching the

@@ -8,21 +8,19 @@ import TensorKernels
 /// update.py's `Attention`: softmax self-attention over short sequences, heads of D = C / 8 channels.
 ///
 /// The reference declares a `qkv` projection but never applies it: queries, keys and values are all the
-/// input itself split into heads. We reproduce that; the unused weight is still taken from the checkpoint
-/// so that strict loading accounts for it.
+/// input itself split into heads. We reproduce that; the unused layer is still bound to the checkpoint
+/// so that strict loading accounts for its weight.
 struct TemporalAttention {
     static let heads = 8
-    let projection: Tensor       // [C, C]
-    let projectionBias: Tensor   // [C]
+    let projection: Linear       // proj [C, C] + [C]
 
     init(_ w: WeightScope, channels c: Int = 256) {
-        // [3C, C]: present in every checkpoint, unused by the reference's forward pass.
-        _ = w.tensor("qkv.weight", [3 * c, c])
-        projection = w.tensor("proj.weight", [c, c])
-        projectionBias = w.tensor("proj.bias", [c])
+        // qkv [3C, C], no bias: present in every checkpoint, unused by the reference's forward pass.
+        _ = Linear(w("qkv"), in: c, out: 3 * c, bias: false)
+        projection = Linear(w("proj"), in: c, out: c)
     }
 
-    var channels: Int { projection.shape[0] }
+    var channels: Int { projection.outputs }
 
     /// Attention within each of `x`'s [sequences, T, C] sequences; the result has the same shape.
     func callAsFunction(_ x: Tensor) -> Tensor {
@@ -73,25 +71,21 @@ struct TemporalAttention {
                 }
             }
         }
-        return linear(attended, weight: projection, bias: projectionBias)
+        return projection(attended)
     }
 }
 
 /// Attention along time at every pixel: x + fc(attention(norm(x))) over each pixel's T frames.
 struct TimeAttnBlock {
     let attention: TemporalAttention
-    let fcWeight: Tensor      // [C, C]
-    let fcBias: Tensor        // [C]
-    let normWeight: Tensor    // [C]
-    let normBias: Tensor      // [C]
+    let fc: Linear            // temporal_fc [C, C] + [C]
+    let norm: LayerNorm       // temporal_norm1 [C]
 
     /// `w` is the block's scope, e.g. `root("time_attn_blocks")(0)` or `root("update_block16")("time_attn")`.
     init(_ w: WeightScope, channels c: Int = 256) {
         attention = TemporalAttention(w("temporal_attn"), channels: c)
-        fcWeight = w.tensor("temporal_fc.weight", [c, c])
-        fcBias = w.tensor("temporal_fc.bias", [c])
-        normWeight = w.tensor("temporal_norm1.weight", [c])
-        normBias = w.tensor("temporal_norm1.bias", [c])
+        fc = Linear(w("temporal_fc"), in: c, out: c)
+        norm = LayerNorm(w("temporal_norm1"), channels: c)
     }
 
     /// `x` [(B T), C, h, w], frames-major within each video; the result has the same shape.
@@ -116,8 +110,7 @@ struct TimeAttnBlock {
                 }
             }
         }
-        let normed = layerNorm(sequences, weight: normWeight, bias: normBias)
-        let update = linear(attention(normed), weight: fcWeight, bias: fcBias)
+        let update = fc(attention(norm(sequences)))
         // The residual adds the un-normalised input; scatter the sum back to [(B T), C, h, w].
         var result = x
         result.data.withUnsafeMutableBufferPointer { dst in

@@ -147,83 +147,21 @@ extension SequenceUpdateBlock3D {
         return out
     }
 
-    /// A 2-D convolution with bias and "same" padding, bound to `<scope>.weight` [Cout, Cin, k, k]
-    /// and `<scope>.bias` [Cout].
-    ///
-    /// Nested so that its name cannot collide with the encoder's layers in the same module.
-    struct Conv2D {
-        let weight: Tensor      // [Cout, Cin, k, k]
-        let bias: Tensor        // [Cout]
-        let padding: Int
-        /// The 3x3 kernels rearranged for tap-shifted sgemms (`boxConvolution`), which need no column matrix.
-        let box: BoxKernel?
-
-        init(_ w: WeightScope, in cin: Int, out cout: Int, kernel: Int) {
-            weight = w.tensor("weight", [cout, cin, kernel, kernel])
-            bias = w.tensor("bias", [cout])
-            padding = kernel / 2
-            box = kernel == 3 ? BoxKernel(weight: weight, bias: bias) : nil
-        }
-
-        func callAsFunction(_ x: Tensor) -> Tensor {
-            conv2d(x, weight: weight, bias: bias, padding: (padding, padding))
-        }
-
-        /// relu(conv(cat(inputs))), without building the concatenation.
-        func reluOf(_ inputs: [Tensor]) -> Tensor {
-            if let box { return boxConvolution(inputs, box, relu: true) }
-            return self(inputs.count == 1 ? inputs[0] : concatChannels(inputs)).relu()
-        }
-    }
-
-    /// A 3-D convolution with bias and "same" padding on frames-major video, bound to
-    /// `<scope>.weight` [Cout, Cin, kt, kh, kw] and `<scope>.bias` [Cout].
-    struct Conv3D {
-        let weight: Tensor      // [Cout, Cin, kt, kh, kw]
-        let bias: Tensor        // [Cout]
-        let padding: (Int, Int, Int)
-
-        init(_ w: WeightScope, in cin: Int, out cout: Int, kernel: (t: Int, h: Int, w: Int)) {
-            weight = w.tensor("weight", [cout, cin, kernel.t, kernel.h, kernel.w])
-            bias = w.tensor("bias", [cout])
-            padding = (kernel.t / 2, kernel.h / 2, kernel.w / 2)
-        }
-
-        init(weight: Tensor, bias: Tensor, padding: (Int, Int, Int)) {
-            (self.weight, self.bias, self.padding) = (weight, bias, padding)
-        }
-
-        /// Convolutions over the same input stacked along the output channels, so one im2col and one
-        /// sgemm serve them all; the outputs come out in the order given.
-        init(stacking parts: [Conv3D]) {
-            precondition(!parts.isEmpty && parts.allSatisfy {
-                Array($0.weight.shape.dropFirst()) == Array(parts[0].weight.shape.dropFirst())
-            }, "Conv3D: cannot stack convolutions of shapes \(parts.map(\.weight.shape))")
-            // Cout is the outermost axis of both tensors, so stacking is concatenation of the storage.
-            self.init(weight: Tensor.stack(parts.map(\.weight)), bias: Tensor.stack(parts.map(\.bias)),
-                      padding: parts[0].padding)
-        }
-
-        func callAsFunction(_ x: Tensor) -> Tensor {
-            conv3d(x, weight: weight, bias: bias, padding: padding)
-        }
-    }
-
     /// Encodes the correlation taps and the current flow into 128 motion channels (RAFT's
     /// BasicMotionEncoder); the last two channels are the flow itself, passed through.
     struct BasicMotionEncoder {
-        let convc1: Conv2D      // [256, 36, 1, 1]
-        let convc2: Conv2D      // [192, 256, 3, 3]
-        let convf1: Conv2D      // [128, 2, 7, 7]
-        let convf2: Conv2D      // [64, 128, 3, 3]
-        let conv: Conv2D        // [126, 256, 3, 3]
+        let convc1: Conv2d      // [256, 36, 1, 1]
+        let convc2: Conv2d      // [192, 256, 3, 3]
+        let convf1: Conv2d      // [128, 2, 7, 7]
+        let convf2: Conv2d      // [64, 128, 3, 3]
+        let conv: Conv2d        // [126, 256, 3, 3]
 
         init(_ w: WeightScope) {
-            convc1 = Conv2D(w("convc1"), in: SequenceUpdateBlock3D.correlationChannels, out: 256, kernel: 1)
-            convc2 = Conv2D(w("convc2"), in: 256, out: 192, kernel: 3)
-            convf1 = Conv2D(w("convf1"), in: 2, out: 128, kernel: 7)
-            convf2 = Conv2D(w("convf2"), in: 128, out: 64, kernel: 3)
-            conv = Conv2D(w("conv"), in: 64 + 192, out: 128 - 2, kernel: 3)
+            convc1 = Conv2d(w("convc1"), in: SequenceUpdateBlock3D.correlationChannels, out: 256, kernel: 1)
+            convc2 = Conv2d(w("convc2"), in: 256, out: 192, kernel: 3)
+            convf1 = Conv2d(w("convf1"), in: 2, out: 128, kernel: 7)
+            convf2 = Conv2d(w("convf2"), in: 128, out: 64, kernel: 3)
+            conv = Conv2d(w("conv"), in: 64 + 192, out: 128 - 2, kernel: 3)
         }
 
         /// `flow` [N, 2, H, W], `corr` [N, 36, H, W] -> [N, 128, H, W].
@@ -492,9 +430,10 @@ extension SequenceUpdateBlock3D {
         init(_ w: WeightScope, pass: Int, axis: TapAxis, kernel: (t: Int, h: Int, w: Int), splitsContext: Bool) {
             let hidden = SequenceUpdateBlock3D.hiddenChannels
             let inChannels = hidden + 2 * hidden
-            let z = Conv3D(w("convz\(pass)"), in: inChannels, out: hidden, kernel: kernel)
-            let r = Conv3D(w("convr\(pass)"), in: inChannels, out: hidden, kernel: kernel)
-            let q = Conv3D(w("convq\(pass)"), in: inChannels, out: hidden, kernel: kernel)
+            // Bound as layers, run only through the rearranged weights below.
+            let z = Conv3d(w("convz\(pass)"), in: inChannels, out: hidden, kernel: kernel)      // [128, 384, kt, kh, kw]
+            let r = Conv3d(w("convr\(pass)"), in: inChannels, out: hidden, kernel: kernel)
+            let q = Conv3d(w("convq\(pass)"), in: inChannels, out: hidden, kernel: kernel)
             let stacked = Tensor.stack([z.weight, r.weight])              // [256, 384, kt, kh, kw]
             let varying = splitsContext ? Array(0..<hidden) + Array((2 * hidden)..<inChannels) : Array(0..<inChannels)
             self.axis = axis
@@ -584,35 +523,32 @@ extension SequenceUpdateBlock3D {
 
     /// Predicts the flow update from the hidden state with two 3×3×3 convolutions over (t, y, x).
     struct FlowHead3D {
-        let conv1: Conv3D       // [256, 128, 3, 3, 3]
-        let conv2: Conv3D       // [2, 256, 3, 3, 3]
-        /// conv1 rearranged for tap-shifted sgemms over the whole window (`boxConvolution`).
-        let conv1Box: BoxKernel
+        /// Tap-shifted sgemms over the whole window.
+        let conv1: Conv3d       // [256, 128, 3, 3, 3]
+        /// 2 outputs: tap products beat a 6,912-row column matrix (see conv3dByTapProducts).
+        let conv2: Conv3d       // [2, 256, 3, 3, 3]
 
         init(_ w: WeightScope) {
-            conv1 = Conv3D(w("conv1"), in: SequenceUpdateBlock3D.hiddenChannels, out: 256, kernel: (3, 3, 3))
-            conv2 = Conv3D(w("conv2"), in: 256, out: 2, kernel: (3, 3, 3))
-            conv1Box = BoxKernel(weight: conv1.weight, bias: conv1.bias)
+            conv1 = Conv3d(w("conv1"), in: SequenceUpdateBlock3D.hiddenChannels, out: 256, kernel: (3, 3, 3), method: .box)
+            conv2 = Conv3d(w("conv2"), in: 256, out: 2, kernel: (3, 3, 3), method: .tapProducts)
         }
 
         /// [T, 128, H, W] -> [T, 2, H, W].
         func callAsFunction(_ net: Tensor) -> Tensor {
-            // conv2 has 2 outputs: tap products beat a 6,912-row column matrix (see conv3dByTapProducts).
-            conv3dByTapProducts(boxConvolution([net], conv1Box, relu: true), weight: conv2.weight, bias: conv2.bias,
-                                padding: conv2.padding)
+            conv2(conv1(net, relu: true))
         }
     }
 
     /// The convex-upsampling mask head, `mask.0` (3×3) and `mask.2` (1×1) of an nn.Sequential with a
     /// ReLU between them; the caller applies the 0.25 scale.
     struct MaskHead {
-        let expand: Conv2D      // mask.0 [256, 128, 3, 3]
-        let project: Conv2D     // mask.2 [144, 256, 1, 1]
+        let expand: Conv2d      // mask.0 [256, 128, 3, 3]
+        let project: Conv2d     // mask.2 [144, 256, 1, 1]
 
         init(_ w: WeightScope) {
             let hidden = SequenceUpdateBlock3D.hiddenChannels
-            expand = Conv2D(w("0"), in: hidden, out: hidden + 128, kernel: 3)
-            project = Conv2D(w("2"), in: hidden + 128, out: SequenceUpdateBlock3D.maskChannels, kernel: 1)
+            expand = Conv2d(w("0"), in: hidden, out: hidden + 128, kernel: 3)
+            project = Conv2d(w("2"), in: hidden + 128, out: SequenceUpdateBlock3D.maskChannels, kernel: 1)
         }
 
         /// [T, 128, H, W] -> [T, 144, H, W].

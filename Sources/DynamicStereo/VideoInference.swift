@@ -1,7 +1,5 @@
 // DynamicStereo forward_batch_test and utils.py's InputPadder: whole videos through sliding windows.
 import Foundation
-import Checkpoint
-import Media
 import TensorKernels
 @_exported import VideoPlan
 
@@ -51,18 +49,15 @@ public enum InferenceError: Error, CustomStringConvertible, Equatable {
     }
 }
 
-/// Disparity for whole stereo videos: loads the network once, then runs videos through sliding windows.
+/// Disparity for whole stereo videos: holds the network once, then runs videos through sliding windows.
+///
+/// Frames come in as tensors, one window at a time, from whoever decoded them; reading checkpoints and images
+/// is the wiring layer's (the `Inference` module's `init(checkpoint:)` and `estimate(left:right:)`).
 public final class StereoVideoEstimator: @unchecked Sendable {
     public let network: DynamicStereoNetwork
 
     public init(network: DynamicStereoNetwork) {
         self.network = network
-    }
-
-    /// Loads a PyTorch checkpoint (`dynamic_stereo_sf.pth`, `dynamic_stereo_dr_sf.pth` or one in their format).
-    public convenience init(checkpoint: URL) throws {
-        let stateDict = try StateDict.load(checkpoint).floatTensors()
-        try self.init(network: DynamicStereoNetwork(stateDict: stateDict))
     }
 
     /// Checks the parameters with the rules every surface shares (`InferenceParameters`), worded for `surface`.
@@ -74,54 +69,38 @@ public final class StereoVideoEstimator: @unchecked Sendable {
         }
     }
 
-    /// The final disparity |flow| of every output frame, [T', H, W] (T' = T except with odd kernel sizes, where
-    /// the reference's windows repeat frames; `InferenceWindow.outputFrames` names them).
-    public func estimate(left: [RGBImage], right: [RGBImage], iters: Int = 20, kernelSize: Int = 20,
+    /// The final disparity |flow| of every output frame of a video of `frames` frames of `width` x `height`,
+    /// [T', H, W] (T' = T except with odd kernel sizes, where the reference's windows repeat frames;
+    /// `InferenceWindow.outputFrames` names them).
+    ///
+    /// `window(range)` supplies frames `range` of both views as [range.count, 3, H, W] with values 0...255; it is
+    /// asked once per window, so only one window's frames are tensors at a time.
+    public func estimate(frames: Int, height: Int, width: Int, iters: Int = 20, kernelSize: Int = 20,
+                         window load: (Range<Int>) throws -> (left: Tensor, right: Tensor),
                          progress: (InferenceProgress) -> Void = { _ in },
                          isCancelled: () -> Bool = { false }) throws -> Tensor {
         try Self.validate(iters: iters, kernelSize: kernelSize)
-        guard !left.isEmpty || !right.isEmpty else { throw InferenceError.noFrames }
-        guard left.count == right.count else { throw InferenceError.frameCountMismatch(left: left.count, right: right.count) }
-        let (height, width) = (left[0].height, left[0].width)
-        for i in 0..<left.count {
-            let (l, r) = (left[i], right[i])
-            if l.width != r.width || l.height != r.height || l.width != width || l.height != height {
-                throw InferenceError.frameSizeMismatch(frame: i, left: "\(l.width)x\(l.height)", right: "\(r.width)x\(r.height)")
-            }
-        }
+        guard frames > 0 else { throw InferenceError.noFrames }
         guard height >= 1, width >= 1 else { throw InferenceError.invalidParameter("frames are empty (\(width)x\(height))") }
 
-        let windows = InferenceWindow.plan(frames: left.count, kernelSize: kernelSize)
+        let windows = InferenceWindow.plan(frames: frames, kernelSize: kernelSize)
         let total = windows.reduce(0) { $0 + $1.keep.count }
         let padder = InputPadder(height: height, width: width)
         var outputs: [Tensor] = []
         var done = 0
         for (index, window) in windows.enumerated() where !window.keep.isEmpty {
             let range = window.start..<(window.start + window.length)
-            let l = padder.pad(Self.tensor(Array(left[range])))
-            let r = padder.pad(Self.tensor(Array(right[range])))
-            let result = try network.forward(left: l, right: r, iters: iters, isCancelled: isCancelled)
+            let (left, right) = try load(range)
+            let expected = [range.count, 3, height, width]
+            precondition(left.shape == expected && right.shape == expected,
+                         "estimate: window \(range) came as \(left.shape) and \(right.shape), not \(expected)")
+            let result = try network.forward(left: padder.pad(left), right: padder.pad(right), iters: iters,
+                                             isCancelled: isCancelled)
             let disparity = padder.unpad(result.flow).map { abs($0) }      // [length, 1, height, width]
             outputs.append(disparity.slice(window.keep))
             done += window.keep.count
             progress(InferenceProgress(window: index + 1, windows: windows.count, framesDone: done, framesTotal: total))
         }
         return Tensor.stack(outputs).reshaped([total, height, width])
-    }
-
-    /// Frames as [T, 3, H, W] float32 with values 0...255.
-    static func tensor(_ images: [RGBImage]) -> Tensor {
-        let (h, w) = (images[0].height, images[0].width)
-        let plane = h * w
-        return Tensor(shape: [images.count, 3, h, w]) { out in
-            for (t, image) in images.enumerated() {
-                image.pixels.withUnsafeBufferPointer { px in
-                    for c in 0..<3 {
-                        let base = (t * 3 + c) * plane
-                        for p in 0..<plane { out[base + p] = Float(px[p * 3 + c]) }
-                    }
-                }
-            }
-        }
     }
 }

@@ -15,6 +15,9 @@ private let trimThreshold: Int32 = -1, mmapMax: Int32 = -4
 /// above 32 MB with a fresh mmap and unmaps it on free, so every page of it is faulted in and zeroed by the
 /// kernel again in the next iteration: a fifth of the CPU time of a 480x640 window went to the kernel. Keeping
 /// freed memory in the heap lets the next iteration reuse it as it is.
+///
+/// The settings hold for the whole process, so the commands that run the network choose them at start
+/// (`dynstereo infer`, `work`, `bench`), not the network itself.
 public enum AllocationPolicy {
     /// Applies the settings once (later reads do nothing): no mmap for large blocks, and freed memory at the
     /// top of the heap returned to the system only beyond 2 GB.

@@ -6,19 +6,11 @@ import Foundation
 /// Thin, typed entry points to OpenBLAS's sgemm.
 ///
 /// Threads: OpenBLAS runs single-threaded and each large product is split into column (or row) blocks, one
-/// per core, on the same threads as our element-wise loops. OpenBLAS's own workers would spin between calls
-/// while those loops run, and the two pools would fight over the two cores; this way exactly one thread per
-/// core is ever busy. A block's values are the same as in the undivided product (each element's K-sum is
-/// the same loop).
+/// per core of `ComputeThreads.count`, on the same threads as our element-wise loops (`parallelFor`). OpenBLAS's
+/// own workers would spin between calls while those loops run, and the two pools would fight over the cores;
+/// this way exactly one thread per core is ever busy. A block's values are the same as in the undivided product
+/// (each element's K-sum is the same loop).
 public enum BLAS {
-    /// Cores the products are split over: all of them unless `setThreads` says otherwise.
-    public private(set) static var threads = ProcessInfo.processInfo.activeProcessorCount
-
-    /// Sets how many cores each large product is split over (OpenBLAS itself stays single-threaded).
-    public static func setThreads(_ count: Int) {
-        threads = max(1, count)
-    }
-
     /// Set once, before the first product: OpenBLAS itself stays on one thread.
     @usableFromInline
     static let singleThreadedOpenBLAS: Bool = {
@@ -47,7 +39,7 @@ public enum BLAS {
     ) {
         guard m > 0, n > 0 else { return }
         _ = singleThreadedOpenBLAS
-        let parts = m * n * k >= splitWork ? threads : 1
+        let parts = m * n * k >= splitWork ? ComputeThreads.count : 1
         if parts <= 1 {
             serialSgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
                         beta: beta, c: c, ldc: ldc)

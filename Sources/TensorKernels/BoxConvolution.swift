@@ -129,13 +129,8 @@ public struct BoxKernel: Sendable {
         precondition(kernel.allSatisfy { $0 % 2 == 1 }, "BoxKernel: kernel \(kernel) is not odd in every axis")
         (outputs, inputs) = (weight.shape[0], weight.shape[1])
         radius = (kernel[0] / 2, kernel[1] / 2, kernel[2] / 2)
-        let count = kernel.reduce(1, *)
-        let (cout, cin) = (outputs, inputs)
-        taps = Tensor(shape: [count, cout, cin]) { out in
-            for tap in 0..<count { for o in 0..<cout { for i in 0..<cin {
-                out[(tap * cout + o) * cin + i] = weight.data[(o * cin + i) * count + tap]
-            }}}
-        }
+        taps = tapMajorWeights(weight)
+        let cout = outputs
         self.bias = bias.map { b in
             precondition(b.count == cout, "BoxKernel: bias \(b.shape) for \(cout) outputs")
             return b.data

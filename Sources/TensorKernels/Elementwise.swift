@@ -5,8 +5,8 @@ import Foundation
 public let elementwiseChunk = 1 << 15
 
 extension Tensor {
-    /// Applies `f` to every element, on all cores for large tensors (these passes are memory-bound, and
-    /// a single thread leaves half the machine idle between the sgemms).
+    /// Applies `f` to every element, on `ComputeThreads.count` cores for large tensors (these passes are
+    /// memory-bound, and a single thread leaves half the machine idle between the sgemms).
     @inlinable
     public func map(_ f: (Float) -> Float) -> Tensor {
         Tensor(shape: shape) { out in

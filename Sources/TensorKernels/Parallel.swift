@@ -2,12 +2,31 @@
 import Dispatch
 import Foundation
 
-/// Runs `body(chunk)` for `count` chunks of work on all cores.
+/// How many cores the network's work is split over: the one setting that `parallelFor` and the splits of
+/// `BLAS.sgemm` both obey (OpenBLAS itself stays on one thread, see `BLAS`).
+///
+/// All active processors unless set otherwise, for example by a worker that leaves cores to other processes.
+/// Set it once, before the work starts; every split reads it when it begins.
+public enum ComputeThreads {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var stored = ProcessInfo.processInfo.activeProcessorCount
+
+    /// At least 1.
+    public static var count: Int {
+        get { lock.withLock { stored } }
+        set {
+            precondition(newValue >= 1, "ComputeThreads: \(newValue) threads")
+            lock.withLock { stored = newValue }
+        }
+    }
+}
+
+/// Runs `body(chunk)` for `count` chunks of work on `ComputeThreads.count` cores.
 ///
 /// Each call receives a contiguous range of `0..<count`; ranges never overlap.
 public func parallelFor(_ count: Int, minimumPerThread: Int = 1, _ body: (Range<Int>) -> Void) {
     guard count > 0 else { return }
-    let threads = min(ProcessInfo.processInfo.activeProcessorCount, max(1, count / max(1, minimumPerThread)))
+    let threads = min(ComputeThreads.count, max(1, count / max(1, minimumPerThread)))
     if threads <= 1 {
         body(0..<count)
         return

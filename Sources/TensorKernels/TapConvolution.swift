@@ -124,21 +124,29 @@ public func accumulateTapConvolution(weights: UnsafePointer<Float>, outputs: Int
     }
 }
 
-/// Rearranges a PyTorch Conv3d weight [Cout, Cin, kt, kh, kw] with one kernel axis of size k > 1 (the others 1)
-/// into tap-major [k, Cout, |inputChannels|], keeping only `inputChannels` (in that order): the layout
-/// `accumulateTapConvolution` takes.
-public func tapMajorWeights(_ weight: Tensor, inputChannels: [Int]) -> Tensor {
-    precondition(weight.rank == 5, "tapMajorWeights: weight must be rank 5, got \(weight.shape)")
+/// The one layout change from PyTorch's convolution weights to the tap-shifted kernels' (`accumulateTapConvolution`,
+/// `accumulateBoxConvolution` through `BoxKernel`, `conv3dByTapProducts`):
+///
+///     PyTorch (OIHW)   [Cout, Cin, kh, kw] (nn.Conv2d) or [Cout, Cin, kt, kh, kw] (nn.Conv3d)
+///     tap-major        [taps, Cout, Cin'], taps = kt·kh·kw in (t, y, x) order, Cin' = inputChannels.count
+///
+/// so that each tap's [Cout, Cin'] matrix is contiguous for sgemm. Only `inputChannels` are kept, in that order
+/// (all of them when nil): a convolution of a concatenation splits into one per group of channels.
+public func tapMajorWeights(_ weight: Tensor, inputChannels: [Int]? = nil) -> Tensor {
+    precondition(weight.rank == 4 || weight.rank == 5, "tapMajorWeights: weight must be rank 4 or 5, got \(weight.shape)")
     let (cout, cin) = (weight.shape[0], weight.shape[1])
-    let taps = weight.shape[2] * weight.shape[3] * weight.shape[4]
-    precondition(weight.shape[2...4].filter { $0 > 1 }.count <= 1, "tapMajorWeights: \(weight.shape) is not a 1-D kernel")
-    precondition(inputChannels.allSatisfy { $0 >= 0 && $0 < cin }, "tapMajorWeights: channels outside 0..<\(cin)")
-    let k = inputChannels.count
+    let taps = weight.shape.dropFirst(2).reduce(1, *)
+    let channels = inputChannels ?? Array(0..<cin)
+    precondition(channels.allSatisfy { $0 >= 0 && $0 < cin }, "tapMajorWeights: channels outside 0..<\(cin)")
+    let k = channels.count
     return Tensor(shape: [taps, cout, k]) { out in
-        for tap in 0..<taps {
-            for o in 0..<cout {
-                for (j, i) in inputChannels.enumerated() {
-                    out[(tap * cout + o) * k + j] = weight.data[(o * cin + i) * taps + tap]
+        weight.data.withUnsafeBufferPointer { source in
+            for tap in 0..<taps {
+                for o in 0..<cout {
+                    for (j, i) in channels.enumerated() {
+                        // (o·Cin + i)·taps + tap < Cout·Cin·taps: i < Cin by the precondition.
+                        out[(tap * cout + o) * k + j] = source[(o * cin + i) * taps + tap]
+                    }
                 }
             }
         }
@@ -151,10 +159,12 @@ public func tapMajorWeights(_ weight: Tensor, inputChannels: [Int]) -> Tensor {
 public func tapConvolution(_ x: Tensor, weight: Tensor, bias: Tensor?, axis: TapAxis) -> Tensor {
     let (t, cin, h, w) = x.dims4
     let cout = weight.shape[0]
+    precondition(weight.rank == 5, "tapConvolution: weight must be rank 5, got \(weight.shape)")
     let taps = weight.shape[2] * weight.shape[3] * weight.shape[4]
     precondition(taps % 2 == 1 && weight.shape[1] == cin, "tapConvolution: weight \(weight.shape) for input \(x.shape)")
+    precondition(weight.shape[2...4].filter { $0 > 1 }.count <= 1, "tapConvolution: \(weight.shape) is not a 1-D kernel")
     let layout = TapLayout(frames: t, height: h, width: w, axis: axis, radius: taps / 2)
-    let taps3 = tapMajorWeights(weight, inputChannels: Array(0..<cin))
+    let taps3 = tapMajorWeights(weight)
     var input = [Float](repeating: 0, count: cin * layout.channelStride)
     var grid = [Float](repeating: 0, count: cout * layout.gridStride)
     var out = Tensor(shape: [t, cout, h, w])
@@ -193,7 +203,7 @@ public func conv3dByTapProducts(_ x: Tensor, weight: Tensor, bias: Tensor?, padd
     let plane = h * w
     let rows = taps * cout
     // [taps, Cout, Cin] is [taps·Cout, Cin] row-major: row tap·Cout + o.
-    let matrix = tapMajorWeightsAllAxes(weight)
+    let matrix = tapMajorWeights(weight)
     var products = [Float](repeating: 0, count: t * rows * plane)     // [T, taps, Cout, H·W]
     var out = Tensor(shape: [to, cout, ho, wo])
     x.data.withUnsafeBufferPointer { xb in
@@ -235,15 +245,4 @@ public func conv3dByTapProducts(_ x: Tensor, weight: Tensor, bias: Tensor?, padd
         }
     }}}}
     return out
-}
-
-/// [Cout, Cin, kt, kh, kw] to tap-major [kt·kh·kw, Cout, Cin], taps in (t, y, x) order.
-func tapMajorWeightsAllAxes(_ weight: Tensor) -> Tensor {
-    let (cout, cin) = (weight.shape[0], weight.shape[1])
-    let taps = weight.shape[2] * weight.shape[3] * weight.shape[4]
-    return Tensor(shape: [taps, cout, cin]) { out in
-        for tap in 0..<taps { for o in 0..<cout { for i in 0..<cin {
-            out[(tap * cout + o) * cin + i] = weight.data[(o * cin + i) * taps + tap]
-        }}}
-    }
 }

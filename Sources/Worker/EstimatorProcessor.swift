@@ -1,6 +1,7 @@
 // The real window: decode its PNG frames, run DynamicStereo on them, and make the rows of the frames it gives.
 import DynamicStereo
 import Foundation
+import Inference
 import JobQueue
 import Media
 import TensorKernels

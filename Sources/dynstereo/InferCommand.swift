@@ -2,7 +2,9 @@
 import ArgumentParser
 import DynamicStereo
 import Foundation
+import Inference
 import Media
+import TensorKernels
 import VideoIO
 
 struct InferCommand: ParsableCommand {
@@ -104,6 +106,8 @@ struct InferCommand: ParsableCommand {
         printError("read \(clip.count) frames of \(width)x\(height)" + (scaled ? ", network at \(network.width)x\(network.height)" : "")
                    + "; loading \(checkpoint)")
         let estimator = try StereoVideoEstimator(checkpoint: URL(fileURLWithPath: checkpoint))
+        // After loading: the checkpoint's temporaries go back to the system, the network's stay in the heap.
+        _ = AllocationPolicy.keepFreedMemory
 
         let computeStart = Date()
         let networkLeft = scaled ? clip.left.map { ResolutionCap.downscale($0, width: network.width, height: network.height) } : clip.left

@@ -4,6 +4,7 @@ import Dispatch
 import Foundation
 import JobQueue
 import Logging
+import TensorKernels
 import Worker
 
 struct WorkCommand: ParsableCommand {
@@ -52,6 +53,8 @@ struct WorkCommand: ParsableCommand {
         let logger = Logger(label: "dynstereo.work")
         // Load before touching the queue: a worker with a wrong checkpoint must not claim jobs.
         let processor = try EstimatorProcessor(checkpoint: URL(fileURLWithPath: checkpoint))
+        // After loading: the checkpoint's temporaries go back to the system, the network's stay in the heap.
+        _ = AllocationPolicy.keepFreedMemory
         logger.info("checkpoint loaded", metadata: ["checkpoint": "\(checkpoint)"])
         let worker = try QueueWorker(url: url, processors: Array(repeating: processor, count: concurrency),
                                      configuration: configuration, logger: logger)

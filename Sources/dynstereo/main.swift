@@ -1,5 +1,6 @@
 // The dynstereo executable: subcommands for inference, the checkpoint reader, the service and its admin.
 import ArgumentParser
+import Benchmarks
 
 struct DynStereo: ParsableCommand {
     static let configuration = CommandConfiguration(

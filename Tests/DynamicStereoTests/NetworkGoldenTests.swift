@@ -1,6 +1,7 @@
 import XCTest
 @testable import DynamicStereo
 import Checkpoint
+import Inference
 import Media
 import TensorKernels
 import TestSupport
@@ -59,8 +60,8 @@ final class NetworkGoldenTests: XCTestCase {
         let sequence = try loadSet("A")
         let expected = try NPY.read(SharedData.goldenSet("A").appendingPathComponent("predictions.npy"))
         let network = Self.fromFormula.network
-        let output = try network.forward(left: StereoVideoEstimator.tensor(sequence.left),
-                                         right: StereoVideoEstimator.tensor(sequence.right),
+        let output = try network.forward(left: Tensor(rgbFrames: sequence.left),
+                                         right: Tensor(rgbFrames: sequence.right),
                                          iters: 4, keepIterations: true)
         XCTAssertEqual(output.iterations.count, expected.shape[0])
         for (k, iteration) in output.iterations.enumerated() {
@@ -69,8 +70,8 @@ final class NetworkGoldenTests: XCTestCase {
         }
         // Without keepIterations the mask head and the upsampling run only in each scale's last iteration:
         // the final flow must not change by a single bit.
-        let plain = try network.forward(left: StereoVideoEstimator.tensor(sequence.left),
-                                        right: StereoVideoEstimator.tensor(sequence.right), iters: 4)
+        let plain = try network.forward(left: Tensor(rgbFrames: sequence.left),
+                                        right: Tensor(rgbFrames: sequence.right), iters: 4)
         XCTAssertTrue(plain.iterations.isEmpty)
         XCTAssertEqual(plain.flow.shape, output.flow.shape)
         XCTAssertEqual(plain.flow.data, output.flow.data, "skipping unread upsamplings changed the final flow")
@@ -107,7 +108,7 @@ final class NetworkGoldenTests: XCTestCase {
             XCTAssertEqual("\($0)", "the video has no frames")
         }
         XCTAssertThrowsError(try Self.fromFormula.estimate(left: sequence.left, right: sequence.right, iters: 1)) {
-            XCTAssertTrue("\($0)".contains("iters must be at least 2"), "\($0)")
+            XCTAssertEqual("\($0)", "--iters must be in 2...100, got 1")
         }
     }
 

@@ -36,11 +36,11 @@ final class UpdateAttentionTests: XCTestCase {
                 let mean = token.reduce(0, +) / Double(c)
                 let variance = token.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(c)
                 let normed = (0..<c).map { i in
-                    (token[i] - mean) / (variance + 1e-5).squareRoot() * Double(block.normWeight.data[i])
-                        + Double(block.normBias.data[i])
+                    (token[i] - mean) / (variance + 1e-5).squareRoot() * Double(block.norm.weight.data[i])
+                        + Double(block.norm.bias.data[i])
                 }
-                let projected = affine(normed, block.attention.projection, block.attention.projectionBias)
-                let update = affine(projected, block.fcWeight, block.fcBias)
+                let projected = affine(normed, block.attention.projection.weight, block.attention.projection.bias!)
+                let update = affine(projected, block.fc.weight, block.fc.bias!)
                 for i in 0..<c {
                     let got = Double(out.data[(image * c + i) * h * w + p])
                     worst = max(worst, abs(got - (token[i] + update[i])))

@@ -1,5 +1,6 @@
+import Benchmarks
+import DynamicStereo
 import XCTest
-@testable import DynamicStereo
 
 /// The analytic FLOP count against what torch's FlopCounterMode reported for the reference network.
 final class FlopCountTests: XCTestCase {

@@ -1,4 +1,5 @@
-// The parts of one forward pass that the benchmark times and counts separately.
+// The parts of one forward pass that a clock, when the caller hands one to `forward`, times separately
+// (what `dynstereo bench` breaks its figures down by).
 import Dispatch
 import Foundation
 
@@ -71,7 +72,7 @@ public final class StageClock {
 
     private func traceMemory(_ name: String) {
         guard Self.tracesMemory else { return }
-        let peak = NetworkBenchmark.peakResidentBytes()
+        let peak = Self.peakResidentBytes()
         guard peak > tracedPeak + (8 << 20) else { return }
         tracedPeak = peak
         FileHandle.standardError.write(Data(String(format: "peak RSS %6.0f MiB after %@\n",
@@ -112,10 +113,14 @@ public final class StageClock {
 
     public subscript(stage: NetworkStage) -> Double { seconds[stage.rawValue] }
 
-    public func reset() {
-        seconds = [Double](repeating: 0, count: NetworkStage.allCases.count)
-        updateSeconds = [Double](repeating: 0, count: UpdatePart.allCases.count)
-        updateCPUSeconds = [Double](repeating: 0, count: UpdatePart.allCases.count)
+    /// The process's peak resident set (VmHWM of /proc/self/status), or 0 where there is none.
+    public static func peakResidentBytes() -> Int {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            let kib = line.split(separator: " ").compactMap { Int($0) }.first ?? 0
+            return kib * 1024
+        }
+        return 0
     }
 }
 

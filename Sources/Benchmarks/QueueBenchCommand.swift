@@ -8,8 +8,8 @@ import JobQueue
 /// `--claimers` threads claim and complete them with the worker's own statements. Needs a scratch database
 /// or schema (e.g. a URI with `options=-csearch_path%3Dbench`), which it migrates; it refuses a queue that
 /// already has work, and deletes its jobs afterwards.
-struct QueueBenchCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
+public struct QueueBenchCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
         commandName: "queue-bench", abstract: "Measures job-queue claim throughput with empty jobs.", shouldDisplay: false)
 
     @Option(help: "libpq connection string or URI of a scratch database or schema (default: $DATABASE_URL).")
@@ -19,7 +19,9 @@ struct QueueBenchCommand: ParsableCommand {
     @Option(help: "Concurrent claiming threads, each with its own connection.")
     var claimers: Int = 4
 
-    func run() throws {
+    public init() {}
+
+    public func run() throws {
         guard jobs >= 1, claimers >= 1 else { throw ValidationError("--jobs and --claimers must be at least 1") }
         let url = try DatabaseURL.resolve(database)
         try Migrator(url: url).run()

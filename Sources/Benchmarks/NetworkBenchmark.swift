@@ -1,4 +1,5 @@
 // The network's speed and memory on real frames: what `dynstereo bench` measures and prints.
+import DynamicStereo
 import Dispatch
 import Foundation
 import Media
@@ -161,7 +162,7 @@ public struct NetworkBenchmark {
                                updatePartsCPU: bestPartsCPU, cpuSeconds: bestCPU,
                                flops: FlopCount(frames: size.frames, height: size.height, width: size.width,
                                                 iters: size.iters),
-                               peakRSS: Self.peakResidentBytes(), disparityRange: range)
+                               peakRSS: StageClock.peakResidentBytes(), disparityRange: range)
     }
 
     /// The best rate of `n`³ cblas_sgemm (2n³ FLOPs) over `repeats` runs after one warm-up, in GFLOP/s, with
@@ -182,15 +183,5 @@ public struct NetworkBenchmark {
             }
         }}}
         return 2 * pow(Double(n), 3) / best / 1e9
-    }
-
-    /// The process's peak resident set (VmHWM of /proc/self/status), or 0 where there is none.
-    public static func peakResidentBytes() -> Int {
-        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
-        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
-            let kib = line.split(separator: " ").compactMap { Int($0) }.first ?? 0
-            return kib * 1024
-        }
-        return 0
     }
 }

@@ -7,9 +7,13 @@
 // every iteration as the reference runs it, runs only in each scale's last one) the count stays the same,
 // so GFLOP/s figures compare the two implementations on one scale. Checked against torch: 1.10 TFLOP for
 // 5 frames of 128x256 at 10 iterations, 19.8 TFLOP for 5 frames of 480x640 at 20.
+import DynamicStereo
 
 /// FLOPs of one forward pass per stage, on torch's count.
 public struct FlopCount: Sendable {
+    /// The reference's feature channels at 1/4 and 1/16 (`fnet`'s output, the attention's width) and its heads.
+    static let featureChannels = 256, attentionHeads = 8
+
     public private(set) var byStage = [Double](repeating: 0, count: NetworkStage.allCases.count)
 
     public subscript(stage: NetworkStage) -> Double { byStage[stage.rawValue] }
@@ -18,7 +22,7 @@ public struct FlopCount: Sendable {
     /// The count for a window of `frames` frames of `height` x `width` (multiples of 32) at `iters` iterations.
     public init(frames t: Int, height: Int, width: Int, iters: Int) {
         let (h4, w4) = (height / 4, width / 4)
-        let channels = DynamicStereoNetwork.featureDim
+        let channels = Self.featureChannels
         add(.encoder, 2 * Double(t) * Self.encoder(height: height, width: width))
 
         let tokens = (height / 16) * (width / 16)
@@ -63,7 +67,7 @@ public struct FlopCount: Sendable {
 
     /// One LoFTR layer call (projections, linear attention's einsums, merge, MLP) over `images` images.
     static func loftrLayer(queries l: Int, sources s: Int, images n: Int) -> Double {
-        let c = Double(DynamicStereoNetwork.featureDim), d = c / Double(LoFTREncoderLayer.heads)
+        let c = Double(featureChannels), d = c / Double(attentionHeads)
         let (l, s) = (Double(l), Double(s))
         let projections = 2 * c * c * (l + 2 * s)
         // KV = Σ φ(k) vᵀ per head; Z's einsum with the key sum; the queried values φ(q)ᵀ KV.
@@ -74,7 +78,7 @@ public struct FlopCount: Sendable {
 
     /// One TimeAttnBlock on `tokens` pixels of `frames` frames: QKᵀ and AV per pixel, the projection and the fc.
     static func timeAttention(tokens: Int, frames t: Int) -> Double {
-        let c = Double(DynamicStereoNetwork.featureDim), rows = Double(tokens * t)
+        let c = Double(featureChannels), rows = Double(tokens * t)
         return 2 * 2 * Double(tokens) * Double(t * t) * c + 2 * 2 * rows * c * c
     }
 

@@ -2,11 +2,13 @@
 import ArgumentParser
 import DynamicStereo
 import Foundation
+import Inference
 import Media
 import TensorKernels
 
-struct BenchCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
+/// `dynstereo bench`, registered by the executable.
+public struct BenchCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Times the network on windows panning over a real stereo pair and prints GFLOP/s, stages and peak RSS.",
         discussion: """
@@ -30,7 +32,9 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Matrix size of the sgemm reference measurement (0 skips it).")
     var sgemmSize: Int = 2048
 
-    func validate() throws {
+    public init() {}
+
+    public func validate() throws {
         for text in sizes {
             guard let size = BenchmarkSize(text) else {
                 throw ValidationError("--size \(text): expected TxHxW@iters, e.g. 5x128x256@10")
@@ -44,16 +48,18 @@ struct BenchCommand: ParsableCommand {
         guard sgemmSize >= 0 && sgemmSize <= 8192 else { throw ValidationError("--sgemm-size must be in 0...8192") }
     }
 
-    func run() throws {
+    public func run() throws {
         let chosen = sizes.isEmpty ? Array(BenchmarkSize.standard.prefix(3)) : sizes.compactMap(BenchmarkSize.init)
         let leftImage = try PNG.decodeRGB(Data(contentsOf: URL(fileURLWithPath: left)))
         let rightImage = try PNG.decodeRGB(Data(contentsOf: URL(fileURLWithPath: right)))
-        let estimator = try StereoVideoEstimator(checkpoint: URL(fileURLWithPath: checkpoint))
-        let benchmark = NetworkBenchmark(network: estimator.network, left: leftImage, right: rightImage)
-        let threads = BLAS.threads
+        let network = try DynamicStereoNetwork(checkpoint: URL(fileURLWithPath: checkpoint))
+        let benchmark = NetworkBenchmark(network: network, left: leftImage, right: rightImage)
+        let threads = ComputeThreads.count
         let sgemm = sgemmSize > 0 ? NetworkBenchmark.sgemmRate(n: sgemmSize) : .nan
         print(String(format: "cblas_sgemm %d^3, %d threads: %.1f GFLOP/s", sgemmSize, threads, sgemm))
 
+        // After loading and the sgemm buffers, as the network's first forward pass applied it before.
+        _ = AllocationPolicy.keepFreedMemory
         for size in chosen {
             let result = try benchmark.run(size, runs: runs, warmup: warmup)
             let best = result.best
