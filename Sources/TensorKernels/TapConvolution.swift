@@ -96,12 +96,14 @@ public struct TapLayout: Equatable, Sendable {
 ///
 /// `weights` is [taps, outputs, inputs]: tap-major, so each tap's matrix is contiguous for sgemm.
 ///
-/// Along width and height, layers wide enough to pay for the transforms run by Winograd's F(m, 5)
-/// (`accumulateWinogradTapConvolution`, tile `WinogradPolicy.line`); the rest, and time, by one sgemm per tap.
+/// Layers wide enough to pay for the transforms run by Winograd's F(m, 5) (`accumulateWinogradTapConvolution`,
+/// tiles `WinogradPolicy.line` and, along time, `WinogradPolicy.time`); the rest by one sgemm per tap.
 public func accumulateTapConvolution(weights: UnsafePointer<Float>, outputs: Int, inputs: Int, layout: TapLayout,
                                      source: UnsafePointer<Float>, sourceStride: Int,
                                      destination: UnsafeMutablePointer<Float>, destinationStride: Int) {
-    if layout.axis != .time, let tile = WinogradPolicy.line, tile.taps == 2 * layout.radius + 1,
+    let tile = layout.axis == .time ? WinogradPolicy.time(frames: layout.frames, taps: 2 * layout.radius + 1)
+        : WinogradPolicy.line
+    if let tile, tile.taps == 2 * layout.radius + 1,
        WinogradPolicy.worthwhile(inputs: inputs, outputs: outputs, tiles: layout.span / tile.outputs) {
         precondition(sourceStride >= layout.channelStride && destinationStride >= layout.span,
                      "accumulateTapConvolution: strides \(sourceStride), \(destinationStride) too small for \(layout)")

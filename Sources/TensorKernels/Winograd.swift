@@ -241,34 +241,42 @@ public struct WinogradBoxKernel: Sendable {
         precondition(tile.taps == 3 && count == kt * 9, "WinogradBoxKernel: taps \(taps.shape) for a 3x3 F(\(tile.outputs), 3)")
         (self.tile, outputs, inputs, frameTaps) = (tile, cout, cin, kt)
         let alpha = tile.inputs
-        let g = tile.weightTransform
+        let g = tile.weightTransform.flatMap { $0 }                // [ξ, k], α x 3
         let columns = kt * cin
         weights = [Float](unsafeUninitializedCapacity: alpha * alpha * cout * columns) { u, initialized in
             taps.data.withUnsafeBufferPointer { w in
-                let (w, u) = (w.baseAddress!, u.baseAddress!)
-                parallelFor(cout * cin, minimumPerThread: 256) { pairs in
-                    var partial = [Double](repeating: 0, count: 3 * alpha)     // [dy, ξx]
-                    for pair in pairs {
-                        let (o, i) = (pair / cin, pair % cin)
+            g.withUnsafeBufferPointer { g in
+                let (w, u, g) = (w.baseAddress!, u.baseAddress!, g.baseAddress!)
+                // G g Gᵀ in two passes, along x (3 -> α per kernel row), then along y, in double and rounded once;
+                // one output channel's row of Cin weights at a time, so every loop runs over contiguous channels.
+                parallelFor(cout, minimumPerThread: 4) { rows in
+                    let partial = UnsafeMutablePointer<Double>.allocate(capacity: 3 * alpha * cin)    // [dy, ξx, Cin]
+                    defer { partial.deallocate() }
+                    for o in rows {
                         for dt in 0..<kt {
-                            // G g Gᵀ in two passes: along x (3 -> α per row), then along y, in double.
                             for dy in 0..<3 {
+                                let row = (0..<3).map { dx in w + ((dt * 3 + dy) * 3 + dx) * cout * cin + o * cin }
                                 for xi in 0..<alpha {
-                                    var s = 0.0
-                                    for dx in 0..<3 { s += g[xi][dx] * Double(w[((dt * 3 + dy) * 3 + dx) * cout * cin + pair]) }
-                                    partial[dy * alpha + xi] = s
+                                    let (c0, c1, c2) = (g[xi * 3], g[xi * 3 + 1], g[xi * 3 + 2])
+                                    let target = partial + (dy * alpha + xi) * cin
+                                    for i in 0..<cin {
+                                        target[i] = c0 * Double(row[0][i]) + c1 * Double(row[1][i]) + c2 * Double(row[2][i])
+                                    }
                                 }
                             }
                             for yi in 0..<alpha {
+                                let (c0, c1, c2) = (g[yi * 3], g[yi * 3 + 1], g[yi * 3 + 2])
                                 for xi in 0..<alpha {
-                                    let s = g[yi][0] * partial[xi] + g[yi][1] * partial[alpha + xi] + g[yi][2] * partial[2 * alpha + xi]
-                                    u[((yi * alpha + xi) * cout + o) * columns + dt * cin + i] = Float(s)
+                                    let (p0, p1, p2) = (partial + xi * cin, partial + (alpha + xi) * cin,
+                                                        partial + (2 * alpha + xi) * cin)
+                                    let target = u + ((yi * alpha + xi) * cout + o) * columns + dt * cin
+                                    for i in 0..<cin { target[i] = Float(c0 * p0[i] + c1 * p1[i] + c2 * p2[i]) }
                                 }
                             }
                         }
                     }
                 }
-            }
+            }}
             initialized = alpha * alpha * cout * columns
         }
     }
@@ -329,34 +337,47 @@ public func winogradBoxConvolutionReference(_ x: Tensor, weight: Tensor, bias: T
     return out
 }
 
-/// Winograd's 1-D "same" convolution along width or height (kernel (1,1,r) or (1,r,1), r odd) of frames-major
-/// `x` [T, Cin, H, W] with `weight` [Cout, Cin, 1, kh, kw], tile by tile in plain loops: the reference for
-/// the fast 1-D path of `accumulateTapConvolution`.
+/// Winograd's 1-D "same" convolution along width, height or time (kernel (1,1,r), (1,r,1) or (r,1,1), r odd)
+/// of frames-major `x` [T, Cin, H, W] with `weight` [Cout, Cin, kt, kh, kw], tile by tile in plain loops: the
+/// reference for `accumulateWinogradTapConvolution`.
 public func winogradTapConvolutionReference(_ x: Tensor, weight: Tensor, bias: Tensor?, axis: TapAxis,
                                             tile: WinogradTile) -> Tensor {
     let (t, cin, h, w) = x.dims4
     let cout = weight.shape[0]
     let r = tile.taps
-    precondition(axis != .time && weight.rank == 5 && weight.shape[1] == cin
-                 && weight.shape[2...4] == (axis == .width ? [1, 1, r] : [1, r, 1]),
+    let kernel = axis == .width ? [1, 1, r] : axis == .height ? [1, r, 1] : [r, 1, 1]
+    precondition(weight.rank == 5 && weight.shape[1] == cin && Array(weight.shape[2...4]) == kernel,
                  "winogradTapConvolutionReference: weight \(weight.shape) along \(axis) for \(x.shape)")
     let (m, alpha, g) = (tile.outputs, tile.inputs, tile.weightTransform)
     let (at, bt) = (tile.at, tile.bt)
-    let extent = axis == .width ? w : h
-    var out = Tensor(shape: [t, cout, h, w])
-    // Lines along the axis: (frame, row) for width, (frame, column) for height.
-    for f in 0..<t { for line in 0..<(axis == .width ? h : w) {
-        func inputIndex(_ c: Int, _ position: Int) -> Int {
-            axis == .width ? ((f * cin + c) * h + line) * w + position : ((f * cin + c) * h + position) * w + line
+    // Lines along the axis, each a start index and a step: (frame, row) along width, (frame, column) along
+    // height, pixel along time; position i of a line in channel c of frame-major [T, C, H, W] data is
+    // lineStart(c) + i·step.
+    let (extent, step) = axis == .width ? (w, 1) : axis == .height ? (h, w) : (t, 0)
+    let lines = axis == .time ? h * w : t * (axis == .width ? h : w)
+    func start(_ line: Int, channel c: Int, channels: Int) -> Int {
+        switch axis {
+        case .width: return ((line / h * channels + c) * h + line % h) * w
+        case .height: return (line / w * channels + c) * h * w + line % w
+        case .time: return c * h * w + line
         }
-        for start in stride(from: 0, to: extent, by: m) { for o in 0..<cout {
+    }
+    func index(_ line: Int, channel c: Int, channels: Int, position i: Int) -> Int {
+        axis == .time ? start(line, channel: c, channels: channels) + i * channels * h * w
+            : start(line, channel: c, channels: channels) + i * step
+    }
+    var out = Tensor(shape: [t, cout, h, w])
+    for line in 0..<lines {
+        for first in stride(from: 0, to: extent, by: m) { for o in 0..<cout {
             var mSum = [Float](repeating: 0, count: alpha)
             for c in 0..<cin {
                 var v = [Float](repeating: 0, count: alpha)
                 for a in 0..<alpha {
                     for p in 0..<alpha {
-                        let position = start - r / 2 + p
-                        if position >= 0, position < extent { v[a] += bt[a][p] * x.data[inputIndex(c, position)] }
+                        let position = first - r / 2 + p
+                        if position >= 0, position < extent {
+                            v[a] += bt[a][p] * x.data[index(line, channel: c, channels: cin, position: position)]
+                        }
                     }
                 }
                 for a in 0..<alpha {
@@ -365,14 +386,12 @@ public func winogradTapConvolutionReference(_ x: Tensor, weight: Tensor, bias: T
                     mSum[a] += Float(u) * v[a]
                 }
             }
-            for i in 0..<m where start + i < extent {
+            for i in 0..<m where first + i < extent {
                 var s: Float = bias?.data[o] ?? 0
                 for a in 0..<alpha { s += at[i][a] * mSum[a] }
-                let index = axis == .width ? ((f * cout + o) * h + line) * w + start + i
-                    : ((f * cout + o) * h + start + i) * w + line
-                out.data[index] = s
+                out.data[index(line, channel: o, channels: cout, position: first + i)] = s
             }
         }}
-    }}
+    }
     return out
 }

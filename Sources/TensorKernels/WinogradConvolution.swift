@@ -43,6 +43,17 @@ public enum WinogradPolicy {
         let m = setting("DYNSTEREO_WINOGRAD_5", default: 4)
         return m > 0 ? WinogradTile(outputs: m, taps: 5) : nil
     }()
+    /// Along time, windows of 4 or 5 frames are one tile, F(T, 5) (9 products per pixel for 5 frames, against the
+    /// direct path's 19 once the taps that read only padding are cut); longer windows use `line`'s tile; shorter
+    /// ones stay direct. `DYNSTEREO_WINOGRAD_TIME=0` turns it off.
+    static let timeTiles: [WinogradTile]? = {
+        ProcessInfo.processInfo.environment["DYNSTEREO_WINOGRAD_TIME"] == "0" ? nil
+            : [WinogradTile(outputs: 4, taps: 5), WinogradTile(outputs: 5, taps: 5)]
+    }()
+    public static func time(frames: Int, taps: Int) -> WinogradTile? {
+        guard let tiles = timeTiles, taps == 5, frames >= 4 else { return nil }
+        return frames <= 5 ? tiles[frames - 4] : line
+    }
 
     /// Whether a convolution of `tiles` output tiles, each costing `products` multiply-adds per output channel
     /// and input channel, is worth the transforms: narrow layers and tiny frames stay on the direct path,
@@ -259,19 +270,21 @@ public func accumulateWinogradBoxConvolution(_ kernel: WinogradBoxKernel, layout
     }
 }
 
-/// dst += the convolution of `source` with tap-major weights [r, Cout, Cin] along the width or height of
-/// `layout`, as `accumulateTapConvolution` computes it, by Winograd's F(m, r): `tile.taps` must be 2·radius + 1.
+/// dst += the convolution of `source` with tap-major weights [r, Cout, Cin] along the axis of `layout`, as
+/// `accumulateTapConvolution` computes it, by Winograd's F(m, r): `tile.taps` must be 2·radius + 1. Along time
+/// the tiles run over frames and the frames outside the video are zeros (the direct path cuts them instead).
 public func accumulateWinogradTapConvolution(tile: WinogradTile, weights: UnsafePointer<Float>, outputs cout: Int,
                                              inputs cin: Int, layout: TapLayout,
                                              source: UnsafePointer<Float>, sourceStride: Int,
                                              destination: UnsafeMutablePointer<Float>, destinationStride: Int,
                                              blockTiles: Int = winogradBlockTiles) {
     let radius = layout.radius
-    precondition(layout.axis != .time && tile.taps == 2 * radius + 1,
+    precondition(tile.taps == 2 * radius + 1,
                  "accumulateWinogradTapConvolution: F(\(tile.outputs), \(tile.taps)) along \(layout.axis), radius \(radius)")
     let (m, alpha) = (tile.outputs, tile.inputs)
     let (frames, height, width) = (layout.frames, layout.height, layout.width)
-    // U [α, Cout, Cin], per call: α·r multiply-adds per weight, well under a percent of the products.
+    let plane = height * width
+    // U [α, Cout, Cin], per call: α·r multiply-adds per weight, about a percent of the products.
     let pairs = cout * cin
     let u = UnsafeMutablePointer<Float>.allocate(capacity: alpha * pairs)
     defer { u.deallocate() }
@@ -286,22 +299,26 @@ public func accumulateWinogradTapConvolution(tile: WinogradTile, weights: Unsafe
             }
         }
     }
-    // Blocks: whole grid rows along width (N = rows · L), tile rows of one frame along height (N = rows · W).
-    let alongWidth = layout.axis == .width
+    // Blocks: whole grid rows along width (N = rows · L); tile rows of one frame along height (N = rows · W);
+    // one tile of frames and a run of pixels along time (N = pixels).
+    let axis = layout.axis
     let tilesX = (width + m - 1) / m
-    let length = alongWidth ? tilesX + (alpha - 1) / m : width
-    let lines = alongWidth ? frames * height : (height + m - 1) / m
+    let length: Int, lines: Int, outer: Int
+    switch axis {
+    case .width: (length, lines, outer) = (tilesX + (alpha - 1) / m, frames * height, 1)
+    case .height: (length, lines, outer) = (width, (height + m - 1) / m, frames)
+    case .time: (length, lines, outer) = (1, plane, (frames + m - 1) / m)
+    }
     let groups = evenRanges(lines, atMost: max(1, blockTiles / length))
     let most = groups.map(\.count).max()!
     let n = most * length
     let pad = (alpha - 1) / m
-    let rowLength = width + 2 * radius
+    let rowLength = max(width + 2 * radius, n)
     let (input, output) = (tile.inputProgram, tile.outputProgram)
     let temporaries = max(input.temporaryCount, output.temporaryCount) * n
     let floats = alpha * (cin + cout) * n + m * (n + pad) + m * n + 2 * rowLength + temporaries
-    let blockCount = alongWidth ? groups.count : frames * groups.count
     BLAS.prepareSerialCalls()
-    parallelFor(blockCount, minimumPerThread: 1) { blocks in
+    parallelFor(outer * groups.count, minimumPerThread: 1) { blocks in
         var scratch = WinogradScratch(floats: floats, slots: max(input.slotCount, output.slotCount))
         defer { scratch.release() }
         let v = scratch.take(alpha * cin * n)            // [ξ, Cin, N]
@@ -312,32 +329,44 @@ public func accumulateWinogradTapConvolution(tile: WinogradTile, weights: Unsafe
         let temporary = scratch.take(temporaries)
         let slots = scratch.slots
         for block in blocks {
-            let (frame, group) = alongWidth ? (0, groups[block]) : (block / groups.count, groups[block % groups.count])
+            let (outerIndex, group) = (block / groups.count, groups[block % groups.count])
             let count = group.count * length
             for c in 0..<cin {
                 let channel = source + c * sourceStride + layout.lead
-                if alongWidth {
+                switch axis {
+                case .width:
                     // Row q's padded inputs x = -r ..< W + r are the row and the zero gaps either side of it.
                     for (index, q) in group.enumerated() {
-                        splitPhases(channel + q * (width + radius) - radius, count: rowLength, m: m, length: length,
-                                    into: phases + index * length, stride: n + pad)
+                        splitPhases(channel + q * (width + radius) - radius, count: width + 2 * radius, m: m,
+                                    length: length, into: phases + index * length, stride: n + pad)
                     }
                     for k in 0..<alpha { slots[k] = phases + (k % m) * (n + pad) + k / m }
                     for t in 0..<input.temporaryCount { slots[alpha + t] = temporary + t * n }
                     for k in 0..<alpha { slots[alpha + input.temporaryCount + k] = v + (k * cin + c) * n }
                     input.run(slots, count: count, accumulate: false)
-                } else {
+                case .height:
                     for (index, ty) in group.enumerated() {
                         // Rows -r ..< H + r of a frame are the frame and its zero gap rows; later ones are zeros.
                         for k in 0..<alpha {
                             let iy = ty * m - radius + k
                             slots[k] = iy < height + radius
-                                ? UnsafeMutablePointer(mutating: channel + layout.rowOffset(frame: frame, row: 0) + iy * width) : zeros
+                                ? UnsafeMutablePointer(mutating: channel + layout.rowOffset(frame: outerIndex, row: 0) + iy * width)
+                                : zeros
                         }
                         for t in 0..<input.temporaryCount { slots[alpha + t] = temporary + t * width }
                         for k in 0..<alpha { slots[alpha + input.temporaryCount + k] = v + (k * cin + c) * n + index * width }
                         input.run(slots, count: width, accumulate: false)
                     }
+                case .time:
+                    // Frames outside the video are zeros: the layout has no gap frames.
+                    for k in 0..<alpha {
+                        let frame = outerIndex * m - radius + k
+                        slots[k] = frame >= 0 && frame < frames
+                            ? UnsafeMutablePointer(mutating: channel + frame * plane + group.lowerBound) : zeros
+                    }
+                    for t in 0..<input.temporaryCount { slots[alpha + t] = temporary + t * n }
+                    for k in 0..<alpha { slots[alpha + input.temporaryCount + k] = v + (k * cin + c) * n }
+                    input.run(slots, count: count, accumulate: false)
                 }
             }
             for xi in 0..<alpha {
@@ -347,7 +376,8 @@ public func accumulateWinogradTapConvolution(tile: WinogradTile, weights: Unsafe
             }
             for o in 0..<cout {
                 let grid = destination + o * destinationStride
-                if alongWidth {
+                switch axis {
+                case .width:
                     for k in 0..<alpha { slots[k] = mm + (k * cout + o) * n }
                     for t in 0..<output.temporaryCount { slots[alpha + t] = temporary + t * n }
                     for s in 0..<m { slots[alpha + output.temporaryCount + s] = z + s * n }
@@ -356,16 +386,25 @@ public func accumulateWinogradTapConvolution(tile: WinogradTile, weights: Unsafe
                         mergePhases(z + index * length, stride: n, m: m, count: width, into: grid + q * (width + radius),
                                     accumulate: true)
                     }
-                } else {
+                case .height:
                     for (index, ty) in group.enumerated() {
                         for k in 0..<alpha { slots[k] = mm + (k * cout + o) * n + index * width }
                         for t in 0..<output.temporaryCount { slots[alpha + t] = temporary + t * width }
                         for s in 0..<m {
                             let y = ty * m + s
-                            slots[alpha + output.temporaryCount + s] = y < height ? grid + layout.rowOffset(frame: frame, row: y) : junk
+                            slots[alpha + output.temporaryCount + s] = y < height
+                                ? grid + layout.rowOffset(frame: outerIndex, row: y) : junk
                         }
                         output.run(slots, count: width, accumulate: true)
                     }
+                case .time:
+                    for k in 0..<alpha { slots[k] = mm + (k * cout + o) * n }
+                    for t in 0..<output.temporaryCount { slots[alpha + t] = temporary + t * n }
+                    for s in 0..<m {
+                        let frame = outerIndex * m + s
+                        slots[alpha + output.temporaryCount + s] = frame < frames ? grid + frame * plane + group.lowerBound : junk
+                    }
+                    output.run(slots, count: count, accumulate: true)
                 }
             }
         }
