@@ -165,6 +165,13 @@ public func boxConvolution(_ inputs: [Tensor], _ kernel: BoxKernel, relu: Bool =
         return total + pc
     }
     precondition(cin == kernel.inputs, "boxConvolution: \(cin) input channels for a kernel of \(kernel.inputs)")
+    // Winograd where the frames hold tiles enough to amortise the transforms.
+    if let winograd = kernel.winograd {
+        let m = winograd.tile.outputs
+        if WinogradPolicy.worthwhile(inputs: cin, outputs: kernel.outputs, tiles: t * ((h + m - 1) / m) * ((w + m - 1) / m)) {
+            return winogradBoxConvolution(inputs, winograd, bias: kernel.bias, relu: relu)
+        }
+    }
     let layout = BoxLayout(frames: t, height: h, width: w, radius: kernel.radius)
     let cout = kernel.outputs
     var buffer = [Float](repeating: 0, count: cin * layout.channelStride)
@@ -185,15 +192,9 @@ public func boxConvolution(_ inputs: [Tensor], _ kernel: BoxKernel, relu: Bool =
     }
     buffer.withUnsafeBufferPointer { bb in
     grid.withUnsafeMutableBufferPointer { gb in
-        // Winograd where the frames hold tiles enough to amortise the transforms.
-        let tiles = kernel.winograd.map { t * ((h + $0.tile.outputs - 1) / $0.tile.outputs) * ((w + $0.tile.outputs - 1) / $0.tile.outputs) }
-        if let winograd = kernel.winograd, WinogradPolicy.worthwhile(inputs: cin, outputs: cout, tiles: tiles!) {
-            accumulateWinogradBoxConvolution(winograd, layout: layout, source: bb.baseAddress!, destination: gb.baseAddress!)
-        } else {
-            kernel.taps.data.withUnsafeBufferPointer { wb in
-                accumulateBoxConvolution(weights: wb.baseAddress!, outputs: cout, inputs: cin, layout: layout,
-                                         source: bb.baseAddress!, destination: gb.baseAddress!)
-            }
+        kernel.taps.data.withUnsafeBufferPointer { wb in
+            accumulateBoxConvolution(weights: wb.baseAddress!, outputs: cout, inputs: cin, layout: layout,
+                                     source: bb.baseAddress!, destination: gb.baseAddress!)
         }
     }}
     // The packed input is dead: released before the output exists, so that the three are never alive together

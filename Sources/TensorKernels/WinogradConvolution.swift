@@ -157,18 +157,62 @@ private func mergePhases(_ phases: UnsafePointer<Float>, stride: Int, m: Int, co
     }
 }
 
-/// grid[o, q] += the "same" convolution of `source` (an input buffer in `layout`) with `kernel` at the grid
-/// positions q of `layout`: what `accumulateBoxConvolution` computes for a kernel with a 3x3 spatial part,
-/// by Winograd's F(m x m, 3 x 3) per frame with the time taps summed inside the products.
-public func accumulateWinogradBoxConvolution(_ kernel: WinogradBoxKernel, layout: BoxLayout,
-                                             source: UnsafePointer<Float>, destination: UnsafeMutablePointer<Float>,
-                                             blockTiles: Int = winogradBlockTiles) {
-    let (rt, ry, rx) = layout.radius
-    precondition(ry == 1 && rx == 1 && kernel.frameTaps == 2 * rt + 1,
-                 "accumulateWinogradBoxConvolution: kernel with \(kernel.frameTaps) time taps for layout radius \(layout.radius)")
+/// The "same" convolution (stride 1, padding 1 in space and kt/2 in time) of the channel-wise concatenation of
+/// frames-major `inputs` (each [T, Ci, H, W]) with `kernel`, plus `bias` [Cout], then ReLU when `relu` is set:
+/// [T, Cout, H, W], by Winograd's F(m x m, 3 x 3) per frame with the time taps summed inside the products. What
+/// `boxConvolution` computes, read from the tensors and written into the output directly: no padded copy of the
+/// input and no output grid (for the flow head over 20 frames of 480x640, 600 MB less at the window's peak).
+public func winogradBoxConvolution(_ inputs: [Tensor], _ kernel: WinogradBoxKernel, bias: [Float], relu: Bool = false,
+                                   blockTiles: Int = winogradBlockTiles) -> Tensor {
+    precondition(!inputs.isEmpty, "winogradBoxConvolution: no input")
+    let (t, _, h, w) = inputs[0].dims4
+    // Input channel c of the concatenation is channel local[c] of inputs[part[c]].
+    var part: [Int] = [], local: [Int] = []
+    for (index, tensor) in inputs.enumerated() {
+        let (pt, pc, ph, pw) = tensor.dims4
+        precondition(pt == t && ph == h && pw == w, "winogradBoxConvolution: input \(tensor.shape) beside \(inputs[0].shape)")
+        part += Array(repeating: index, count: pc)
+        local += Array(0..<pc)
+    }
+    precondition(part.count == kernel.inputs && bias.count == kernel.outputs,
+                 "winogradBoxConvolution: \(part.count) input channels and \(bias.count) biases for a kernel of \(kernel.inputs) -> \(kernel.outputs)")
+    let cout = kernel.outputs
+    let plane = h * w
+    var out = Tensor(shape: [t, cout, h, w]) { out in
+        parallelFor(t * cout, minimumPerThread: 16) { planes in
+            for item in planes { (out.baseAddress! + item * plane).initialize(repeating: bias[item % cout], count: plane) }
+        }
+    }
+    withBaseAddresses(inputs) { sources in
+        let channels = inputs.map { $0.shape[1] }
+        out.data.withUnsafeMutableBufferPointer { ob in
+            let target = ob.baseAddress!
+            accumulateWinogradBox(kernel, frames: t, height: h, width: w, blockTiles: blockTiles,
+                                  input: { c, f, y in sources[part[c]] + ((f * channels[part[c]] + local[c]) * h + y) * w },
+                                  output: { o, f, y in target + ((f * cout + o) * h + y) * w })
+        }
+    }
+    if relu { out.formRelu() }
+    return out
+}
+
+/// `body` with the base address of every tensor's storage.
+private func withBaseAddresses<R>(_ tensors: [Tensor], _ body: ([UnsafePointer<Float>]) -> R) -> R {
+    func step(_ index: Int, _ done: [UnsafePointer<Float>]) -> R {
+        guard index < tensors.count else { return body(done) }
+        return tensors[index].data.withUnsafeBufferPointer { step(index + 1, done + [$0.baseAddress!]) }
+    }
+    return step(0, [])
+}
+
+/// The Winograd box convolution's core: adds the convolution of the input rows `input(c, frame, y)` (W floats,
+/// 0 <= y < H) into the output rows `output(o, frame, y)`.
+private func accumulateWinogradBox(_ kernel: WinogradBoxKernel, frames: Int, height: Int, width: Int, blockTiles: Int,
+                                   input row: (Int, Int, Int) -> UnsafePointer<Float>,
+                                   output target: (Int, Int, Int) -> UnsafeMutablePointer<Float>) {
+    let rt = kernel.frameTaps / 2
     let tile = kernel.tile
     let (m, alpha) = (tile.outputs, tile.inputs)
-    let (frames, height, width) = (layout.frames, layout.height, layout.width)
     let (cin, cout) = (kernel.inputs, kernel.outputs)
     let columns = kernel.frameTaps * cin                 // K of the products: (dt, input channel)
     let (tilesX, tilesY) = ((width + m - 1) / m, (height + m - 1) / m)
@@ -206,21 +250,21 @@ public func accumulateWinogradBoxConvolution(_ kernel: WinogradBoxKernel, layout
             // Time taps whose frame lies in the video: a contiguous range of (dt, channel) columns.
             let (dtLo, dtHi) = (max(-rt, -frame), min(rt, frames - 1 - frame))
             for dt in dtLo...dtHi {
-                let frameStart = source + layout.lead + (frame + dt) * layout.frameStride - 1
                 for c in 0..<cin {
                     let k = (dt + rt) * cin + c
-                    let channel = frameStart + c * layout.channelStride
                     for (index, ty) in group.enumerated() {
-                        // y-pass over padded rows iy = ty·m - 1 ..< ty·m - 1 + α: rows -1 and H are the layout's
-                        // zero gaps; rows past H are another frame's and read as zeros.
+                        // y-pass over rows iy = ty·m - 1 ..< ty·m - 1 + α, those outside the frame zeros, into
+                        // x = 0 ..< W of padded rows x = -1 ... W whose two ends are the zero padding.
                         for a in 0..<alpha {
                             let iy = ty * m - 1 + a
-                            slots[a] = iy <= height ? UnsafeMutablePointer(mutating: channel + iy * layout.rowStride) : zeros
+                            slots[a] = iy >= 0 && iy < height ? UnsafeMutablePointer(mutating: row(c, frame + dt, iy)) : zeros
                         }
                         for t in 0..<input.temporaryCount { slots[alpha + t] = temporary + t * rowLength }
-                        for a in 0..<alpha { slots[alpha + input.temporaryCount + a] = rows + a * rowLength }
-                        input.run(slots, count: rowLength, accumulate: false)
+                        for a in 0..<alpha { slots[alpha + input.temporaryCount + a] = rows + a * rowLength + 1 }
+                        input.run(slots, count: width, accumulate: false)
                         for a in 0..<alpha {
+                            (rows + a * rowLength)[0] = 0
+                            (rows + a * rowLength)[width + 1] = 0
                             splitPhases(rows + a * rowLength, count: rowLength, m: m, length: length,
                                         into: phases + a * count + index * length, stride: plane + pad)
                         }
@@ -259,8 +303,7 @@ public func accumulateWinogradBoxConvolution(_ kernel: WinogradBoxKernel, layout
                     for t in 0..<output.temporaryCount { slots[alpha + t] = temporary + t * rowLength }
                     for s in 0..<m {
                         let y = ty * m + s
-                        slots[alpha + output.temporaryCount + s] = y < height
-                            ? destination + o * layout.gridStride + layout.rowOffset(frame: frame, row: y) : junk
+                        slots[alpha + output.temporaryCount + s] = y < height ? target(o, frame, y) : junk
                     }
                     output.run(slots, count: width, accumulate: true)
                 }
@@ -411,29 +454,13 @@ public func accumulateWinogradTapConvolution(tile: WinogradTile, weights: Unsafe
     }
 }
 
-/// The fast 3x3 Winograd path in the frames-major shape of `conv2d` / `conv3d` ("same" padding): `x` [T, Cin, H, W]
-/// and `weight` [Cout, Cin, 3, 3] or [Cout, Cin, kt, 3, 3], for tests against the references.
+/// The fast 3x3 Winograd path for one input `x` [T, Cin, H, W] and a PyTorch weight [Cout, Cin, 3, 3] or
+/// [Cout, Cin, kt, 3, 3] ("same" padding), for tests against the references.
 public func winogradBoxConvolution(_ x: Tensor, weight: Tensor, bias: Tensor?, tile: WinogradTile,
                                    blockTiles: Int = winogradBlockTiles) -> Tensor {
-    let (t, cin, h, w) = x.dims4
     let direct = BoxKernel(weight: weight, bias: bias, winograd: nil)
     let kernel = WinogradBoxKernel(tile: tile, taps: direct.taps, frameTaps: 2 * direct.radius.t + 1)
-    let layout = BoxLayout(frames: t, height: h, width: w, radius: direct.radius)
-    var buffer = [Float](repeating: 0, count: cin * layout.channelStride)
-    var grid = [Float](repeating: 0, count: direct.outputs * layout.gridStride)
-    for o in 0..<direct.outputs { for q in 0..<layout.gridStride { grid[o * layout.gridStride + q] = direct.bias[o] } }
-    x.data.withUnsafeBufferPointer { xb in
-    buffer.withUnsafeMutableBufferPointer { bb in
-    grid.withUnsafeMutableBufferPointer { gb in
-        layout.pack(xb.baseAddress!, channels: cin, into: bb.baseAddress!, channelOffset: 0)
-        accumulateWinogradBoxConvolution(kernel, layout: layout, source: bb.baseAddress!, destination: gb.baseAddress!,
-                                         blockTiles: blockTiles)
-    }}}
-    return Tensor(shape: [t, direct.outputs, h, w]) { out in
-        for f in 0..<t { for o in 0..<direct.outputs { for y in 0..<h { for xx in 0..<w {
-            out[((f * direct.outputs + o) * h + y) * w + xx] = grid[o * layout.gridStride + layout.rowOffset(frame: f, row: y) + xx]
-        }}}}
-    }
+    return winogradBoxConvolution([x], kernel, bias: direct.bias, blockTiles: blockTiles)
 }
 
 /// A 5-tap (or any odd r) convolution along width or height in the frames-major shape of `conv3d`, by Winograd's
