@@ -4,13 +4,19 @@ import PackageDescription
 // Modules, bottom to top:
 //   C system libraries  CBLAS (OpenBLAS), CLibPNG (+ CPNGShim for setjmp), CLibPQ, CZlib, COpenSSL (libcrypto)
 //   TensorKernels       dense float32 tensors, convolutions on sgemm, norms, resampling, named weights
-//   Checkpoint          PyTorch .pth reader (zip + restricted pickle VM), the golden weight formula
-//   Media               PNG, tar, NPY, colour maps, stereo sequences
+//   VideoPlan           the run parameters and their rules, and the windows a video is cut into (network and queue)
+//   Checkpoint          PyTorch .pth reader (zip + restricted pickle VM) and writer, the golden weight formula
+//   Media               PNG, tar, NPY, colour maps, stereo sequences, the random-dot demo clip
 //   DynamicStereo       the network
 //   JobQueue            PostgreSQL job queue (libpq), migrations, job state machine
-//   HTTPServer          socket HTTP/1.1 server and the REST API
+//   HTTPTransport       socket HTTP/1.1 server: parser, multipart, connections, handler threads (knows no application)
+//   APIKeys             API key secrets, SHA-256 through libcrypto, checking a presented key (keys stored by JobQueue)
+//   JobsAPI             the REST API on HTTPTransport: routes, views, metrics, OpenAPI, job-store and frame adapters
 //   Worker              headless job runner
+//   Evaluation          the reference's disparity metrics (EPE, temporal EPE) against ground truth files
 //   dynstereo           the executable
+// Build tools: the EmbedMigrations and EmbedOpenAPI plugins (through the TextEmbedder tool) compile
+// migrations/*.sql and openapi.yaml into the modules that use them, so the executable carries them alone.
 let package = Package(
     name: "dynstereo",
     platforms: [.macOS(.v13)],
@@ -30,27 +36,43 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
 
         .target(name: "TensorKernels", dependencies: ["CBLAS"]),
+        .target(name: "VideoPlan"),
         .target(name: "Checkpoint", dependencies: ["TensorKernels", "CZlib"]),
         .target(name: "Media", dependencies: ["TensorKernels", "CPNGShim", "CZlib"]),
-        .target(name: "DynamicStereo", dependencies: ["TensorKernels", "Checkpoint", "Media"]),
-        .target(name: "JobQueue", dependencies: ["CLibPQ", .product(name: "Logging", package: "swift-log")]),
-        .target(name: "HTTPServer", dependencies: ["JobQueue", "Media", "COpenSSL", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "DynamicStereo", dependencies: ["TensorKernels", "VideoPlan", "Checkpoint", "Media"]),
+        .target(name: "JobQueue", dependencies: ["CLibPQ", "VideoPlan", .product(name: "Logging", package: "swift-log")],
+                plugins: ["EmbedMigrations"]),
+        .target(name: "HTTPTransport", dependencies: [.product(name: "Logging", package: "swift-log")]),
+        .target(name: "APIKeys", dependencies: ["JobQueue", "COpenSSL"]),
+        .target(name: "JobsAPI", dependencies: ["HTTPTransport", "JobQueue", "Media", "APIKeys", .product(name: "Logging", package: "swift-log")],
+                plugins: ["EmbedOpenAPI"]),
         .target(name: "Worker", dependencies: ["JobQueue", "DynamicStereo", "Media", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "Evaluation", dependencies: ["Media"]),
         .executableTarget(name: "dynstereo", dependencies: [
-            "Checkpoint", "DynamicStereo", "Media", "JobQueue", "HTTPServer", "Worker",
+            "Checkpoint", "DynamicStereo", "Media", "JobQueue", "APIKeys", "HTTPTransport", "JobsAPI", "Worker",
+            "Evaluation",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
 
+        .executableTarget(name: "TextEmbedder", path: "Plugins/TextEmbedder"),
+        .plugin(name: "EmbedMigrations", capability: .buildTool(), dependencies: ["TextEmbedder"]),
+        .plugin(name: "EmbedOpenAPI", capability: .buildTool(), dependencies: ["TextEmbedder"]),
+
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "TensorKernelsTests", dependencies: ["TestSupport", "TensorKernels"]),
+        .testTarget(name: "VideoPlanTests", dependencies: ["VideoPlan"]),
         .testTarget(name: "CheckpointTests", dependencies: ["TestSupport", "Checkpoint"]),
         .testTarget(name: "MediaTests", dependencies: ["TestSupport", "Media"]),
         .testTarget(name: "DynamicStereoTests", dependencies: ["TestSupport", "DynamicStereo", "Checkpoint", "Media"]),
         .testTarget(name: "JobQueueTests", dependencies: ["TestSupport", "JobQueue"]),
-        .testTarget(name: "HTTPServerTests", dependencies: ["TestSupport", "HTTPServer"]),
-        .testTarget(name: "CLITests", dependencies: ["TestSupport", "Media", "TensorKernels"]),
+        .target(name: "HTTPTestSupport", dependencies: ["HTTPTransport"], path: "Tests/HTTPTestSupport"),
+        .testTarget(name: "HTTPTransportTests", dependencies: ["TestSupport", "HTTPTestSupport", "HTTPTransport"]),
+        .testTarget(name: "APIKeysTests", dependencies: ["TestSupport", "APIKeys", "JobQueue"]),
+        .testTarget(name: "JobsAPITests", dependencies: ["TestSupport", "HTTPTestSupport", "HTTPTransport", "JobsAPI", "APIKeys", "JobQueue", "Media"]),
+        .testTarget(name: "CLITests", dependencies: ["TestSupport", "Media", "TensorKernels", "Checkpoint", "DynamicStereo"]),
         .testTarget(name: "WorkerTests", dependencies: ["TestSupport", "Worker"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["TestSupport", "Evaluation", "Media"]),
     ],
     swiftLanguageModes: [.v5]
 )

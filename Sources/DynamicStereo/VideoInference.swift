@@ -3,6 +3,7 @@ import Foundation
 import Checkpoint
 import Media
 import TensorKernels
+@_exported import VideoPlan
 
 /// Replicate padding of a window to multiples of 32, split evenly ("sintel" mode), and its inverse.
 public struct InputPadder: Equatable {
@@ -22,43 +23,6 @@ public struct InputPadder: Equatable {
     public func unpad(_ x: Tensor) -> Tensor {
         let (_, _, h, w) = x.dims4
         return crop(x, top: top, left: left, height: h - top - bottom, width: w - left - right)
-    }
-}
-
-/// One window of a video: which frames it runs on and which of its results it contributes.
-public struct InferenceWindow: Equatable {
-    /// The window's first frame and its frame count.
-    public let start: Int, length: Int
-    /// The positions within the window whose disparity goes to the output, in order.
-    public let keep: Range<Int>
-
-    /// The windows of a video of `frames` frames, exactly as the reference's `forward_batch_test` cuts them
-    /// (stride kernelSize / 2, Python's floor division), except that a video no longer than one window runs
-    /// as one window and keeps every frame (the reference would drop frames there).
-    public static func plan(frames: Int, kernelSize: Int) -> [InferenceWindow] {
-        precondition(kernelSize >= 2, "kernel size must be at least 2")
-        guard frames > kernelSize else {
-            return frames == 0 ? [] : [InferenceWindow(start: 0, length: frames, keep: 0..<frames)]
-        }
-        let stride = kernelSize / 2
-        // Python's `-stride // 2` rounds toward negative infinity: it drops ceil(stride / 2) trailing frames.
-        let dropTail = (stride + 1) / 2
-        var windows: [InferenceWindow] = []
-        for start in Swift.stride(from: 0, to: frames, by: stride) {
-            let length = min(start + kernelSize, frames) - start
-            if windows.isEmpty {
-                windows.append(InferenceWindow(start: start, length: length, keep: 0..<max(0, length - dropTail)))
-            } else if length >= stride {
-                let end = length < kernelSize ? length : length - dropTail
-                windows.append(InferenceWindow(start: start, length: length, keep: min(stride / 2, end)..<end))
-            }
-        }
-        return windows
-    }
-
-    /// For each output frame, the input frame it is the disparity of.
-    public static func outputFrames(frames: Int, kernelSize: Int) -> [Int] {
-        plan(frames: frames, kernelSize: kernelSize).flatMap { window in window.keep.map { window.start + $0 } }
     }
 }
 
@@ -101,11 +65,13 @@ public final class StereoVideoEstimator: @unchecked Sendable {
         try self.init(network: DynamicStereoNetwork(stateDict: stateDict))
     }
 
-    /// Checks the parameters the reference would reject or crash on.
-    public static func validate(iters: Int, kernelSize: Int) throws {
-        guard iters >= 2 else { throw InferenceError.invalidParameter("iters must be at least 2 (got \(iters))") }
-        guard iters <= 1000 else { throw InferenceError.invalidParameter("iters must be at most 1000 (got \(iters))") }
-        guard kernelSize >= 2 else { throw InferenceError.invalidParameter("kernel size must be at least 2 (got \(kernelSize))") }
+    /// Checks the parameters with the rules every surface shares (`InferenceParameters`), worded for `surface`.
+    public static func validate(iters: Int, kernelSize: Int, surface: ParameterSurface = .commandLine) throws {
+        do {
+            try InferenceParameters(iters: iters, kernelSize: kernelSize).validate()
+        } catch {
+            throw InferenceError.invalidParameter(error.message(for: surface))
+        }
     }
 
     /// The final disparity |flow| of every output frame, [T', H, W] (T' = T except with odd kernel sizes, where

@@ -41,7 +41,8 @@ public final class APIKeyStore: @unchecked Sendable {
         if let maxUploadBytesPerDay, maxUploadBytesPerDay <= 0 {
             throw JobQueueError.invalidParameters("max upload bytes per day must be positive, got \(maxUploadBytesPerDay)")
         }
-        let row = try pool.withConnection { connection in
+        // Once: a second run after a lost COMMIT would find its own key and report the name taken.
+        let row = try pool.withConnection(.once) { connection in
             try connection.execute(Queries.insertAPIKey, [
                 .uuid(UUID()), .text(name), .text(sha256),
                 maxQueuedJobs.map(SQLValue.int) ?? .null, maxUploadBytesPerDay.map(SQLValue.int) ?? .null,

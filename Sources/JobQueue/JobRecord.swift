@@ -1,35 +1,9 @@
 // What a job is: its parameters, its input frames, and the row the API reports.
 import Foundation
+@_exported import VideoPlan
 
-/// How to run the network on a job, and optionally how to turn disparity into depth.
-public struct JobParameters: Codable, Equatable, Sendable {
-    /// Refinement iterations of the update blocks.
-    public var iters: Int
-    /// Frames per sliding window.
-    public var kernelSize: Int
-    /// Focal length in pixels; with `baselineM`, enables depth outputs.
-    public var focalPx: Double?
-    /// Stereo baseline in metres.
-    public var baselineM: Double?
-
-    public init(iters: Int, kernelSize: Int, focalPx: Double? = nil, baselineM: Double? = nil) {
-        self.iters = iters
-        self.kernelSize = kernelSize
-        self.focalPx = focalPx
-        self.baselineM = baselineM
-    }
-
-    /// Checks the ranges the database also enforces, with a message a client can act on.
-    public func validate() throws {
-        guard (2...100).contains(iters) else { throw JobQueueError.invalidParameters("iters must be in 2...100, got \(iters)") }
-        guard (2...64).contains(kernelSize) else { throw JobQueueError.invalidParameters("kernelSize must be in 2...64, got \(kernelSize)") }
-        guard (focalPx == nil) == (baselineM == nil) else {
-            throw JobQueueError.invalidParameters("focalPx and baselineM must be given together")
-        }
-        if let focalPx, !(focalPx.isFinite && focalPx > 0) { throw JobQueueError.invalidParameters("focalPx must be a positive number") }
-        if let baselineM, !(baselineM.isFinite && baselineM > 0) { throw JobQueueError.invalidParameters("baselineM must be a positive number") }
-    }
-}
+/// How to run the network on a job: the rules are `InferenceParameters`', shared with the CLI and the network.
+public typealias JobParameters = InferenceParameters
 
 /// One stereo frame pair of a job's input, as PNG bytes.
 public struct InputFrame: Equatable, Sendable {

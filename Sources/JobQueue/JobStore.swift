@@ -8,15 +8,21 @@ public final class JobStore: @unchecked Sendable {
     public let maxAttempts: Int
     /// The limits of an API key that has none of its own (`api_keys` columns left NULL).
     public let defaultKeyLimits: KeyLimits
+    /// The time the store's statements run at (`SystemClock`: the database's).
+    public let clock: JobClock
 
     /// Connects once to fail early on a bad URL or an unreachable server.
-    public init(url: String, maxAttempts: Int = 3, defaultKeyLimits: KeyLimits = .unlimited) throws {
+    public init(url: String, maxAttempts: Int = 3, defaultKeyLimits: KeyLimits = .unlimited,
+                clock: JobClock = SystemClock.shared) throws {
         precondition(maxAttempts >= 1, "a job needs at least one attempt")
         pool = ConnectionPool(url: url)
         self.maxAttempts = maxAttempts
         self.defaultKeyLimits = defaultKeyLimits
+        self.clock = clock
         try ping()
     }
+
+    private var now: SQLValue { .timestamp(clock.statementTime) }
 
     /// Creates a queued job with its frames and wakes the workers. With an idempotency key that was seen
     /// before, returns the existing job (`created == false`) if `payloadDigest` matches, and throws
@@ -39,14 +45,26 @@ public final class JobStore: @unchecked Sendable {
     /// `queuedJobsLimit`; `uploadBytes` (the request body's size) are added to the key's count for the
     /// UTC day, and passing `maxUploadBytesPerDay` throws `dailyUploadLimit`. Either way nothing is stored.
     /// A replay counts against neither.
+    ///
+    /// Stored once, whatever the database does: the job's id is chosen before the transaction, and when the
+    /// session dies under it (perhaps at COMMIT, with the job stored) the transaction runs again and first
+    /// looks for that id, returning the stored job (`created == true`) instead of storing a second one.
+    /// `frame` may then be asked for the frames again.
     public func enqueue(parameters: JobParameters, frameCount: Int, idempotencyKey: String?, payloadDigest: String?,
                         owner: UUID? = nil, uploadBytes: Int = 0,
                         frame: (Int) throws -> InputFrame) throws -> (job: JobRecord, created: Bool) {
-        try parameters.validate()
+        do {
+            try parameters.validate()
+        } catch {
+            throw JobQueueError.invalidParameters(error.message(for: .http))
+        }
         guard frameCount > 0 else { throw JobQueueError.invalidInput("a job needs at least one frame") }
         precondition(uploadBytes >= 0, "upload sizes are not negative")
         let id = UUID()
-        return try pool.transaction { connection in
+        return try pool.transaction { connection, isRerun in
+            if isRerun, let stored = try connection.execute(Queries.jobByID, [.uuid(id), .null]).first {
+                return (try Queries.decodeJob(stored), true)
+            }
             var limits: KeyLimits?
             if let owner {
                 let own = try connection.execute(Queries.lockAPIKey, [.uuid(owner)]).first
@@ -54,9 +72,9 @@ public final class JobStore: @unchecked Sendable {
                                                      maxUploadBytesPerDay: try own.flatMap { $0.isNull(1) ? nil : try $0.int(1) })
             }
             let inserted = try connection.execute(Queries.insertJob, [
-                .uuid(id), .text(JobTransition.claim.from.rawValue), .int(parameters.iters), .int(parameters.kernelSize),
+                .uuid(id), .text(JobStatus.initial.rawValue), .int(parameters.iters), .int(parameters.kernelSize),
                 .optional(parameters.focalPx), .optional(parameters.baselineM), .int(maxAttempts), .int(frameCount),
-                .optional(idempotencyKey), .optional(payloadDigest), owner.map(SQLValue.uuid) ?? .null,
+                .optional(idempotencyKey), .optional(payloadDigest), .optional(owner), now,
             ])
             guard let row = inserted.first else {
                 // The key exists: this is a replay (same payload) or a conflict.
@@ -91,14 +109,16 @@ public final class JobStore: @unchecked Sendable {
     private func enforce(_ limits: KeyLimits, owner: UUID, uploadBytes: Int, on connection: PostgresConnection) throws {
         if let maxQueued = limits.maxQueuedJobs {
             // The count includes the job just inserted.
-            let unfinished = try connection.execute(Queries.unfinishedJobsOfKey, [.uuid(owner)]).first.map { try $0.int(0) } ?? 0
+            let unfinished = try connection.execute(Queries.unfinishedJobsOfKey, [.uuid(owner), .statuses(JobStatus.unfinished)])
+                .first.map { try $0.int(0) } ?? 0
             if unfinished > maxQueued { throw JobQueueError.queuedJobsLimit(limit: maxQueued) }
         }
         let accounted = try connection.execute(Queries.addUploadBytes, [
-            .uuid(owner), .int(uploadBytes), limits.maxUploadBytesPerDay.map(SQLValue.int) ?? .null,
+            .uuid(owner), .int(uploadBytes), limits.maxUploadBytesPerDay.map(SQLValue.int) ?? .null, now,
         ])
         if accounted.count == 0, let maxBytes = limits.maxUploadBytesPerDay {
-            let used = try connection.execute(Queries.keyUsage, [.uuid(owner)]).first.map { try $0.int(3) } ?? 0
+            let used = try connection.execute(Queries.keyUsage, [.uuid(owner), .statuses(JobStatus.unfinished), now])
+                .first.map { try $0.int(3) } ?? 0
             throw JobQueueError.dailyUploadLimit(limit: maxBytes, used: used, requested: uploadBytes)
         }
     }
@@ -107,7 +127,8 @@ public final class JobStore: @unchecked Sendable {
     /// for refusing early: `enqueue` decides for good.
     public func usage(of owner: UUID) throws -> KeyUsage? {
         try pool.withConnection { connection in
-            guard let row = try connection.execute(Queries.keyUsage, [.uuid(owner)]).first else { return nil }
+            guard let row = try connection.execute(Queries.keyUsage, [.uuid(owner), .statuses(JobStatus.unfinished), now]).first
+            else { return nil }
             let limits = defaultKeyLimits.overridden(maxQueuedJobs: row.isNull(0) ? nil : try row.int(0),
                                                      maxUploadBytesPerDay: row.isNull(1) ? nil : try row.int(1))
             return KeyUsage(limits: limits, unfinishedJobs: try row.int(2), uploadedBytesToday: try row.int(3))
@@ -144,11 +165,12 @@ public final class JobStore: @unchecked Sendable {
 
     /// Cancels a job: a queued one ends at once; a running one is flagged and its worker stops it within a
     /// few seconds (the job then reads `cancelled`). A finished job is returned unchanged; nil if unknown.
+    /// Cancelling twice changes nothing the first did not, so a lost session simply runs it again.
     public func cancel(id: UUID, owner: UUID? = nil) throws -> JobRecord? {
-        try pool.withConnection { connection in
+        try pool.withConnection(.idempotent) { connection in
             let row = try connection.execute(Queries.cancelJob, [
                 .uuid(id), .text(JobTransition.cancelQueued.from.rawValue), .text(JobTransition.cancelQueued.to.rawValue),
-                .text(JobTransition.cancelRunning.from.rawValue), owner.map(SQLValue.uuid) ?? .null,
+                .text(JobTransition.cancelRunning.from.rawValue), .optional(owner), now,
             ]).first
             if let row { return try Queries.decodeJob(row) }
             return try connection.execute(Queries.jobByID, [.uuid(id), owner.map(SQLValue.uuid) ?? .null]).first.map(Queries.decodeJob)
@@ -156,9 +178,11 @@ public final class JobStore: @unchecked Sendable {
     }
 
     /// Deletes a job with its inputs and results; false if there was no such job. A worker still running
-    /// it finds its lease gone at the next heartbeat and stops.
+    /// it finds its lease gone at the next heartbeat and stops. Run at most once: after a session lost under
+    /// it the outcome is unknown and the error is thrown (a second run would answer "no such job" for a job
+    /// the first run deleted).
     public func delete(id: UUID, owner: UUID? = nil) throws -> Bool {
-        try pool.withConnection { connection in
+        try pool.withConnection(.once) { connection in
             try connection.execute(Queries.deleteJob, [.uuid(id), owner.map(SQLValue.uuid) ?? .null]).count > 0
         }
     }
@@ -185,6 +209,26 @@ public final class JobStore: @unchecked Sendable {
             }
         }
         return counts
+    }
+
+    /// The figures that only rise (migration 0005): jobs that reached each terminal state, and the run
+    /// times of successful jobs as a cumulative histogram. Deleting jobs or their data leaves them as they are.
+    public func counters() throws -> JobCounters {
+        try pool.withConnection { connection in
+            var finished = Dictionary(uniqueKeysWithValues: JobStatus.terminal.map { ($0, 0) })
+            for row in try connection.execute(Queries.finishCounts).rows {
+                if let status = JobStatus(rawValue: try row.string(0)) { finished[status] = try row.int(1) }
+            }
+            var buckets: [JobCounters.Bucket] = []
+            var jobs = 0, seconds = 0.0, frames = 0
+            for row in try connection.execute(Queries.durationBuckets).rows {
+                jobs += try row.int(1)
+                seconds += try row.double(2)
+                frames += try row.int(3)
+                buckets.append(JobCounters.Bucket(upperBound: try row.double(0), cumulativeCount: jobs))
+            }
+            return JobCounters(finished: finished, durationBuckets: buckets, durationSum: seconds, framesSucceeded: frames)
+        }
     }
 
     /// Throws unless the database answers a trivial query.

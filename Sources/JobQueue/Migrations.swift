@@ -1,120 +1,37 @@
-// The SQL of migrations/*.sql, embedded so the binary migrates without the source tree.
-// MigrationFileTests checks that every text here equals its file byte for byte: edit both together.
+// The numbered schema changes of migrations/*.sql, which the EmbedMigrations build plugin compiles into this
+// module (`embeddedTexts`) so that the binary migrates without the source tree.
 
-/// One numbered schema change.
+/// One numbered schema change: `migrations/NNNN_name.sql`.
 public struct Migration: Sendable {
     public let version: Int
     public let name: String
     public let sql: String
+
+    init(version: Int, name: String, sql: String) {
+        self.version = version
+        self.name = name
+        self.sql = sql
+    }
+
+    /// The migration in the file at `path` (`migrations/0004_retention.sql` is version 4, "retention").
+    /// A misnamed file is a programmer error: no binary may ship with it.
+    init(path: String, sql: String) {
+        let file = path.split(separator: "/").last.map(String.init) ?? path
+        let parts = file.dropLast(".sql".count).split(separator: "_", maxSplits: 1)
+        guard file.hasSuffix(".sql"), parts.count == 2, parts[0].count == 4,
+              parts[0].allSatisfy({ ("0"..."9").contains($0) }), let version = Int(parts[0]), version > 0
+        else { preconditionFailure("\(path) is not named NNNN_name.sql") }
+        self.init(version: version, name: String(parts[1]), sql: sql)
+    }
 }
 
 /// Every migration, in the order they are applied.
 public enum Migrations {
-    public static let all: [Migration] = [
-        Migration(version: 1, name: "jobs", sql: #"""
--- Jobs, their input frames and their result files. Frames and results are bytea rows of their own
--- tables so that listing and claiming jobs never reads video data.
-CREATE TABLE jobs (
-    id               uuid PRIMARY KEY,
-    status           text NOT NULL
-                     CHECK (status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')),
-    iters            integer NOT NULL CHECK (iters BETWEEN 2 AND 100),
-    kernel_size      integer NOT NULL CHECK (kernel_size BETWEEN 2 AND 64),
-    focal_px         double precision CHECK (focal_px > 0),
-    baseline_m       double precision CHECK (baseline_m > 0),
-    -- Attempts spent, and the limit after which a failing job stays failed.
-    attempt          integer NOT NULL DEFAULT 0,
-    max_attempts     integer NOT NULL CHECK (max_attempts >= 1),
-    -- Fencing token: every claim increments it; every write by a worker must present it.
-    lease            bigint NOT NULL DEFAULT 0,
-    worker_id        text,
-    heartbeat_at     timestamptz,
-    lease_expires_at timestamptz,
-    -- Backoff: a queued job is not claimed before this time.
-    run_after        timestamptz NOT NULL DEFAULT now(),
-    frames_done      integer NOT NULL DEFAULT 0,
-    frames_total     integer NOT NULL CHECK (frames_total >= 1),
-    error_code       text,
-    error_message    text,
-    cancel_requested boolean NOT NULL DEFAULT false,
-    idempotency_key  text UNIQUE,
-    payload_digest   text,
-    created_at       timestamptz NOT NULL DEFAULT now(),
-    queued_at        timestamptz NOT NULL DEFAULT now(),
-    started_at       timestamptz,
-    finished_at      timestamptz
-);
-
--- The claim query's scan: oldest claimable job first.
-CREATE INDEX jobs_claimable ON jobs (created_at, id) WHERE status = 'queued';
--- The lease reaper's scan.
-CREATE INDEX jobs_leases ON jobs (lease_expires_at) WHERE status = 'running';
--- Listing, newest first, with a keyset cursor.
-CREATE INDEX jobs_newest ON jobs (created_at DESC, id DESC);
-
-CREATE TABLE job_inputs (
-    job_id      uuid NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
-    frame_index integer NOT NULL CHECK (frame_index >= 0),
-    name        text NOT NULL,
-    left_png    bytea NOT NULL,
-    right_png   bytea NOT NULL,
-    PRIMARY KEY (job_id, frame_index)
-);
-
-CREATE TABLE job_results (
-    job_id uuid NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
-    path   text NOT NULL,
-    data   bytea NOT NULL,
-    PRIMARY KEY (job_id, path)
-);
-
-"""#),
-        Migration(version: 2, name: "api_keys", sql: #"""
--- API keys: only each key's SHA-256 is stored, as lowercase hex; the key itself is shown once at creation.
--- Limits left NULL fall back to the server's defaults. Jobs record the key that created them (NULL when the
--- server ran open), and each key's uploaded bytes are summed per UTC day for the daily upload limit.
-CREATE TABLE api_keys (
-    id                        uuid PRIMARY KEY,
-    name                      text NOT NULL UNIQUE CHECK (name <> ''),
-    key_sha256                text NOT NULL UNIQUE CHECK (key_sha256 ~ '^[0-9a-f]{64}$'),
-    max_queued_jobs           integer CHECK (max_queued_jobs > 0),
-    max_upload_bytes_per_day  bigint CHECK (max_upload_bytes_per_day > 0),
-    created_at                timestamptz NOT NULL DEFAULT now(),
-    revoked_at                timestamptz
-);
-
-ALTER TABLE jobs ADD COLUMN api_key_id uuid REFERENCES api_keys (id);
-CREATE INDEX jobs_api_key_created ON jobs (api_key_id, created_at DESC, id DESC);
-
-CREATE TABLE api_key_uploads (
-    api_key_id  uuid NOT NULL REFERENCES api_keys (id) ON DELETE CASCADE,
-    day         date NOT NULL,
-    bytes       bigint NOT NULL DEFAULT 0 CHECK (bytes >= 0),
-    PRIMARY KEY (api_key_id, day)
-);
-
-"""#),
-        Migration(version: 3, name: "idempotency_per_key", sql: #"""
--- Idempotency keys are scoped to the API key that sent them: two clients that pick the same
--- Idempotency-Key never meet, and a clash can only ever name the client's own job. Jobs of an open server
--- (api_key_id NULL) share one scope, hence NULLS NOT DISTINCT.
-ALTER TABLE jobs DROP CONSTRAINT jobs_idempotency_key_key;
-CREATE UNIQUE INDEX jobs_idempotency ON jobs (api_key_id, idempotency_key) NULLS NOT DISTINCT
-    WHERE idempotency_key IS NOT NULL;
-
--- The per-key limit on jobs queued at once counts a key's unfinished jobs on every submission.
-CREATE INDEX jobs_api_key_unfinished ON jobs (api_key_id) WHERE status IN ('queued', 'running');
-
-"""#),
-        Migration(version: 4, name: "retention", sql: #"""
--- Retention: the workers' maintenance deletes the input frames and result files of jobs that finished
--- long enough ago, and records when on the job row, which stays (its status and error too).
-ALTER TABLE jobs ADD COLUMN results_expired_at timestamptz;
-
--- The maintenance's scan: finished jobs whose data is still stored, oldest finish first.
-CREATE INDEX jobs_retention ON jobs (finished_at)
-    WHERE results_expired_at IS NULL AND status IN ('succeeded', 'failed', 'cancelled');
-
-"""#),
-    ]
+    public static let all: [Migration] = {
+        let migrations = embeddedTexts.map { Migration(path: $0.path, sql: $0.text) }.sorted { $0.version < $1.version }
+        for (earlier, later) in zip(migrations, migrations.dropFirst()) {
+            precondition(earlier.version != later.version, "two migrations are numbered \(later.version)")
+        }
+        return migrations
+    }()
 }

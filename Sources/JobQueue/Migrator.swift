@@ -34,12 +34,11 @@ public struct Migrator {
         var done: [Int] = []
         for migration in migrations.sorted(by: { $0.version < $1.version }) where !applied.contains(migration.version) {
             do {
-                try connection.execute(Queries.begin)
-                try connection.executeScript(migration.sql, name: "migration \(migration.version)")
-                try connection.execute(Queries.recordMigration, [.int(migration.version), .text(migration.name)])
-                try connection.execute(Queries.commit)
+                try connection.transaction {
+                    try connection.executeScript(migration.sql, name: "migration \(migration.version)")
+                    try connection.execute(Queries.recordMigration, [.int(migration.version), .text(migration.name)])
+                }
             } catch let error as PostgresError {
-                _ = try? connection.execute(Queries.rollback)
                 if error.isConnectionLoss { throw error }
                 throw JobQueueError.migrationFailed(version: migration.version, name: migration.name, message: error.description)
             }

@@ -12,11 +12,36 @@ public enum SQLValue: Sendable {
     case bool(Bool)
     case uuid(UUID)
     case bytes(Data)
+    /// A one-dimensional `text[]`, e.g. a set of statuses for `status = ANY($n::text[])`.
+    case textArray([String])
     case null
 
     /// `.null` for nil, otherwise the wrapped value.
     static func optional(_ value: Double?) -> SQLValue { value.map(SQLValue.double) ?? .null }
     static func optional(_ value: String?) -> SQLValue { value.map(SQLValue.text) ?? .null }
+    static func optional(_ value: UUID?) -> SQLValue { value.map(SQLValue.uuid) ?? .null }
+
+    /// A time as integer microseconds since the Unix epoch (exact, and free of the session's DateStyle and
+    /// time zone), read back by `Queries.now`; nil binds NULL, which `Queries.now` turns into `now()`.
+    static func timestamp(_ date: Date?) -> SQLValue {
+        date.map { .int(Int(($0.timeIntervalSince1970 * 1_000_000).rounded())) } ?? .null
+    }
+
+    /// The statuses as a `text[]`.
+    static func statuses(_ statuses: [JobStatus]) -> SQLValue { .textArray(statuses.map(\.rawValue)) }
+
+    /// The array literal PostgreSQL parses: every element double-quoted, with `"` and `\` escaped.
+    static func arrayLiteral(_ elements: [String]) -> String {
+        let quoted = elements.map { element -> String in
+            var out = "\""
+            for character in element {
+                if character == "\"" || character == "\\" { out.append("\\") }
+                out.append(character)
+            }
+            return out + "\""
+        }
+        return "{" + quoted.joined(separator: ",") + "}"
+    }
 }
 
 /// What went wrong talking to PostgreSQL. `connection` means the session is gone and the caller should
@@ -166,6 +191,38 @@ final class PostgresConnection {
     /// False once libpq has noticed the server is gone; such a connection must be replaced.
     var isHealthy: Bool { handle.map { PQstatus($0) == CONNECTION_OK } ?? false }
 
+    /// Whether an idle session is still alive, found without a round trip: a server that ended it (a restart,
+    /// `pg_terminate_backend`, an idle timeout) has left its farewell message or the end of the stream on the
+    /// socket, which libpq reads only when asked. The pool asks before lending a connection, so a statement
+    /// is rarely sent on a session already dead.
+    var isAliveWhenIdle: Bool {
+        guard let handle, PQstatus(handle) == CONNECTION_OK else { return false }
+        var descriptor = pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)
+        guard descriptor.fd >= 0 else { return false }
+        if poll(&descriptor, 1, 0) > 0 {
+            guard PQconsumeInput(handle) == 1 else { return false }
+            _ = drainNotifications(handle)
+        }
+        return PQstatus(handle) == CONNECTION_OK
+    }
+
+    /// The one transaction helper: BEGIN, `body`, COMMIT, and ROLLBACK (on a live session) when `body`
+    /// throws. A connection lost before COMMIT was sent leaves nothing behind (the server rolls back an
+    /// abandoned transaction); one lost at COMMIT leaves the outcome unknown, so a caller that runs the
+    /// transaction again must first recognise its own committed work (`ConnectionPool.transaction`).
+    func transaction<R>(_ body: () throws -> R) throws -> R {
+        try execute(Queries.begin)
+        let result: R
+        do {
+            result = try body()
+        } catch {
+            if isHealthy { _ = try? execute(Queries.rollback) }
+            throw error
+        }
+        try execute(Queries.commit)
+        return result
+    }
+
     /// Runs one statement with bound parameters. `binaryResults` asks for every column in binary format
     /// (used for bytea payloads, which text format would hex-encode).
     @discardableResult
@@ -185,6 +242,7 @@ final class PostgresConnection {
             case let .double(value): buffers.append(Array(Self.format(value).utf8) + [0])
             case let .bool(value): buffers.append(Array((value ? "true" : "false").utf8) + [0])
             case let .uuid(value): buffers.append(Array(value.uuidString.utf8) + [0])
+            case let .textArray(values): buffers.append(Array(SQLValue.arrayLiteral(values).utf8) + [0])
             case let .bytes(value):
                 types[index] = 17  // bytea
                 formats[index] = 1

@@ -33,15 +33,24 @@ public struct RetryBackoff: Sendable {
 /// One worker-side session with PostgreSQL. Not thread-safe: each worker thread (job slot, heartbeat,
 /// listener) owns one. A call that finds the session dead reconnects first; if that fails it throws a
 /// `PostgresError` whose `isConnectionLoss` is true, and the caller decides when to try again.
+///
+/// A write whose session dies at COMMIT may have committed; the worker then runs it again. `succeed`, `fail`
+/// and `markCancelled` recognise their own committed move on the second run and report it as done; every
+/// other write is fenced, so a second run changes nothing.
 public final class WorkerQueue {
     private let url: String
+    /// The time the statements run at (`SystemClock`: the database's).
+    public let clock: JobClock
     private var connection: PostgresConnection?
     private var listening = false
 
     /// Does not connect yet: a worker must start even while the database is down.
-    public init(url: String) {
+    public init(url: String, clock: JobClock = SystemClock.shared) {
         self.url = url
+        self.clock = clock
     }
+
+    private var now: SQLValue { .timestamp(clock.statementTime) }
 
     private func session() throws -> PostgresConnection {
         if let connection, connection.isHealthy { return connection }
@@ -68,7 +77,7 @@ public final class WorkerQueue {
         try run { connection in
             try connection.execute(Queries.claimJob, [
                 .text(JobTransition.claim.from.rawValue), .text(JobTransition.claim.to.rawValue), .text(workerId),
-                .double(leaseSeconds),
+                .double(leaseSeconds), now,
             ]).first.map { ClaimedJob(record: try Queries.decodeJob($0)) }
         }
     }
@@ -87,32 +96,29 @@ public final class WorkerQueue {
         try run { connection in
             guard let row = try connection.execute(Queries.heartbeat, [
                 .uuid(job.id), .int(job.lease), .double(leaseSeconds), .int(framesDone),
+                .text(JobTransition.claim.to.rawValue), now,
             ]).first else { return .lost }
             return .held(cancelRequested: try row.bool(0))
         }
     }
 
     /// Stores the results and marks the job succeeded, atomically. False (and nothing stored) when the
-    /// lease was lost.
+    /// lease was lost. True without doing anything when this lease already made the job succeed: a run
+    /// whose session died at COMMIT after the commit.
     public func succeed(_ job: ClaimedJob, results: [ResultBlob]) throws -> Bool {
-        try run { connection in
-            try connection.execute(Queries.begin)
-            do {
-                let fenced = try connection.execute(Queries.succeedJob, [
-                    .uuid(job.id), .int(job.lease), .text(JobTransition.succeed.from.rawValue), .text(JobTransition.succeed.to.rawValue),
-                ])
-                guard fenced.count == 1 else {
-                    try connection.execute(Queries.rollback)
-                    return false
-                }
+        let transition = JobTransition.succeed
+        return try run { connection in
+            try connection.transaction {
+                // The row lock keeps the reaper and the API's cancel out until the results are in.
+                let status = try connection.execute(Queries.lockFencedJob, [.uuid(job.id), .int(job.lease)])
+                    .first.map { try $0.string(0) }
+                guard status == transition.from.rawValue else { return status == transition.to.rawValue }
                 for result in results {
                     try connection.execute(Queries.insertResult, [.uuid(job.id), .text(result.path), .bytes(result.data)])
                 }
-                try connection.execute(Queries.commit)
-                return true
-            } catch {
-                if connection.isHealthy { _ = try? connection.execute(Queries.rollback) }
-                throw error
+                return try connection.execute(Queries.succeedJob, [
+                    .uuid(job.id), .int(job.lease), .text(transition.from.rawValue), .text(transition.to.rawValue), now,
+                ]).count == 1
             }
         }
     }
@@ -127,12 +133,16 @@ public final class WorkerQueue {
         try finish(job, .cancelRunning, error: nil)
     }
 
+    /// True too when this lease already made the move (a run whose session died at COMMIT after the commit).
     private func finish(_ job: ClaimedJob, _ transition: JobTransition, error: JobErrorInfo?) throws -> Bool {
         try run { connection in
-            try connection.execute(Queries.finishJob, [
+            let moved = try connection.execute(Queries.finishJob, [
                 .uuid(job.id), .int(job.lease), .text(transition.from.rawValue), .text(transition.to.rawValue),
-                .optional(error?.code), .optional(error?.message),
+                .optional(error?.code), .optional(error?.message), now,
             ]).count == 1
+            if moved { return true }
+            let status = try connection.execute(Queries.fencedStatus, [.uuid(job.id), .int(job.lease)]).first.map { try $0.string(0) }
+            return status == transition.to.rawValue
         }
     }
 
@@ -142,9 +152,10 @@ public final class WorkerQueue {
     public func retry(_ job: ClaimedJob, error: JobErrorInfo, backoff: RetryBackoff) throws -> JobStatus? {
         try run { connection in
             let row = try connection.execute(Queries.retryJob, [.uuid(job.id), .int(job.lease)]
-                                             + Self.retryParameters(error: error, backoff: backoff)).first
+                                             + retryParameters(error: error, backoff: backoff)
+                                             + [.text(JobTransition.retry.from.rawValue)]).first
             let status = try row.map { try $0.string(0) }
-            if status == JobStatus.queued.rawValue { try connection.execute(Queries.notifyWorkers, [.text(job.id.uuidString)]) }
+            if status == JobTransition.retry.to.rawValue { try connection.execute(Queries.notifyWorkers, [.text(job.id.uuidString)]) }
             return status.flatMap(JobStatus.init(rawValue:))
         }
     }
@@ -155,6 +166,7 @@ public final class WorkerQueue {
         try run { connection in
             let row = try connection.execute(Queries.handBackJob, [
                 .uuid(job.id), .int(job.lease), .text(JobTransition.cancelRunning.to.rawValue), .text(JobTransition.handBack.to.rawValue),
+                .text(JobTransition.handBack.from.rawValue), now,
             ]).first
             try connection.execute(Queries.notifyWorkers, [.text(job.id.uuidString)])
             return try row.flatMap { JobStatus(rawValue: try $0.string(0)) }
@@ -166,12 +178,13 @@ public final class WorkerQueue {
     public func expireLeases(backoff: RetryBackoff) throws -> [(id: UUID, status: JobStatus)] {
         try run { connection in
             let error = JobErrorInfo(code: "worker_lost", message: "the worker stopped heartbeating before the job finished")
-            let rows = try connection.execute(Queries.expireLeases, Self.retryParameters(error: error, backoff: backoff)).rows
+            let rows = try connection.execute(Queries.expireLeases, retryParameters(error: error, backoff: backoff)
+                                              + [.text(JobTransition.retry.from.rawValue)]).rows
             let expired = try rows.map { row -> (id: UUID, status: JobStatus) in
                 guard let status = JobStatus(rawValue: try row.string(1)) else { throw PostgresError.decoding("status \(try row.string(1))") }
                 return (try row.uuid(0), status)
             }
-            if expired.contains(where: { $0.status == .queued }) {
+            if expired.contains(where: { $0.status == JobTransition.retry.to }) {
                 try connection.execute(Queries.notifyWorkers, [.text("")])
             }
             return expired
@@ -188,7 +201,8 @@ public final class WorkerQueue {
         var expired: [UUID] = []
         while !shouldStop() {
             let batch = try run { connection in
-                try connection.execute(Queries.expireResultsBatch, [.double(age), .int(batchSize)]).rows.map { try $0.uuid(0) }
+                try connection.execute(Queries.expireResultsBatch, [.double(age), .int(batchSize), .statuses(JobStatus.terminal), now])
+                    .rows.map { try $0.uuid(0) }
             }
             expired += batch
             // A short batch means nothing was left when it ran (or the rest is locked by another worker,
@@ -198,10 +212,14 @@ public final class WorkerQueue {
         return expired
     }
 
-    /// The seven values `Queries.retryAssignments` expects.
-    private static func retryParameters(error: JobErrorInfo, backoff: RetryBackoff) -> [SQLValue] {
-        [.text(JobTransition.cancelRunning.to.rawValue), .text(JobTransition.fail.to.rawValue), .text(JobTransition.retry.to.rawValue),
-         .text(error.code), .text(error.message), .double(backoff.base), .double(backoff.cap)]
+    /// The values `Queries.retryAssignments` expects.
+    private func retryParameters(error: JobErrorInfo, backoff: RetryBackoff) -> [SQLValue] {
+        let values: [SQLValue] = [
+            .text(JobTransition.cancelRunning.to.rawValue), .text(JobTransition.fail.to.rawValue), .text(JobTransition.retry.to.rawValue),
+            .text(error.code), .text(error.message), .double(backoff.base), .double(backoff.cap), now,
+        ]
+        assert(values.count == Queries.retryParameterCount)
+        return values
     }
 
     /// Subscribes this session to enqueue notifications (re-subscribed after every reconnect).

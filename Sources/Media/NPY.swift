@@ -83,8 +83,4 @@ public enum NPY {
     public static func read(_ url: URL) throws -> Tensor {
         try decode(Data(contentsOf: url))
     }
-
-    public static func write(_ tensor: Tensor, to url: URL) throws {
-        try encode(tensor).write(to: url, options: .atomic)
-    }
 }

@@ -211,7 +211,8 @@ public struct FrameSet: Sendable {
     }
 
     /// File-name order with digit runs compared by value (`frame2` < `frame10`); ties fall back to plain order.
-    static func fileNameOrder(_ a: String, _ b: String) -> Bool {
+    /// Public so that other per-frame inputs (ground-truth disparity files) pair frames the same way.
+    public static func fileNameOrder(_ a: String, _ b: String) -> Bool {
         var i = a.unicodeScalars.makeIterator(), j = b.unicodeScalars.makeIterator()
         var x = i.next(), y = j.next()
         func isDigit(_ s: Unicode.Scalar?) -> Bool { s.map { ("0"..."9").contains($0) } ?? false }
@@ -234,14 +235,6 @@ public struct FrameSet: Sendable {
     }
 }
 
-/// One time step of a stereo video.
-public struct StereoFrame: Sendable {
-    /// The frame's name: its left file name without the extension (`0003`).
-    public let name: String
-    public let left: RGBImage
-    public let right: RGBImage
-}
-
 /// A rectified stereo video: left and right frames in time order, all of one size.
 public struct StereoSequence: Sendable {
     /// Frame names (the left files' names without extension), in time order.
@@ -254,10 +247,6 @@ public struct StereoSequence: Sendable {
     public var count: Int { names.count }
     public var width: Int { left.first?.width ?? 0 }
     public var height: Int { left.first?.height ?? 0 }
-
-    public func frame(_ index: Int) -> StereoFrame {
-        StereoFrame(name: names[index], left: left[index], right: right[index])
-    }
 
     /// Pairs two sides, checking that they agree in frame count and in each frame's size.
     public init(left: FrameSet, right: FrameSet) throws {

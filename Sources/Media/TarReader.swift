@@ -183,6 +183,21 @@ public final class TarReader {
         return Data(bytes)
     }
 
+    /// The next up-to-`maxBytes` (> 0) bytes of the current entry's content, in order, so a large entry can be
+    /// consumed piece by piece; empty once all of it has been read. Throws `badTar` when the archive ends early.
+    public func readContentChunk(maxBytes: Int) throws -> Data {
+        precondition(maxBytes > 0, "readContentChunk needs a positive size")
+        guard let entry = current else {
+            throw MediaError.invalidArgument("TarReader.readContentChunk called with no current entry")
+        }
+        let wanted = min(maxBytes, remainingContent)
+        guard wanted > 0 else { return Data() }
+        let bytes = try reader.read(wanted)
+        remainingContent -= bytes.count
+        guard bytes.count == wanted else { throw truncated(entry) }
+        return Data(bytes)
+    }
+
     private func skipRestOfCurrent() throws {
         guard let entry = current else { return }
         let skipped = try reader.skip(remainingContent)

@@ -3,13 +3,14 @@ import Foundation
 import JobQueue
 import Logging
 
-/// Extends a claimed job's lease every `interval` seconds, reports progress, and raises the flags the
-/// network's `isCancelled` closure reads: cancellation requested, or the lease lost.
+/// Extends a claimed job's lease every `interval` seconds of `clock`, reports progress, and raises the flags
+/// the network's `isCancelled` closure reads: cancellation requested, or the lease lost.
 final class JobHeartbeat: @unchecked Sendable {
     private let queue: WorkerQueue
     private let job: ClaimedJob
     private let leaseSeconds: Double
     private let interval: Double
+    private let clock: JobClock
     private let logger: Logger
     private let condition = NSCondition()
     // Guarded by `condition`.
@@ -18,12 +19,15 @@ final class JobHeartbeat: @unchecked Sendable {
     private var progress = 0
     private var cancelFlag = false
     private var lostFlag = false
+    /// When the next beat is due; set by `start`, so the first beat counts from the claim.
+    private var nextBeat = Date.distantFuture
 
-    init(queue: WorkerQueue, job: ClaimedJob, leaseSeconds: Double, interval: Double, logger: Logger) {
+    init(queue: WorkerQueue, job: ClaimedJob, leaseSeconds: Double, interval: Double, clock: JobClock, logger: Logger) {
         self.queue = queue
         self.job = job
         self.leaseSeconds = leaseSeconds
         self.interval = interval
+        self.clock = clock
         self.logger = logger
     }
 
@@ -35,6 +39,7 @@ final class JobHeartbeat: @unchecked Sendable {
     }
 
     func start() {
+        condition.withLock { nextBeat = clock.now().addingTimeInterval(interval) }
         let thread = Thread { [self] in loop() }
         thread.name = "heartbeat \(job.id)"
         thread.start()
@@ -52,8 +57,8 @@ final class JobHeartbeat: @unchecked Sendable {
     private func loop() {
         condition.lock()
         while !finished {
-            _ = condition.wait(until: Date(timeIntervalSinceNow: interval))
-            if finished { break }
+            if !clock.wait(condition, until: nextBeat) { continue }  // woken early: finished, or a spurious wake
+            nextBeat = clock.now().addingTimeInterval(interval)
             let framesDone = progress
             condition.unlock()
             let reply: HeartbeatReply?

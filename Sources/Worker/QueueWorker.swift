@@ -1,5 +1,5 @@
-// The headless worker: job slots that claim and run jobs, plus a listener that wakes them, reaps leases and
-// applies retention.
+// The headless worker: job slots that claim and run jobs, and three services that wake them, reap leases and
+// apply retention.
 import Foundation
 import JobQueue
 import Logging
@@ -7,32 +7,38 @@ import Logging
 /// Runs jobs from the PostgreSQL queue until stopped.
 ///
 /// Threads: one per slot (claims a job, runs the processor, writes the outcome), one heartbeat per running
-/// job (`JobHeartbeat`), and one listener (LISTEN for new jobs, poll fallback, lease reaper, retention of
-/// finished jobs' data). Each has its
-/// own database session; any of them that loses the database reconnects with backoff on its own, and a
-/// slot never claims a second job while it holds one.
+/// job (`JobHeartbeat`), and the `WorkerService`s, each on threads of its own with its own interval:
+/// wake-ups (a LISTEN session for enqueue notifications, and a poll timer), the lease reaper, and retention
+/// of finished jobs' data. Each that talks to the database has its own session; any of them that loses the
+/// database reconnects with backoff on its own, and a slot never claims a second job while it holds one.
+///
+/// Every timer runs on `clock` and every statement at its time, so a test with a `ManualClock` decides when
+/// heartbeats beat, polls fire, leases expire and retention passes run; `events` says what happened.
 public final class QueueWorker: @unchecked Sendable {
-    /// The longest stretch the listener spends on retention before it looks at its other duties again.
-    static let retentionRoundSeconds: Double = 5
-
     private let url: String
     private let processors: [JobProcessor]
     private let configuration: WorkerConfiguration
     private let logger: Logger
-    /// Wakes idle slots (new job notified, poll, stop) and guards `stopping`.
+    private let clock: JobClock
+    private let events: (@Sendable (WorkerEvent) -> Void)?
+    /// Wakes idle slots (new job notified, poll, stop), wakes services waiting for their next pass (stop),
+    /// and guards `stopping` and `wakeups`.
     private let wake = NSCondition()
     private var stopping = false
     private var wakeups = 0
 
     /// One processor per slot (`configuration.concurrency` of them), since a processor may keep state
     /// (the loaded network) that is not safe to share between threads.
-    public init(url: String, processors: [JobProcessor], configuration: WorkerConfiguration, logger: Logger) throws {
+    public init(url: String, processors: [JobProcessor], configuration: WorkerConfiguration, logger: Logger,
+                clock: JobClock = SystemClock.shared, events: (@Sendable (WorkerEvent) -> Void)? = nil) throws {
         try configuration.validate()
         precondition(processors.count == configuration.concurrency, "one processor per slot")
         self.url = url
         self.processors = processors
         self.configuration = configuration
         self.logger = logger
+        self.clock = clock
+        self.events = events
     }
 
     /// Stop claiming; jobs in progress finish or are handed back (`configuration.onStop`). Thread-safe,
@@ -50,94 +56,132 @@ public final class QueueWorker: @unchecked Sendable {
     /// Runs until `stop()` and every slot is idle.
     public func run() {
         logger.info("worker started", metadata: ["worker": "\(configuration.workerId)", "slots": "\(configuration.concurrency)"])
-        let group = DispatchGroup()
-        var threads: [Thread] = []
-        for slot in 0..<configuration.concurrency {
-            group.enter()
-            threads.append(Thread { [self] in
-                runSlot(slot)
-                group.leave()
-            })
+        // Each timer's first deadline is fixed here, before any thread runs, so that it counts from the start
+        // whenever its thread gets the processor.
+        let start = clock.now()
+        var duties: [() -> Void] = (0..<configuration.concurrency).map { slot in { [self] in runSlot(slot) } }
+        duties.append { [self] in runNotifications() }
+        duties.append { [self] in
+            runPeriodic(.wakeups, every: configuration.pollInterval, firstAt: start.addingTimeInterval(configuration.pollInterval)) { _ in
+                notifySlots()
+                return 0
+            }
         }
-        group.enter()
-        threads.append(Thread { [self] in
-            runListener()
-            group.leave()
-        })
+        duties.append { [self] in
+            runPeriodic(.leaseReaper, every: configuration.reapInterval, firstAt: start) { queue in
+                let expired = try queue.expireLeases(backoff: configuration.backoff)
+                for (id, status) in expired {
+                    logger.warning("lease expired; worker presumed dead", metadata: ["job": "\(id)", "now": "\(status.rawValue)"])
+                }
+                return expired.count
+            }
+        }
+        if let retention = configuration.resultRetention {
+            duties.append { [self] in
+                runPeriodic(.retention, every: configuration.retentionInterval, firstAt: start) { queue in
+                    let expired = try queue.expireResults(olderThan: retention, batchSize: configuration.retentionBatchSize,
+                                                          shouldStop: { isStopping })
+                    if !expired.isEmpty {
+                        logger.info("retention deleted the inputs and results of finished jobs",
+                                    metadata: ["jobs": "\(expired.count)", "olderThanSeconds": "\(retention)"])
+                    }
+                    return expired.count
+                }
+            }
+        }
+        let group = DispatchGroup()
+        let threads = duties.map { duty in
+            group.enter()
+            return Thread {
+                duty()
+                group.leave()
+            }
+        }
         for thread in threads { thread.start() }
         group.wait()
         logger.info("worker stopped", metadata: ["worker": "\(configuration.workerId)"])
     }
 
-    // MARK: Listener and reaper
+    // MARK: Services
 
-    private func runListener() {
-        let queue = WorkerQueue(url: url)
+    /// The notification half of `WorkerService.wakeups`: a LISTEN session that wakes the slots on every
+    /// enqueue, resubscribing after a lost session. Its waits on the socket are short, in real time, only so
+    /// that a stop is noticed within a second; the service's poll half runs on the clock.
+    private func runNotifications() {
+        let queue = WorkerQueue(url: url, clock: clock)
         var listening = false
         var delay = configuration.reconnectMin
-        var nextReap = Date()
-        var nextRetention = Date()
-        var nextPoll = Date(timeIntervalSinceNow: configuration.pollInterval)
         while !isStopping {
             do {
                 if !listening {
                     try queue.listen()
                     listening = true
                     delay = configuration.reconnectMin
-                    notifySlots()  // jobs may have arrived while we were not listening
+                    // Jobs may have arrived while we were not listening. The event goes out with the wake-up,
+                    // under its lock: a slot seen idle after it has seen this wake-up.
+                    notifySlots(reporting: .listening)
                 }
-                if Date() >= nextReap {
-                    nextReap = Date(timeIntervalSinceNow: configuration.reapInterval)
-                    for (id, status) in try queue.expireLeases(backoff: configuration.backoff) {
-                        logger.warning("lease expired; worker presumed dead", metadata: ["job": "\(id)", "now": "\(status.rawValue)"])
-                    }
-                }
-                if let retention = configuration.resultRetention, Date() >= nextRetention {
-                    nextRetention = Date(timeIntervalSinceNow: configuration.retentionInterval)
-                    // This thread also wakes the slots and reaps leases: a large backlog (the first run after
-                    // an upgrade) is worked off in rounds of a few seconds, with those duties in between.
-                    let roundEnd = Date(timeIntervalSinceNow: Self.retentionRoundSeconds)
-                    let expired = try queue.expireResults(olderThan: retention, batchSize: configuration.retentionBatchSize,
-                                                          shouldStop: { isStopping || Date() >= roundEnd })
-                    if Date() >= roundEnd { nextRetention = Date() }
-                    if !expired.isEmpty {
-                        logger.info("retention deleted the inputs and results of finished jobs",
-                                    metadata: ["jobs": "\(expired.count)", "olderThanSeconds": "\(retention)"])
-                    }
-                }
-                // Short waits so a stop is noticed within a second.
-                if try queue.waitForJobs(timeout: 1) || Date() >= nextPoll {
-                    nextPoll = Date(timeIntervalSinceNow: configuration.pollInterval)
-                    notifySlots()
-                }
+                if try queue.waitForJobs(timeout: 1) { notifySlots() }
             } catch {
                 listening = false
                 logger.warning("listener lost the database; retrying", metadata: ["error": "\(error)", "delay": "\(delay)"])
-                sleep(delay)
+                emit(.databaseUnreachable(WorkerService.wakeups.rawValue))
+                _ = waitUntil(clock.now().addingTimeInterval(delay))
                 delay = min(configuration.reconnectMax, delay * 2)
-                notifySlots()  // slots poll while the listener is down
             }
         }
     }
 
-    private func notifySlots() {
-        wake.withLock {
-            wakeups += 1
-            wake.broadcast()
+    /// Runs `pass` at `firstAt` and then `interval` after the end of each pass, on the clock, until the
+    /// worker stops. A pass that fails (the database unreachable) is tried again after the reconnection
+    /// backoff. `pass` returns how many jobs it changed, which the `servicePass` event reports.
+    /// The session connects at its first statement, so a pass that needs no database opens none.
+    private func runPeriodic(_ service: WorkerService, every interval: Double, firstAt: Date,
+                             _ pass: (WorkerQueue) throws -> Int) {
+        let queue = WorkerQueue(url: url, clock: clock)
+        var next = firstAt
+        var delay = configuration.reconnectMin
+        while waitUntil(next) {
+            do {
+                let changed = try pass(queue)
+                delay = configuration.reconnectMin
+                next = clock.now().addingTimeInterval(interval)
+                emit(.servicePass(service, changed: changed))
+            } catch {
+                logger.warning("\(service.rawValue) failed; retrying", metadata: ["error": "\(error)", "delay": "\(delay)"])
+                emit(.databaseUnreachable(service.rawValue))
+                next = clock.now().addingTimeInterval(delay)
+                delay = min(configuration.reconnectMax, delay * 2)
+            }
         }
     }
 
-    /// Sleeps up to `seconds`, waking early on stop.
-    private func sleep(_ seconds: Double) {
-        wake.withLock { if !stopping { _ = wake.wait(until: Date(timeIntervalSinceNow: seconds)) } }
+    /// Waits on the clock until `deadline`, waking early on stop; false when the worker is stopping.
+    private func waitUntil(_ deadline: Date) -> Bool {
+        wake.withLock {
+            while !stopping && clock.now() < deadline { clock.wait(wake, until: deadline) }
+            return !stopping
+        }
+    }
+
+    private func notifySlots(reporting event: WorkerEvent? = nil) {
+        wake.withLock {
+            wakeups += 1
+            wake.broadcast()
+            if let event { emit(event) }
+        }
+    }
+
+    private func emit(_ event: WorkerEvent) {
+        events?(event)
     }
 
     // MARK: Slots
 
     private func runSlot(_ slot: Int) {
         let workerId = "\(configuration.workerId)/\(slot)"
-        let queue = WorkerQueue(url: url)
-        let heartbeatQueue = WorkerQueue(url: url)
+        let queue = WorkerQueue(url: url, clock: clock)
+        let heartbeatQueue = WorkerQueue(url: url, clock: clock)
         var delay = configuration.reconnectMin
         while true {
             let seen = wake.withLock { wakeups }
@@ -148,20 +192,23 @@ public final class QueueWorker: @unchecked Sendable {
                 delay = configuration.reconnectMin
             } catch {
                 logger.warning("claim failed; retrying", metadata: ["slot": "\(slot)", "error": "\(error)", "delay": "\(delay)"])
-                sleep(delay)
+                emit(.databaseUnreachable("slot \(slot)"))
+                _ = waitUntil(clock.now().addingTimeInterval(delay))
                 delay = min(configuration.reconnectMax, delay * 2)
                 continue
             }
             guard let job else {
-                // Idle until notified, polled or stopped (a wake-up since `seen` means look again now).
+                // Idle until notified, polled or stopped; a wake-up since `seen` means look again now. The
+                // event is sent under the lock, so a watcher that sees it knows the slot is really waiting.
                 wake.withLock {
-                    if !stopping && wakeups == seen {
-                        _ = wake.wait(until: Date(timeIntervalSinceNow: configuration.pollInterval))
-                    }
+                    guard !stopping && wakeups == seen else { return }
+                    emit(.slotIdle(slot: slot))
+                    while !stopping && wakeups == seen { wake.wait() }
                 }
                 continue
             }
             runJob(job, slot: slot, queue: queue, heartbeatQueue: heartbeatQueue)
+            emit(.jobEnded(slot: slot, job: job.id))
         }
     }
 
@@ -171,13 +218,13 @@ public final class QueueWorker: @unchecked Sendable {
         logger[metadataKey: "attempt"] = "\(job.attempt)"
         logger.info("claimed job", metadata: ["frames": "\(job.record.framesTotal)", "lease": "\(job.lease)"])
         let heartbeat = JobHeartbeat(queue: heartbeatQueue, job: job, leaseSeconds: configuration.leaseSeconds,
-                                     interval: configuration.heartbeatInterval, logger: logger)
+                                     interval: configuration.heartbeatInterval, clock: clock, logger: logger)
         heartbeat.start()
         defer { heartbeat.finish() }
         let handBackOnStop = configuration.onStop == .handBack
         let isCancelled = { [self] in heartbeat.cancelRequested || heartbeat.lost || (handBackOnStop && isStopping) }
 
-        let started = Date()
+        let started = clock.now()
         let outcome: Result<[ResultBlob], Error>
         do {
             let frames = try persist(logger, abandonIf: { heartbeat.lost }) { try queue.inputs(of: job) }
@@ -191,7 +238,7 @@ public final class QueueWorker: @unchecked Sendable {
             logger.warning("gave up reading the job's inputs", metadata: ["error": "\(error)"])
             return
         }
-        let seconds = String(format: "%.2f", Date().timeIntervalSince(started))
+        let seconds = String(format: "%.2f", clock.now().timeIntervalSince(started))
 
         do {
             switch outcome {
@@ -230,16 +277,21 @@ public final class QueueWorker: @unchecked Sendable {
     }
 
     /// Runs a database step, retrying with backoff while the database is unreachable, until it succeeds or
-    /// the lease is lost (then the job is someone else's and the step is moot).
+    /// the lease is lost (then the job is someone else's and the step is moot). A stop does not end it: the
+    /// outcome is worth recording. Every step is safe to run again after a session lost at its COMMIT (see
+    /// `WorkerQueue`).
     private func persist<R>(_ logger: Logger, abandonIf lost: () -> Bool, _ step: () throws -> R) throws -> R {
         var delay = configuration.reconnectMin
+        let pause = NSCondition()
         while true {
             do {
                 return try step()
             } catch let error as PostgresError where error.isConnectionLoss {
                 if lost() { throw error }
                 logger.warning("database unreachable; retrying", metadata: ["error": "\(error)", "delay": "\(delay)"])
-                Thread.sleep(forTimeInterval: delay)
+                emit(.databaseUnreachable("outcome"))
+                let deadline = clock.now().addingTimeInterval(delay)
+                pause.withLock { while !clock.wait(pause, until: deadline) {} }
                 delay = min(configuration.reconnectMax, delay * 2)
             }
         }

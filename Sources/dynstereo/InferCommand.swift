@@ -18,23 +18,17 @@ struct InferCommand: ParsableCommand {
     @Option(help: "The folder to write disparity.npy, disparity/, color/ (and depth/, video/) into.")
     var output: String
     @Option(help: "Refinement iterations at 1/4 scale (half as many at 1/16 and 1/8).")
-    var iters: Int = 20
+    var iters: Int = InferenceParameters.defaultIters
     @Option(help: "Frames per window; windows overlap by half.")
-    var kernelSize: Int = 20
+    var kernelSize: Int = InferenceParameters.defaultKernelSize
     @Option(help: "Focal length in pixels, for depth/ (needs --baseline-m).")
     var focalPx: Double?
     @Option(help: "Stereo baseline in metres, for depth/ (needs --focal-px).")
     var baselineM: Double?
 
     func validate() throws {
-        do { try StereoVideoEstimator.validate(iters: iters, kernelSize: kernelSize) } catch {
-            throw ValidationError("\(error)")
-        }
-        if (focalPx == nil) != (baselineM == nil) {
-            throw ValidationError("--focal-px and --baseline-m go together")
-        }
-        if let f = focalPx, !(f > 0 && f.isFinite) { throw ValidationError("--focal-px must be positive") }
-        if let b = baselineM, !(b > 0 && b.isFinite) { throw ValidationError("--baseline-m must be positive") }
+        let parameters = InferenceParameters(iters: iters, kernelSize: kernelSize, focalPx: focalPx, baselineM: baselineM)
+        do { try parameters.validate() } catch { throw ValidationError(error.message(for: .commandLine)) }
     }
 
     func run() throws {

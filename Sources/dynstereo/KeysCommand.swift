@@ -1,7 +1,7 @@
 // `dynstereo keys`: Creates, lists and revokes API keys; the database keeps only each key's SHA-256.
+import APIKeys
 import ArgumentParser
 import Foundation
-import HTTPServer
 import JobQueue
 
 struct KeysCommand: ParsableCommand {

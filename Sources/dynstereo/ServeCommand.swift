@@ -1,9 +1,11 @@
 // `dynstereo serve`: Runs the HTTP API server until SIGTERM or SIGINT, then drains and exits.
+import APIKeys
 import ArgumentParser
 import Dispatch
 import Foundation
-import HTTPServer
+import HTTPTransport
 import JobQueue
+import JobsAPI
 import Logging
 #if canImport(Glibc)
 import Glibc
@@ -44,14 +46,19 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Threads that run handlers and write responses.")
     var threads = 8
 
-    @Option(help: "Most simultaneous connections.")
+    @Option(help: ArgumentHelp("Most simultaneous connections.",
+                               discussion: "At the cap the longest-idle keep-alive connection is closed to admit a new one; with none idle, a newcomer is answered 503."))
     var maxConnections = 1024
+
+    @Option(help: ArgumentHelp("Most simultaneous connections from one client address.",
+                               discussion: "Past it, that address's longest-idle connection makes room. Behind a proxy every client shares the proxy's address."))
+    var maxConnectionsPerAddress = 256
 
     @Flag(help: "Do not apply pending migrations at start.")
     var skipMigrations = false
 
     func validate() throws {
-        guard maxUploadMb > 0, maxFrames > 0, maxPixels > 0, threads > 0, maxConnections > 0 else {
+        guard maxUploadMb > 0, maxFrames > 0, maxPixels > 0, threads > 0, maxConnections > 0, maxConnectionsPerAddress > 0 else {
             throw ValidationError("limits and counts must be positive")
         }
         guard maxQueuedJobsPerKey >= 0, maxUploadBytesPerDayPerKey >= 0 else {
@@ -69,8 +76,9 @@ struct ServeCommand: ParsableCommand {
 
         var server = HTTPServerConfiguration()
         (server.host, server.port) = try Self.hostPort(listen)
-        server.workerThreads = threads
+        server.handlerThreads = threads
         server.maxConnections = maxConnections
+        server.maxConnectionsPerAddress = maxConnectionsPerAddress
         var api = JobsAPIConfiguration()
         api.uploadDirectory = URL(fileURLWithPath: uploadDir)
         api.maxUploadBytes = maxUploadMb << 20
@@ -80,8 +88,9 @@ struct ServeCommand: ParsableCommand {
         if try !keys.anyKeys() {
             logger.warning("no API keys exist: the API is open to anyone who can reach it (create one with `dynstereo keys create`)")
         }
-        let application = JobsAPI(backend: JobStoreBackend(store: store, loader: MediaFrameLoader()), configuration: api,
-                                  authenticator: APIKeyAuthenticator(store: keys))
+        let application = JobsHTTPApplication(backend: JobStoreBackend(store: store, loader: MediaFrameLoader()),
+                                              configuration: api,
+                                              authenticator: BearerAuthenticator(verifier: APIKeyVerifier(store: keys)))
         let httpServer = HTTPServer(configuration: server, application: application)
         try httpServer.start()
 

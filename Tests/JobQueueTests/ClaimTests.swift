@@ -1,4 +1,5 @@
-// The worker's side: claims never collide, leases fence writes, retries respect the attempt limit.
+// The worker's side: claims never collide, leases fence writes, retries respect the attempt limit. Where time
+// matters (leases running out, backoffs ending) the statements run on a `ManualClock` the test moves.
 import Foundation
 @testable import JobQueue
 import TestSupport
@@ -6,6 +7,7 @@ import XCTest
 
 final class ClaimTests: QueueTestCase {
     let backoff = RetryBackoff(base: 0, cap: 0)
+    let clock = ManualClock()
 
     func testConcurrentClaimersNeverGetTheSameJobAndEveryJobEndsWithResults() throws {
         let store = try JobStore(url: url)
@@ -56,12 +58,13 @@ final class ClaimTests: QueueTestCase {
     /// A worker whose lease expired is fenced out: its heartbeat says lost, its results are not stored,
     /// and the job's new holder finishes it.
     func testAnExpiredLeaseIsReclaimedAndTheOldHolderIsFencedOut() throws {
-        let store = try JobStore(url: url)
+        let store = try JobStore(url: url, clock: clock)
         let job = try enqueue(store)
-        let stale = WorkerQueue(url: url)
-        let fresh = WorkerQueue(url: url)
+        let stale = WorkerQueue(url: url, clock: clock)
+        let fresh = WorkerQueue(url: url, clock: clock)
         let first = try XCTUnwrap(try stale.claim(workerId: "stale", leaseSeconds: 0.05))
-        Thread.sleep(forTimeInterval: 0.2)
+        XCTAssertEqual(try fresh.expireLeases(backoff: backoff).map(\.id), [], "the lease still runs")
+        clock.advance(by: 0.2)
         let expired = try fresh.expireLeases(backoff: backoff)
         XCTAssertEqual(expired.map(\.id), [job.id])
         XCTAssertEqual(expired.map(\.status), [.queued])
@@ -87,16 +90,18 @@ final class ClaimTests: QueueTestCase {
     }
 
     func testRetriesBackOffAndStopAtTheAttemptLimitWithTheLastError() throws {
-        let store = try JobStore(url: url, maxAttempts: 2)
+        let store = try JobStore(url: url, maxAttempts: 2, clock: clock)
         let job = try enqueue(store)
-        let queue = WorkerQueue(url: url)
+        let queue = WorkerQueue(url: url, clock: clock)
         let first = try XCTUnwrap(try queue.claim(workerId: "w", leaseSeconds: 30))
         XCTAssertEqual(try queue.retry(first, error: JobErrorInfo(code: "processing_failed", message: "first"),
                                        backoff: RetryBackoff(base: 0.4, cap: 10)), .queued)
         XCTAssertNil(try queue.claim(workerId: "w", leaseSeconds: 30), "the backoff keeps the job back")
         let waiting = try XCTUnwrap(try store.job(id: job.id))
         XCTAssertEqual(waiting.runAfter.timeIntervalSince(waiting.queuedAt), 0.4, accuracy: 0.001, "backoff = base * 2^(attempt-1)")
-        Thread.sleep(forTimeInterval: 0.5)
+        clock.advance(by: 0.3)
+        XCTAssertNil(try queue.claim(workerId: "w", leaseSeconds: 30), "0.1 s of backoff left")
+        clock.advance(by: 0.2)
         let second = try XCTUnwrap(try queue.claim(workerId: "w", leaseSeconds: 30))
         XCTAssertEqual(second.attempt, 2)
         XCTAssertEqual(try queue.retry(second, error: JobErrorInfo(code: "processing_failed", message: "second"), backoff: backoff), .failed)
@@ -109,11 +114,11 @@ final class ClaimTests: QueueTestCase {
     }
 
     func testTheReaperAlsoRespectsTheAttemptLimit() throws {
-        let store = try JobStore(url: url, maxAttempts: 1)
+        let store = try JobStore(url: url, maxAttempts: 1, clock: clock)
         let job = try enqueue(store)
-        let queue = WorkerQueue(url: url)
+        let queue = WorkerQueue(url: url, clock: clock)
         _ = try XCTUnwrap(try queue.claim(workerId: "gone", leaseSeconds: 0.01))
-        Thread.sleep(forTimeInterval: 0.1)
+        clock.advance(by: 0.1)
         XCTAssertEqual(try queue.expireLeases(backoff: backoff).map(\.status), [.failed])
         let failed = try XCTUnwrap(try store.job(id: job.id))
         XCTAssertEqual(failed.status, .failed)
@@ -153,12 +158,12 @@ final class ClaimTests: QueueTestCase {
     }
 
     func testACancelledJobWhoseWorkerDiedEndsCancelledNotRequeued() throws {
-        let store = try JobStore(url: url)
+        let store = try JobStore(url: url, clock: clock)
         let job = try enqueue(store)
-        let queue = WorkerQueue(url: url)
+        let queue = WorkerQueue(url: url, clock: clock)
         _ = try XCTUnwrap(try queue.claim(workerId: "gone", leaseSeconds: 0.05))
         _ = try store.cancel(id: job.id)
-        Thread.sleep(forTimeInterval: 0.2)
+        clock.advance(by: 0.2)
         XCTAssertEqual(try queue.expireLeases(backoff: backoff).map(\.status), [.cancelled])
     }
 
@@ -166,8 +171,9 @@ final class ClaimTests: QueueTestCase {
         let store = try JobStore(url: url)
         let listener = WorkerQueue(url: url)
         try listener.listen()
-        XCTAssertFalse(try listener.waitForJobs(timeout: 0.1), "no notification before an enqueue")
+        XCTAssertFalse(try listener.waitForJobs(timeout: 0), "no notification before an enqueue")
         _ = try enqueue(store)
-        XCTAssertTrue(try listener.waitForJobs(timeout: 5), "the enqueue notified the listener")
+        // Returns at the notification; the timeout only turns a missing one into a failure instead of a hang.
+        XCTAssertTrue(try listener.waitForJobs(timeout: 180), "the enqueue notified the listener")
     }
 }

@@ -45,6 +45,42 @@ final class JobStoreTests: QueueTestCase {
         XCTAssertEqual(try store.statusCounts()[.queued], 0, "nothing was stored")
     }
 
+    /// `InferenceParameters` is the one rule; the schema's CHECK constraints mirror it, so a row the rule
+    /// refuses cannot be stored even by hand, and every value the rule accepts can.
+    func testTheSchemaChecksMirrorTheParameterRule() throws {
+        let jobs = try JobStore(url: url)
+        func store(_ parameters: JobParameters) throws -> JobRecord {
+            try jobs.enqueue(parameters: parameters, frames: frames(1), idempotencyKey: nil, payloadDigest: nil).job
+        }
+        let itersEdges = [JobParameters.itersRange.lowerBound - 1, JobParameters.itersRange.lowerBound,
+                          JobParameters.itersRange.upperBound, JobParameters.itersRange.upperBound + 1]
+        let kernelEdges = [JobParameters.kernelSizeRange.lowerBound - 1, JobParameters.kernelSizeRange.lowerBound,
+                           JobParameters.kernelSizeRange.upperBound, JobParameters.kernelSizeRange.upperBound + 1]
+        for iters in itersEdges {
+            for kernelSize in kernelEdges {
+                for calibration in [(nil, nil), (500.0, 0.1), (-1.0, 0.1)] as [(Double?, Double?)] {
+                    let parameters = JobParameters(iters: iters, kernelSize: kernelSize, focalPx: calibration.0, baselineM: calibration.1)
+                    let ruleAccepts = (try? parameters.validate()) != nil
+                    let sql = """
+                        INSERT INTO jobs (id, status, iters, kernel_size, focal_px, baseline_m, max_attempts, frames_total)
+                        VALUES (gen_random_uuid(), 'queued', \(iters), \(kernelSize), \(calibration.0.map { "\($0)" } ?? "NULL"),
+                                \(calibration.1.map { "\($0)" } ?? "NULL"), 1, 1)
+                        """
+                    let schemaAccepts = (try? TestDatabase.psql(url, sql)) != nil
+                    XCTAssertEqual(schemaAccepts, ruleAccepts, "\(parameters)")
+                    // The store asks the rule and words its refusal as HTTP spells the field.
+                    XCTAssertEqual((try? store(parameters)) != nil, ruleAccepts, "\(parameters)")
+                }
+            }
+        }
+        XCTAssertThrowsError(try store(JobParameters(iters: 101, kernelSize: 3))) { error in
+            XCTAssertEqual(error as? JobQueueError, .invalidParameters("iters must be in 2...100, got 101"))
+        }
+        XCTAssertThrowsError(try store(JobParameters(iters: 2, kernelSize: 65))) { error in
+            XCTAssertEqual(error as? JobQueueError, .invalidParameters("kernel_size must be in 2...64, got 65"))
+        }
+    }
+
     func testIdempotencyKeyReplaysOrConflicts() throws {
         let store = try JobStore(url: url)
         let first = try store.enqueue(parameters: JobParameters(iters: 2, kernelSize: 3), frames: frames(2),

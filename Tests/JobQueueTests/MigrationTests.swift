@@ -1,21 +1,32 @@
-// The migrations: embedded texts match the files, apply once, and serialise under concurrency.
+// The migrations: the embedded texts are the files, in order; they apply once, and serialise under concurrency.
 import Foundation
 @testable import JobQueue
 import TestSupport
 import XCTest
 
 final class MigrationFileTests: XCTestCase {
-    /// The binary carries the SQL in Migrations.swift; this keeps it identical to migrations/*.sql.
-    func testEmbeddedMigrationsEqualTheFilesByteForByte() throws {
+    /// The EmbedMigrations plugin compiles migrations/*.sql into the module: every file is there, byte for
+    /// byte, in version order, and nothing else is.
+    func testEveryMigrationFileIsEmbeddedByteForByteInVersionOrder() throws {
         let folder = SharedData.projectRoot.appendingPathComponent("migrations")
         let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".sql") }.sorted()
+        XCTAssertFalse(files.isEmpty)
         XCTAssertEqual(files.count, Migrations.all.count, "every migrations/*.sql file must be embedded, and nothing else")
+        XCTAssertEqual(embeddedTexts.map(\.path), files.map { "migrations/" + $0 })
         for (index, (file, migration)) in zip(files, Migrations.all).enumerated() {
             XCTAssertEqual(file, String(format: "%04d_%@.sql", migration.version, migration.name))
             XCTAssertEqual(migration.version, index + 1, "versions are numbered from 1 without gaps")
             let onDisk = try Data(contentsOf: folder.appendingPathComponent(file))
-            XCTAssertEqual(onDisk, Data(migration.sql.utf8), "\(file) differs from its copy in Migrations.swift")
+            XCTAssertEqual(Data(migration.sql.utf8), onDisk,
+                           "the embedded \(file) is stale: SwiftPM did not re-run the plugin (touch Package.swift and rebuild)")
         }
+    }
+
+    func testAFileNameGivesTheVersionAndName() {
+        let migration = Migration(path: "migrations/0012_add_index_2.sql", sql: "SELECT 1;\n")
+        XCTAssertEqual(migration.version, 12)
+        XCTAssertEqual(migration.name, "add_index_2")
+        XCTAssertEqual(migration.sql, "SELECT 1;\n")
     }
 }
 

@@ -87,11 +87,20 @@ final class RetentionTests: QueueTestCase {
         let holder = try PostgresConnection(url: url)
         try holder.execute(Queries.begin)
         try holder.execute(Query(name: "hold", sql: "SELECT id FROM jobs WHERE id = $1 FOR UPDATE"), [.uuid(ids[0])])
-        let started = Date()
-        let expired = try WorkerQueue(url: url).expireResults(olderThan: week, batchSize: 1)
-        XCTAssertLessThan(Date().timeIntervalSince(started), 5, "no wait on the held row")
-        XCTAssertEqual(Set(expired), Set(ids[1...]))
+        // The pass runs while the holder keeps its lock: if it waited for the row it would never return
+        // before the rollback below, and the hang guard would fail the test.
+        let done = DispatchSemaphore(value: 0)
+        let pass = LockedArray<Result<[UUID], Error>>()
+        let (url, week) = (self.url, self.week)
+        Thread {
+            pass.append(Result { try WorkerQueue(url: url).expireResults(olderThan: week, batchSize: 1) })
+            done.signal()
+        }.start()
+        let returned = done.wait(timeout: .now() + 180) == .success
+        XCTAssertTrue(returned, "no wait on the held row")
         try holder.execute(Queries.rollback)
+        if !returned { done.wait() }
+        XCTAssertEqual(Set(try XCTUnwrap(pass.values.first).get()), Set(ids[1...]))
         XCTAssertEqual(try WorkerQueue(url: url).expireResults(olderThan: week), [ids[0]], "taken on the next pass")
     }
 }

@@ -49,7 +49,7 @@ final class StereoSequenceTests: XCTestCase {
         XCTAssertEqual(sequence.height, 64)
         XCTAssertEqual(sequence.warnings, [])
         XCTAssertEqual(sequence.left[3], try PNG.decodeRGB(goldenFrame("A", "left", 3)))
-        XCTAssertEqual(sequence.frame(4).right, try PNG.decodeRGB(goldenFrame("A", "right", 4)))
+        XCTAssertEqual(sequence.right[4], try PNG.decodeRGB(goldenFrame("A", "right", 4)))
         XCTAssertNotEqual(sequence.left[0], sequence.right[0])
     }
 

@@ -1,22 +1,25 @@
 // The worker's mechanics in-process against a real PostgreSQL, with a cheap processor instead of the network.
+// Time is a `ManualClock` the test moves (except where a test restarts the server, which runs on real time):
+// heartbeats, polls, the lease reaper and retention run exactly when the test advances it, and every wait is
+// for an event (a row change, a worker event, the fake network at a frame), never for seconds to pass.
 import Foundation
-import JobQueue
+@testable import JobQueue
 import Logging
 import TestSupport
 @testable import Worker
 import XCTest
 
-/// Does real but cheap work: a checksum of each frame's bytes, one frame every `frameSeconds`, checking
-/// for cancellation between frames as the network does between iterations.
+/// Does real but cheap work: a checksum of each frame's bytes, checking for cancellation before each frame
+/// as the network does between iterations, and optionally held before one frame by a `FrameGate`.
 final class ChecksumProcessor: JobProcessor {
-    let frameSeconds: Double
     let failures: Int
+    let gate: FrameGate
     private let lock = NSLock()
     private var calls = 0
 
-    init(frameSeconds: Double = 0.01, failures: Int = 0) {
-        self.frameSeconds = frameSeconds
+    init(failures: Int = 0, holdAt frame: Int? = nil) {
         self.failures = failures
+        gate = FrameGate(holdAt: frame)
     }
 
     var callCount: Int { lock.withLock { calls } }
@@ -27,11 +30,8 @@ final class ChecksumProcessor: JobProcessor {
         var results: [ResultBlob] = []
         for frame in frames {
             if frame.left.starts(with: Array("BAD".utf8)) { throw BadJobInput("frame \(frame.name): not a PNG") }
-            let deadline = Date(timeIntervalSinceNow: frameSeconds)
-            while Date() < deadline {
-                if isCancelled() { throw CancellationError() }
-                Thread.sleep(forTimeInterval: min(0.02, frameSeconds))
-            }
+            try gate.pass(frame.index, isCancelled: isCancelled)
+            if isCancelled() { throw CancellationError() }
             let sum = (frame.left + frame.right).reduce(UInt32(0)) { $0 &+ UInt32($1) }
             results.append(ResultBlob(path: "checksum/\(frame.name).txt", data: Data("\(sum)".utf8)))
             progress(frame.index + 1, frames.count)
@@ -55,9 +55,9 @@ final class WorkerHandle {
         }.start()
     }
 
-    /// True once `run()` has returned (waiting up to `timeout` seconds the first time).
-    func join(timeout: Double) -> Bool {
-        if !joined { joined = done.wait(timeout: .now() + timeout) == .success }
+    /// True once `run()` has returned; waits for it up to the hang guard the first time.
+    func join() -> Bool {
+        if !joined { joined = done.wait(timeout: .now() + hangGuard) == .success }
         return joined
     }
 }
@@ -66,21 +66,28 @@ final class QueueWorkerTests: XCTestCase {
     var url = ""
     var schema = ""
     var workers: [WorkerHandle] = []
+    var clock = ManualClock()
+    var events = EventLog()
+    var store: JobStore!
+    var watch: JobWatch!
 
     override func setUpWithError() throws {
         (url, schema) = try TestDatabase.makeSchema(name.filter(\.isLetter).suffix(24).description)
         try Migrator(url: url, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })).run()
+        store = try JobStore(url: url, clock: clock)
+        watch = try JobWatch(url: url, schema: schema)
     }
 
     override func tearDown() {
         for handle in workers {
             handle.worker.stop()
-            XCTAssertTrue(handle.join(timeout: 30), "the worker stops")
+            XCTAssertTrue(handle.join(), "the worker stops")
         }
         TestDatabase.dropSchema(schema)
     }
 
-    /// Fast timings so the tests take seconds: heartbeat 0.2 s, lease 1 s, no retry backoff.
+    /// Heartbeat every 0.2 s of the clock, lease 1 s, poll 0.5 s, reaper 0.3 s, no retry backoff: the figures
+    /// only matter against how far a test moves the clock.
     func configuration(concurrency: Int = 1, onStop: WorkerConfiguration.StopBehaviour = .handBack) -> WorkerConfiguration {
         WorkerConfiguration(workerId: "test-\(schema)", concurrency: concurrency, leaseSeconds: 1, heartbeatInterval: 0.2,
                             pollInterval: 0.5, reapInterval: 0.3, backoff: RetryBackoff(base: 0, cap: 0), onStop: onStop,
@@ -88,10 +95,12 @@ final class QueueWorkerTests: XCTestCase {
     }
 
     @discardableResult
-    func startWorker(_ processors: [JobProcessor], _ configuration: WorkerConfiguration, url: String? = nil) throws -> QueueWorker {
+    func startWorker(_ processors: [JobProcessor], _ configuration: WorkerConfiguration, url: String? = nil,
+                     clock: JobClock? = nil) throws -> QueueWorker {
         var logger = Logger(label: "worker-test")
         logger.logLevel = .critical  // reconnection warnings are expected here
-        let worker = try QueueWorker(url: url ?? self.url, processors: processors, configuration: configuration, logger: logger)
+        let worker = try QueueWorker(url: url ?? self.url, processors: processors, configuration: configuration, logger: logger,
+                                     clock: clock ?? self.clock, events: events.observer)
         workers.append(WorkerHandle(worker))
         return worker
     }
@@ -103,24 +112,17 @@ final class QueueWorkerTests: XCTestCase {
         }
     }
 
-    /// Polls the job until `predicate` holds or `timeout` passes; returns the last record seen.
-    func wait(for id: UUID, _ store: JobStore, timeout: Double = 20, until predicate: (JobRecord) -> Bool) throws -> JobRecord {
-        let deadline = Date(timeIntervalSinceNow: timeout)
-        while true {
-            let job = try XCTUnwrap(try store.job(id: id))
-            if predicate(job) || Date() > deadline { return job }
-            Thread.sleep(forTimeInterval: 0.05)
-        }
+    func enqueue(_ count: Int, bad: Bool = false, into store: JobStore? = nil) throws -> UUID {
+        try (store ?? self.store).enqueue(parameters: JobParameters(iters: 2, kernelSize: 3), frames: frames(count, bad: bad),
+                                          idempotencyKey: nil, payloadDigest: nil).job.id
     }
 
     func testTwoSlotsDrainAQueueAndEveryJobEndsWithItsResults() throws {
-        let store = try JobStore(url: url)
-        let ids = try (0..<10).map { _ in try store.enqueue(parameters: JobParameters(iters: 2, kernelSize: 3), frames: frames(2),
-                                                            idempotencyKey: nil, payloadDigest: nil).job.id }
+        let ids = try (0..<10).map { _ in try enqueue(2) }
         let processors = [ChecksumProcessor(), ChecksumProcessor()]
         try startWorker(processors, configuration(concurrency: 2))
         for id in ids {
-            let job = try wait(for: id, store) { $0.status.isTerminal }
+            let job = try watch.wait(for: id, store) { $0.status.isTerminal }
             XCTAssertEqual(job.status, .succeeded)
             XCTAssertEqual(job.attempt, 1)
             XCTAssertEqual(job.framesDone, 2)
@@ -132,27 +134,28 @@ final class QueueWorkerTests: XCTestCase {
     }
 
     func testTheMaintenanceThreadExpiresOldFinishedJobsInBatches() throws {
-        let store = try JobStore(url: url)
-        let ids = try (0..<5).map { _ in try store.enqueue(parameters: JobParameters(iters: 2, kernelSize: 3), frames: frames(2),
-                                                           idempotencyKey: nil, payloadDigest: nil).job.id }
+        let ids = try (0..<5).map { _ in try enqueue(2) }
         var config = configuration()
         config.resultRetention = 86_400
         config.retentionInterval = 0.2
         config.retentionBatchSize = 2  // five jobs take three batches
         try startWorker([ChecksumProcessor()], config)
         for id in ids {
-            let job = try wait(for: id, store) { $0.status.isTerminal }
+            let job = try watch.wait(for: id, store) { $0.status.isTerminal }
             XCTAssertEqual(job.status, .succeeded)
             XCTAssertNil(job.resultsExpiredAt, "finished just now: kept")
         }
-        Thread.sleep(forTimeInterval: 0.5)
+        // A retention pass after they finished keeps them: they are 0.2 s old, not a day.
+        let mark = events.count
+        clock.advance(by: 0.2)
+        events.wait(after: mark) { $0 == .servicePass(.retention, changed: 0) }
         XCTAssertEqual(try TestDatabase.psql(url, "SELECT count(*) FROM jobs WHERE results_expired_at IS NOT NULL"), "0")
-        let recent = try store.enqueue(parameters: JobParameters(iters: 2, kernelSize: 3), frames: frames(1),
-                                       idempotencyKey: nil, payloadDigest: nil).job.id
-        XCTAssertEqual(try wait(for: recent, store) { $0.status.isTerminal }.status, .succeeded)
-        try TestDatabase.psql(url, "UPDATE jobs SET finished_at = now() - interval '2 days' WHERE id <> '\(recent.uuidString)'")
+        let recent = try enqueue(1)
+        XCTAssertEqual(try watch.wait(for: recent, store) { $0.status.isTerminal }.status, .succeeded)
+        try TestDatabase.psql(url, "UPDATE jobs SET finished_at = finished_at - interval '2 days' WHERE id <> '\(recent.uuidString)'")
+        clock.advance(by: 0.2)
         for id in ids {
-            let job = try wait(for: id, store) { $0.resultsExpiredAt != nil }
+            let job = try watch.wait(for: id, store) { $0.resultsExpiredAt != nil }
             XCTAssertNotNil(job.resultsExpiredAt, "expired by the worker's maintenance")
             XCTAssertEqual(job.status, .succeeded)
             XCTAssertEqual(try store.resultPaths(id: id), [])
@@ -162,53 +165,90 @@ final class QueueWorkerTests: XCTestCase {
     }
 
     func testAnIdleWorkerIsWokenByTheEnqueueNotification() throws {
-        let store = try JobStore(url: url)
-        var config = configuration()
-        config.pollInterval = 30  // only the notification can wake it in time
-        try startWorker([ChecksumProcessor()], config)
-        Thread.sleep(forTimeInterval: 0.5)  // let the slot go idle and the listener subscribe
-        let id = try store.enqueue(parameters: JobParameters(iters: 2, kernelSize: 3), frames: frames(1),
-                                   idempotencyKey: nil, payloadDigest: nil).job.id
-        XCTAssertEqual(try wait(for: id, store, timeout: 5) { $0.status.isTerminal }.status, .succeeded)
+        // The clock never moves, so no poll fires: only the notification can wake the slot.
+        try startWorker([ChecksumProcessor()], configuration())
+        guard let listening = events.wait(for: { $0 == .listening }) else { return }
+        events.wait(after: listening) { $0 == .slotIdle(slot: 0) }
+        let id = try enqueue(1)
+        XCTAssertEqual(try watch.wait(for: id, store) { $0.status.isTerminal }.status, .succeeded)
+    }
+
+    func testAPollWakesTheSlotsForAJobWhoseBackoffEnded() throws {
+        // A job retried with a 5 s backoff: its backoff ends without a notification, so the poll finds it.
+        let id = try enqueue(1)
+        let earlier = WorkerQueue(url: url, clock: clock)
+        let first = try XCTUnwrap(try earlier.claim(workerId: "earlier", leaseSeconds: 30))
+        XCTAssertEqual(try earlier.retry(first, error: JobErrorInfo(code: "processing_failed", message: "once"),
+                                         backoff: RetryBackoff(base: 5, cap: 5)), .queued)
+        try startWorker([ChecksumProcessor()], configuration())
+        guard let listening = events.wait(for: { $0 == .listening }) else { return }
+        events.wait(after: listening) { $0 == .slotIdle(slot: 0) }
+        XCTAssertEqual(try store.job(id: id)?.status, .queued, "still backing off")
+        let mark = events.count
+        clock.advance(by: 5)
+        events.wait(after: mark) { $0 == .servicePass(.wakeups, changed: 0) }
+        let job = try watch.wait(for: id, store) { $0.status.isTerminal }
+        XCTAssertEqual(job.status, .succeeded)
+        XCTAssertEqual(job.attempt, 2)
+        XCTAssertEqual(try XCTUnwrap(job.startedAt).timeIntervalSince(first.record.startedAt!), 5, accuracy: 1e-6,
+                       "claimed at the poll, when the clock reached the backoff's end")
+    }
+
+    func testTheLeaseReaperRequeuesTheJobOfAWorkerThatStoppedHeartbeating() throws {
+        let id = try enqueue(1)
+        let dead = try XCTUnwrap(try WorkerQueue(url: url, clock: clock).claim(workerId: "dead", leaseSeconds: 1))
+        try startWorker([ChecksumProcessor()], configuration())
+        events.wait { $0 == .servicePass(.leaseReaper, changed: 0) }
+        XCTAssertEqual(try store.job(id: id)?.status, .running, "the lease holds until it runs out")
+        let mark = events.count
+        clock.advance(by: 1.5)
+        events.wait(after: mark) { $0 == .servicePass(.leaseReaper, changed: 1) }
+        let job = try watch.wait(for: id, store) { $0.status.isTerminal }
+        XCTAssertEqual(job.status, .succeeded)
+        XCTAssertEqual(job.attempt, 2, "the dead worker's attempt counts")
+        XCTAssertEqual(job.lease, dead.lease + 1)
+        XCTAssertEqual(job.workerId, "test-\(schema)/0")
     }
 
     func testCancellingARunningJobStopsItWithinSeconds() throws {
-        let store = try JobStore(url: url)
-        let id = try store.enqueue(parameters: JobParameters(iters: 2, kernelSize: 3), frames: frames(100),
-                                   idempotencyKey: nil, payloadDigest: nil).job.id
-        try startWorker([ChecksumProcessor(frameSeconds: 0.2)], configuration())
-        let running = try wait(for: id, store) { $0.framesDone >= 2 }
-        XCTAssertEqual(running.status, .running)
-        let requested = Date()
+        let id = try enqueue(100)
+        let processor = ChecksumProcessor(holdAt: 2)
+        try startWorker([processor], configuration())
+        processor.gate.waitUntilHeld()
+        XCTAssertEqual(try store.job(id: id)?.status, .running)
+        let requested = clock.now()
         _ = try store.cancel(id: id)
-        let job = try wait(for: id, store) { $0.status.isTerminal }
+        // The next heartbeat (0.2 s of the clock) reads the request and the network stops.
+        clock.advance(by: 0.2)
+        let job = try watch.wait(for: id, store) { $0.status.isTerminal }
         XCTAssertEqual(job.status, .cancelled)
-        XCTAssertLessThan(Date().timeIntervalSince(requested), 5, "heartbeat 0.2 s + one frame 0.2 s, with a wide margin for a loaded machine")
+        XCTAssertEqual(try XCTUnwrap(job.finishedAt).timeIntervalSince(requested), 0.2, accuracy: 1e-6,
+                       "stopped at the first heartbeat after the request")
         XCTAssertLessThan(job.framesDone, 100)
         XCTAssertEqual(try store.resultPaths(id: id), [])
     }
 
     func testBadInputFailsWithoutRetries() throws {
-        let store = try JobStore(url: url, maxAttempts: 3)
-        let id = try store.enqueue(parameters: JobParameters(iters: 2, kernelSize: 3), frames: frames(2, bad: true),
-                                   idempotencyKey: nil, payloadDigest: nil).job.id
+        let store = try JobStore(url: url, maxAttempts: 3, clock: clock)
+        let id = try enqueue(2, bad: true, into: store)
         let processor = ChecksumProcessor()
         try startWorker([processor], configuration())
-        let job = try wait(for: id, store) { $0.status.isTerminal }
+        let job = try watch.wait(for: id, store) { $0.status.isTerminal }
         XCTAssertEqual(job.status, .failed)
         XCTAssertEqual(job.attempt, 1)
         XCTAssertEqual(job.error, JobErrorInfo(code: "bad_input", message: "frame 0000: not a PNG"))
-        Thread.sleep(forTimeInterval: 0.5)
+        // The slot looked for work again after recording the failure and found none.
+        guard let ended = events.wait(for: { $0 == .jobEnded(slot: 0, job: id) }) else { return }
+        events.wait(after: ended) { $0 == .slotIdle(slot: 0) }
         XCTAssertEqual(processor.callCount, 1)
     }
 
     func testFailuresAreRetriedUpToTheAttemptLimitThenFailWithTheLastError() throws {
-        let store = try JobStore(url: url, maxAttempts: 2)
-        let failing = try store.enqueue(parameters: JobParameters(iters: 2, kernelSize: 3), frames: frames(1),
-                                        idempotencyKey: nil, payloadDigest: nil).job.id
+        let store = try JobStore(url: url, maxAttempts: 2, clock: clock)
+        let failing = try enqueue(1, into: store)
         let processor = ChecksumProcessor(failures: 2)
         try startWorker([processor], configuration())
-        let job = try wait(for: failing, store) { $0.status.isTerminal }
+        let job = try watch.wait(for: failing, store) { $0.status.isTerminal }
         XCTAssertEqual(job.status, .failed)
         XCTAssertEqual(job.attempt, 2)
         XCTAssertEqual(job.error?.code, "processing_failed")
@@ -216,74 +256,76 @@ final class QueueWorkerTests: XCTestCase {
         XCTAssertEqual(processor.callCount, 2)
 
         // One failure, then success on the retry.
-        let flaky = try store.enqueue(parameters: JobParameters(iters: 2, kernelSize: 3), frames: frames(1),
-                                      idempotencyKey: nil, payloadDigest: nil).job.id
-        let recovered = try wait(for: flaky, store) { $0.status.isTerminal }
+        let flaky = try enqueue(1, into: store)
+        let recovered = try watch.wait(for: flaky, store) { $0.status.isTerminal }
         XCTAssertEqual(recovered.status, .succeeded)
         XCTAssertEqual(recovered.attempt, 1, "the processor's failures were used up by the first job")
     }
 
     func testStopHandsTheRunningJobBackWithoutSpendingAnAttempt() throws {
-        let store = try JobStore(url: url)
-        let id = try store.enqueue(parameters: JobParameters(iters: 2, kernelSize: 3), frames: frames(100),
-                                   idempotencyKey: nil, payloadDigest: nil).job.id
-        let worker = try startWorker([ChecksumProcessor(frameSeconds: 0.1)], configuration(onStop: .handBack))
-        _ = try wait(for: id, store) { $0.framesDone >= 1 }
+        let id = try enqueue(100)
+        let processor = ChecksumProcessor(holdAt: 1)
+        let worker = try startWorker([processor], configuration(onStop: .handBack))
+        processor.gate.waitUntilHeld()
         worker.stop()
-        XCTAssertEqual(workers.last?.join(timeout: 10), true, "run() returns after the hand-back")
+        XCTAssertEqual(workers.last?.join(), true, "run() returns after the hand-back")
         let job = try XCTUnwrap(try store.job(id: id))
         XCTAssertEqual(job.status, .queued)
         XCTAssertEqual(job.attempt, 0)
 
-        try startWorker([ChecksumProcessor(frameSeconds: 0)], configuration())
-        XCTAssertEqual(try wait(for: id, store) { $0.status.isTerminal }.status, .succeeded)
+        try startWorker([ChecksumProcessor()], configuration())
+        XCTAssertEqual(try watch.wait(for: id, store) { $0.status.isTerminal }.status, .succeeded)
     }
 
     func testStopCanLetTheRunningJobFinish() throws {
-        let store = try JobStore(url: url)
-        let id = try store.enqueue(parameters: JobParameters(iters: 2, kernelSize: 3), frames: frames(5),
-                                   idempotencyKey: nil, payloadDigest: nil).job.id
-        let other = try store.enqueue(parameters: JobParameters(iters: 2, kernelSize: 3), frames: frames(1),
-                                      idempotencyKey: nil, payloadDigest: nil).job.id
-        let worker = try startWorker([ChecksumProcessor(frameSeconds: 0.2)], configuration(onStop: .finish))
-        _ = try wait(for: id, store) { $0.framesDone >= 1 }
+        let id = try enqueue(5)
+        clock.advance(by: 0.001)  // created later, so claimed second
+        let other = try enqueue(1)
+        let processor = ChecksumProcessor(holdAt: 1)
+        let worker = try startWorker([processor], configuration(onStop: .finish))
+        processor.gate.waitUntilHeld()
         worker.stop()
-        XCTAssertEqual(workers.last?.join(timeout: 10), true)
+        processor.gate.release()
+        XCTAssertEqual(workers.last?.join(), true)
         XCTAssertEqual(try store.job(id: id)?.status, .succeeded)
         XCTAssertEqual(try store.job(id: other)?.status, .queued, "no claims after the stop")
     }
 
+    // The two tests below restart a server under the worker, so they run on real time: reconnection backoff
+    // is a real pause. They still wait only for events.
+
     func testAWorkerStartsWhileTheDatabaseIsDownAndPicksUpWhenItComesBack() throws {
         let cluster = try PrivateCluster()
         defer { cluster.destroy() }
-        let (privateURL, _) = try TestDatabase.makeSchema("down", server: cluster.serverURL)
+        let (privateURL, privateSchema) = try TestDatabase.makeSchema("down", server: cluster.serverURL)
         try Migrator(url: privateURL).run()
         try cluster.stop()
-        try startWorker([ChecksumProcessor()], configuration(), url: privateURL)
-        Thread.sleep(forTimeInterval: 1)
+        try startWorker([ChecksumProcessor()], configuration(), url: privateURL, clock: SystemClock.shared)
+        events.wait { if case .databaseUnreachable = $0 { return true } else { return false } }
         try cluster.restart()
         let store = try JobStore(url: privateURL)
-        let id = try store.enqueue(parameters: JobParameters(iters: 2, kernelSize: 3), frames: frames(1),
-                                   idempotencyKey: nil, payloadDigest: nil).job.id
-        XCTAssertEqual(try wait(for: id, store, timeout: 10) { $0.status.isTerminal }.status, .succeeded)
+        let watch = try JobWatch(url: privateURL, schema: privateSchema)
+        let id = try enqueue(1, into: store)
+        XCTAssertEqual(try watch.wait(for: id, store) { $0.status.isTerminal }.status, .succeeded)
     }
 
     func testADatabaseRestartUnderARunningJobDoesNotLoseIt() throws {
         let cluster = try PrivateCluster()
         defer { cluster.destroy() }
-        let (privateURL, _) = try TestDatabase.makeSchema("restart", server: cluster.serverURL)
+        let (privateURL, privateSchema) = try TestDatabase.makeSchema("restart", server: cluster.serverURL)
         try Migrator(url: privateURL).run()
         let store = try JobStore(url: privateURL)
-        let id = try store.enqueue(parameters: JobParameters(iters: 2, kernelSize: 3), frames: frames(15),
-                                   idempotencyKey: nil, payloadDigest: nil).job.id
+        let id = try enqueue(15, into: store)
         var config = configuration()
-        config.leaseSeconds = 10  // longer than the restart, so the lease survives it
+        config.leaseSeconds = 60  // far longer than the restart, so the lease survives it
         config.heartbeatInterval = 0.3
-        let processor = ChecksumProcessor(frameSeconds: 0.2)
-        try startWorker([processor], config, url: privateURL)
-        _ = try wait(for: id, store) { $0.framesDone >= 2 }
+        let processor = ChecksumProcessor(holdAt: 2)
+        try startWorker([processor], config, url: privateURL, clock: SystemClock.shared)
+        processor.gate.waitUntilHeld()
         try cluster.restart()
-        let job = try wait(for: id, store, timeout: 30) { $0.status.isTerminal }
+        processor.gate.release()
+        let watch = try JobWatch(url: privateURL, schema: privateSchema)
+        let job = try watch.wait(for: id, store) { $0.status.isTerminal }
         XCTAssertEqual(job.status, .succeeded)
         XCTAssertEqual(job.attempt, 1, "the restart cost no attempt")
         XCTAssertEqual(processor.callCount, 1)

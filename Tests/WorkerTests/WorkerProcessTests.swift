@@ -1,7 +1,7 @@
 // The real `dynstereo work` binary with the real network, as separate processes that get SIGKILLed and
 // SIGTERMed, against a real PostgreSQL (a private cluster where the test restarts the server).
 import Foundation
-import JobQueue
+@testable import JobQueue
 import Media
 import TestSupport
 import XCTest
@@ -11,6 +11,7 @@ final class WorkerProcessTests: XCTestCase {
     var schema = ""
     var server = TestDatabase.serverURL
     var children: [ChildProcess] = []
+    var watch: JobWatch!
     let checkpoint = SharedData.golden.appendingPathComponent("dynamic_stereo_formula.pth").path
 
     override func tearDown() {
@@ -22,6 +23,7 @@ final class WorkerProcessTests: XCTestCase {
         self.server = server
         (url, schema) = try TestDatabase.makeSchema(name.filter(\.isLetter).suffix(24).description, server: server)
         try Migrator(url: url).run()
+        watch = try JobWatch(url: url, schema: schema)
     }
 
     /// Frames cut from the golden set A video (a real rectified stereo pair panning), `height` x `width`.
@@ -48,13 +50,9 @@ final class WorkerProcessTests: XCTestCase {
         return child
     }
 
-    func wait(for id: UUID, _ store: JobStore, timeout: Double = 180, until predicate: (JobRecord) -> Bool) throws -> JobRecord {
-        let deadline = Date(timeIntervalSinceNow: timeout)
-        while true {
-            let job = try XCTUnwrap(try store.job(id: id))
-            if predicate(job) || Date() > deadline { return job }
-            Thread.sleep(forTimeInterval: 0.05)
-        }
+    /// The job once `predicate` holds, read back at every change of its row (see `JobWatch`).
+    func wait(for id: UUID, _ store: JobStore, until predicate: (JobRecord) -> Bool) throws -> JobRecord {
+        try watch.wait(for: id, store, until: predicate)
     }
 
     /// SIGKILL in the middle of a job: another worker re-runs it after the lease expires, and the job ends
@@ -68,9 +66,13 @@ final class WorkerProcessTests: XCTestCase {
         let running = try wait(for: job.id, store) { $0.status != .queued }
         XCTAssertEqual(running.status, .running, doomed.log)
         XCTAssertEqual(running.workerId, "doomed/0")
+        // What bounds the re-run: the lease runs out 2 s after the last heartbeat, and every worker's reaper
+        // (each second here) re-queues such a job; the time it takes is a figure for the notes, printed below.
+        XCTAssertEqual(try XCTUnwrap(running.leaseExpiresAt).timeIntervalSince(try XCTUnwrap(running.heartbeatAt)), 2,
+                       accuracy: 1e-6, "the lease runs --lease-seconds from the heartbeat")
         doomed.signal(SIGKILL)
         let killedAt = Date()
-        XCTAssertEqual(doomed.wait(timeout: 10), 128 + SIGKILL)
+        XCTAssertEqual(doomed.wait(timeout: hangGuard), 128 + SIGKILL)
 
         let rescuer = try startWorker("rescuer")
         let done = try wait(for: job.id, store) { $0.status.isTerminal }
@@ -79,7 +81,7 @@ final class WorkerProcessTests: XCTestCase {
         XCTAssertEqual(done.workerId, "rescuer/0")
         let rerunDelay = try XCTUnwrap(done.startedAt).timeIntervalSince(killedAt)
         print("measured: re-run \(String(format: "%.2f", rerunDelay)) s after SIGKILL (lease 2 s, heartbeat 0.4 s, reaper every 1 s)")
-        XCTAssertLessThan(rerunDelay, 60, "re-queued within the 60 s the service promises")
+        XCTAssertEqual(done.error, nil, "the re-run's success clears the lost attempt's worker_lost")
 
         // Exactly the files `dynstereo infer` writes, once each.
         let paths = try store.resultPaths(id: job.id)
@@ -94,7 +96,7 @@ final class WorkerProcessTests: XCTestCase {
         XCTAssertTrue(disparity.data.allSatisfy { $0.isFinite && $0 >= 0 }, "disparity is |flow|, finite")
 
         rescuer.signal(SIGTERM)
-        XCTAssertEqual(rescuer.wait(timeout: 20), 0, "an idle worker exits cleanly on SIGTERM: \(rescuer.log)")
+        XCTAssertEqual(rescuer.wait(timeout: hangGuard), 0, "an idle worker exits cleanly on SIGTERM: \(rescuer.log)")
     }
 
     /// One worker process: a bad frame fails at once, a running job stops when cancelled, and SIGTERM hands
@@ -119,14 +121,14 @@ final class WorkerProcessTests: XCTestCase {
         XCTAssertEqual(try wait(for: cancelled.id, store) { $0.status == .running }.status, .running)
         let requested = Date()
         _ = try store.cancel(id: cancelled.id)
-        XCTAssertEqual(try wait(for: cancelled.id, store, timeout: 30) { $0.status.isTerminal }.status, .cancelled)
+        XCTAssertEqual(try wait(for: cancelled.id, store) { $0.status.isTerminal }.status, .cancelled)
         print("measured: running job cancelled \(String(format: "%.2f", Date().timeIntervalSince(requested))) s after the request")
         XCTAssertEqual(try store.resultPaths(id: cancelled.id), [])
 
         let handed = try store.enqueue(parameters: long, frames: try video(frames: 40), idempotencyKey: nil, payloadDigest: nil).job
         XCTAssertEqual(try wait(for: handed.id, store) { $0.status == .running }.status, .running)
         worker.signal(SIGTERM)
-        XCTAssertEqual(worker.wait(timeout: 30), 0, worker.log)
+        XCTAssertEqual(worker.wait(timeout: hangGuard), 0, worker.log)
         let back = try XCTUnwrap(try store.job(id: handed.id))
         XCTAssertEqual(back.status, .queued)
         XCTAssertEqual(back.attempt, 0, "a hand-back spends no attempt")
@@ -151,7 +153,7 @@ final class WorkerProcessTests: XCTestCase {
         XCTAssertGreaterThan(try XCTUnwrap(done.finishedAt), restarted, "the job was still running when the server came back")
         XCTAssertEqual(try store.resultPaths(id: job.id).filter { $0.hasPrefix("disparity/") }.count, 12)
         worker.signal(SIGTERM)
-        XCTAssertEqual(worker.wait(timeout: 20), 0)
+        XCTAssertEqual(worker.wait(timeout: hangGuard), 0)
     }
 
     func testAWrongCheckpointOrNoDatabaseStopsTheWorkerWithOneLine() throws {

@@ -1,0 +1,42 @@
+// Who is asking, over HTTP: the `Authorization: Bearer <key>` header read and checked with APIKeys, and the
+// 401/403 a client gets when it does not open the API.
+import APIKeys
+import Foundation
+import HTTPTransport
+
+/// Decides from a request's Authorization header whether it may use the job API, and as whom.
+public protocol RequestAuthenticator: Sendable {
+    /// The asking key's id, or nil when the server runs open (no key was ever created). Throws `APIError`:
+    /// 401 for a missing, malformed or unknown key, 403 for a revoked one.
+    func owner(authorization: String?) throws -> UUID?
+}
+
+/// `RequestAuthenticator` over `APIKeyVerifier`: the header is read only once the server is known to be
+/// closed, so an open server ignores whatever a client sends.
+public final class BearerAuthenticator: RequestAuthenticator, @unchecked Sendable {
+    private let verifier: APIKeyVerifier
+
+    public init(verifier: APIKeyVerifier) {
+        self.verifier = verifier
+    }
+
+    public func owner(authorization: String?) throws -> UUID? {
+        guard try !verifier.isOpen() else { return nil }
+        let challenge = [("WWW-Authenticate", "Bearer")]
+        guard let authorization else {
+            throw APIError(.unauthorized, "unauthorized", "this server needs 'Authorization: Bearer <key>'", headers: challenge)
+        }
+        let parts = authorization.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else {
+            throw APIError(.unauthorized, "unauthorized", "the Authorization header must be 'Bearer <key>'", headers: challenge)
+        }
+        do {
+            return try verifier.owner(of: parts[1].trimmingCharacters(in: .whitespaces))
+        } catch let refusal as APIKeyRefusal {
+            switch refusal {
+            case .unknown: throw APIError(.unauthorized, "unauthorized", refusal.description, headers: challenge)
+            case .revoked: throw APIError(.forbidden, "key_revoked", refusal.description)
+            }
+        }
+    }
+}

@@ -1,0 +1,74 @@
+// What the job routes need from storage, as a protocol: the PostgreSQL adapter implements it for the service,
+// an in-memory double implements it for route tests.
+import Foundation
+import JobQueue
+
+/// A job as the API reports it.
+public struct JobSnapshot: Equatable, Sendable {
+    public var id: UUID
+    public var status: JobStatus
+    public var parameters: JobParameters
+    public var attempt: Int
+    public var framesDone: Int
+    public var framesTotal: Int
+    public var error: JobErrorInfo?
+    public var createdAt: Date
+    public var startedAt: Date?
+    public var finishedAt: Date?
+    /// When retention deleted the job's inputs and results; nil while they are kept.
+    public var resultsExpiredAt: Date?
+
+    public init(id: UUID, status: JobStatus, parameters: JobParameters, attempt: Int, framesDone: Int, framesTotal: Int,
+                error: JobErrorInfo?, createdAt: Date, startedAt: Date?, finishedAt: Date?, resultsExpiredAt: Date? = nil) {
+        self.id = id
+        self.status = status
+        self.parameters = parameters
+        self.attempt = attempt
+        self.framesDone = framesDone
+        self.framesTotal = framesTotal
+        self.error = error
+        self.createdAt = createdAt
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+        self.resultsExpiredAt = resultsExpiredAt
+    }
+}
+
+/// A validated-by-shape job submission: the uploaded tars on disk and the parsed parameters.
+public struct JobSubmission {
+    public var left: URL
+    public var right: URL
+    public var parameters: JobParameters
+    public var idempotencyKey: String?
+    /// SHA-256 of the form payload, so a retried key can be told apart from a reused one.
+    public var payloadDigest: String
+    /// Frames per job and pixels per frame the backend must enforce while validating.
+    public var frameLimits: FrameLimits
+    /// The API key submitting, nil on an open server.
+    public var owner: UUID? = nil
+    /// The request body's size: what the key's daily upload allowance counts.
+    public var uploadBytes: Int = 0
+}
+
+/// Storage behind the job routes. Implementations throw `APIError` for anything the client caused (bad frames,
+/// an idempotency conflict, a bad cursor); any other error is reported as unavailable storage (503).
+/// `owner` is the API key asking (nil on an open server): another key's job is treated as unknown.
+public protocol JobBackend: AnyObject, Sendable {
+    /// Validates the frames and queues a job; `created` is false when an idempotent retry matched a job.
+    func submit(_ submission: JobSubmission) throws -> (job: JobSnapshot, created: Bool)
+    func job(id: UUID, owner: UUID?) throws -> JobSnapshot?
+    /// Newest first; `next` is an opaque cursor for the following page.
+    func list(status: JobStatus?, limit: Int, after cursor: String?, owner: UUID?) throws -> (jobs: [JobSnapshot], next: String?)
+    /// Nil when there is no such job; a finished job comes back unchanged.
+    func cancel(id: UUID, owner: UUID?) throws -> JobSnapshot?
+    func delete(id: UUID, owner: UUID?) throws -> Bool
+    /// The job's result files, relative paths such as `disparity.npy` or `disparity/0.png`, sorted.
+    func resultPaths(id: UUID) throws -> [String]
+    func result(id: UUID, path: String) throws -> Data?
+    /// An API key's limits in force and usage (nil for an unknown key), to refuse an upload before its body.
+    func usage(owner: UUID) throws -> KeyUsage?
+    func statusCounts() throws -> [JobStatus: Int]
+    /// What the job transitions counted (finishes, run times), for the counters and histogram of /metrics.
+    func jobCounters() throws -> JobCounters
+    func ping() throws
+}

@@ -1,0 +1,62 @@
+// The production `JobBackend`: PostgreSQL through JobQueue's `JobStore`, with frames validated before queueing.
+import Foundation
+import JobQueue
+
+/// Checks two uploaded tars and returns their frames unread, refusing bad uploads with an `APIError`.
+public protocol FrameLoader: Sendable {
+    func loadFrames(left: URL, right: URL, limits: FrameLimits) throws -> UploadedFrames
+}
+
+/// The checked frames of an upload, read from disk one pair per call so that a large upload is never held
+/// in memory. Errors reading them are `APIError`s.
+public protocol UploadedFrames {
+    var count: Int { get }
+    /// Frame `index` (0..<count, in time order) with both sides' PNG bytes.
+    func frame(at index: Int) throws -> InputFrame
+}
+
+/// `JobBackend` over `JobStore`.
+public final class JobStoreBackend: JobBackend, @unchecked Sendable {
+    private let store: JobStore
+    private let loader: FrameLoader
+
+    public init(store: JobStore, loader: FrameLoader) {
+        self.store = store
+        self.loader = loader
+    }
+
+    public func submit(_ submission: JobSubmission) throws -> (job: JobSnapshot, created: Bool) {
+        let frames = try loader.loadFrames(left: submission.left, right: submission.right, limits: submission.frameLimits)
+        let (record, created) = try store.enqueue(parameters: submission.parameters, frameCount: frames.count,
+                                                  idempotencyKey: submission.idempotencyKey,
+                                                  payloadDigest: submission.payloadDigest, owner: submission.owner,
+                                                  uploadBytes: submission.uploadBytes,
+                                                  frame: frames.frame(at:))
+        return (Self.snapshot(record), created)
+    }
+
+    public func job(id: UUID, owner: UUID?) throws -> JobSnapshot? { try store.job(id: id, owner: owner).map(Self.snapshot) }
+
+    public func list(status: JobStatus?, limit: Int, after cursor: String?,
+                     owner: UUID?) throws -> (jobs: [JobSnapshot], next: String?) {
+        let (records, next) = try store.list(status: status, limit: limit, after: cursor, owner: owner)
+        return (records.map(Self.snapshot), next)
+    }
+
+    public func cancel(id: UUID, owner: UUID?) throws -> JobSnapshot? { try store.cancel(id: id, owner: owner).map(Self.snapshot) }
+    public func delete(id: UUID, owner: UUID?) throws -> Bool { try store.delete(id: id, owner: owner) }
+    public func resultPaths(id: UUID) throws -> [String] { try store.resultPaths(id: id) }
+    public func result(id: UUID, path: String) throws -> Data? { try store.result(id: id, path: path) }
+    public func usage(owner: UUID) throws -> KeyUsage? { try store.usage(of: owner) }
+    public func statusCounts() throws -> [JobStatus: Int] { try store.statusCounts() }
+    public func ping() throws { try store.ping() }
+
+    public func jobCounters() throws -> JobCounters { try store.counters() }
+
+    static func snapshot(_ record: JobRecord) -> JobSnapshot {
+        JobSnapshot(id: record.id, status: record.status, parameters: record.parameters, attempt: record.attempt,
+                    framesDone: record.framesDone, framesTotal: record.framesTotal, error: record.error,
+                    createdAt: record.createdAt, startedAt: record.startedAt, finishedAt: record.finishedAt,
+                    resultsExpiredAt: record.resultsExpiredAt)
+    }
+}

@@ -1,0 +1,401 @@
+// The REST API of the service: routing, job submission from a streamed upload, job resources, results,
+// health and metrics, as an application of the HTTP transport. Storage is reached only through `JobBackend`.
+import Foundation
+import HTTPTransport
+import JobQueue
+import Logging
+import Media
+
+/// Limits on what one job may carry, enforced while validating its frames.
+public struct FrameLimits: Sendable, Equatable {
+    public var maxFrames = 1000
+    public var maxPixelsPerFrame = 4096 * 4096
+
+    public init() {}
+}
+
+/// Settings of the job API.
+public struct JobsAPIConfiguration: Sendable {
+    /// Where uploads are streamed before validation; files are deleted when the request ends.
+    public var uploadDirectory = URL(fileURLWithPath: NSTemporaryDirectory())
+    public var maxUploadBytes = 4 << 30
+    public var maxSmallBodyBytes = 64 * 1024
+    public var frameLimits = FrameLimits()
+    public var defaultIters = 20
+    public var defaultKernelSize = 20
+    /// Retry-After of a 429 for too many queued jobs. A job runs for tens of seconds at the very least on a
+    /// CPU, so asking again sooner than this rarely finds a free slot; much later wastes the client's time.
+    public var queuedJobsRetryAfterSeconds = 30
+
+    public init() {}
+}
+
+/// A request body as the job routes receive it: the upload form of `POST /jobs`, or the small body of any
+/// other route (read and ignored).
+public enum JobsRequestBody {
+    case bytes([UInt8])
+    case form(UploadedForm)
+}
+
+/// The job API as an `HTTPApplication`.
+public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
+    private let backend: JobBackend
+    /// Nil: every request is served as on an open server.
+    private let authenticator: RequestAuthenticator?
+    private let configuration: JobsAPIConfiguration
+    private let logger: Logger
+    private let counters = RequestCounters()
+    private static let uploadSchema = FormSchema(fileParts: ["left", "right"], fieldParts: ["iters", "kernel_size", "focal_px", "baseline_m"])
+
+    public init(backend: JobBackend, configuration: JobsAPIConfiguration = JobsAPIConfiguration(),
+                authenticator: RequestAuthenticator? = nil, logger: Logger = Logger(label: "dynstereo.api")) {
+        self.backend = backend
+        self.authenticator = authenticator
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    // MARK: - Routing
+
+    /// A matched route: the label used in metrics and the handler's arguments.
+    enum Route: Equatable {
+        case health, ready, metrics, openAPI
+        case submit, list
+        case job(UUID), cancel(UUID), delete(UUID)
+        case resultTar(UUID), result(UUID, String)
+
+        var label: String {
+            switch self {
+            case .health: return "GET /healthz"
+            case .ready: return "GET /readyz"
+            case .metrics: return "GET /metrics"
+            case .openAPI: return "GET /openapi.yaml"
+            case .submit: return "POST /jobs"
+            case .list: return "GET /jobs"
+            case .job: return "GET /jobs/{id}"
+            case .cancel: return "POST /jobs/{id}/cancel"
+            case .delete: return "DELETE /jobs/{id}"
+            case .resultTar: return "GET /jobs/{id}/result.tar"
+            case .result: return "GET /jobs/{id}/{result}"
+            }
+        }
+
+        /// Probes and documentation stay reachable without a key.
+        var needsKey: Bool {
+            switch self {
+            case .health, .ready, .metrics, .openAPI: return false
+            default: return true
+            }
+        }
+    }
+
+    /// Matches method and path; a known path with the wrong method is a 405 naming the allowed ones.
+    static func route(method: String, path: Substring) -> Result<Route, APIError> {
+        let segments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map(String.init)
+        func only(_ allowed: [String: Route]) -> Result<Route, APIError> {
+            let effective = method == "HEAD" ? "GET" : method
+            if let route = allowed[effective] { return .success(route) }
+            let allow = allowed.keys.sorted().joined(separator: ", ")
+            return .failure(APIError(.methodNotAllowed, "method_not_allowed", "\(method) is not allowed here; use \(allow)",
+                                     headers: [("Allow", allow)]))
+        }
+        func jobID(_ text: String) -> UUID? { UUID(uuidString: text) }
+        switch segments.count {
+        case 1:
+            switch segments[0] {
+            case "healthz": return only(["GET": .health])
+            case "readyz": return only(["GET": .ready])
+            case "metrics": return only(["GET": .metrics])
+            case "openapi.yaml": return only(["GET": .openAPI])
+            case "jobs": return only(["GET": .list, "POST": .submit])
+            default: break
+            }
+        case 2 where segments[0] == "jobs":
+            guard let id = jobID(segments[1]) else { return .failure(.notFound("no job '\(segments[1])'")) }
+            return only(["GET": .job(id), "DELETE": .delete(id)])
+        case 3 where segments[0] == "jobs":
+            guard let id = jobID(segments[1]) else { return .failure(.notFound("no job '\(segments[1])'")) }
+            switch segments[2] {
+            case "cancel": return only(["POST": .cancel(id)])
+            case "result.tar": return only(["GET": .resultTar(id)])
+            default: return only(["GET": .result(id, segments[2])])
+            }
+        case 4 where segments[0] == "jobs":
+            guard let id = jobID(segments[1]) else { return .failure(.notFound("no job '\(segments[1])'")) }
+            return only(["GET": .result(id, segments[2] + "/" + segments[3])])
+        default:
+            break
+        }
+        return .failure(.notFound("no route for \(path)"))
+    }
+
+    // MARK: - HTTPApplication
+
+    /// The asking key for a route that needs one (nil when open or not needed); throws 401/403.
+    private func owner(_ route: Route, _ head: HTTPRequestHead) throws -> UUID? {
+        guard route.needsKey, let authenticator else { return nil }
+        return try authenticator.owner(authorization: head.headers["Authorization"])
+    }
+
+    public func prepare(_ head: HTTPRequestHead) -> RequestPreparation<JobsRequestBody> {
+        let route = Self.route(method: head.method, path: head.path)
+        var asking: UUID?
+        if case let .success(matched) = route {
+            // Refused before the body is read, so an unauthenticated upload costs nothing.
+            do { asking = try owner(matched, head) } catch { return .reject(response(for: error)) }
+        }
+        switch route {
+        case let .failure(error):
+            return .reject(error.response)
+        case .success(.submit):
+            guard let contentType = head.headers["Content-Type"] else {
+                return .reject(APIError(.unsupportedMediaType, "unsupported_media_type", "POST /jobs takes multipart/form-data").response)
+            }
+            if head.framing == .none {
+                return .reject(APIError.unprocessable("missing_frames", "the form needs 'left' and 'right' tar parts").response)
+            }
+            do {
+                let allowance = try asking.flatMap { try uploadAllowance(owner: $0, head: head) }
+                let sink = try MultipartUploadSink(contentType: contentType, schema: Self.uploadSchema,
+                                                   directory: configuration.uploadDirectory, allowance: allowance)
+                return .accept(sink, maxBytes: configuration.maxUploadBytes)
+            } catch {
+                return .reject(response(for: error))
+            }
+        case .success:
+            return .accept(MemoryBodySink { .bytes($0) }, maxBytes: configuration.maxSmallBodyBytes)
+        }
+    }
+
+    /// Refuses a submission the key's limits already rule out, before its body is read: a key at its
+    /// queued-jobs limit (unless the request carries an Idempotency-Key, which may replay an existing job),
+    /// or a Content-Length above what the key may still upload today. Otherwise returns the remaining
+    /// allowance, enforced while the body streams. The enqueue transaction decides for good.
+    private func uploadAllowance(owner: UUID, head: HTTPRequestHead) throws -> ByteAllowance? {
+        guard let usage = try backend.usage(owner: owner) else { return nil }
+        if usage.atQueuedJobsLimit, head.headers["Idempotency-Key"] == nil, let limit = usage.limits.maxQueuedJobs {
+            throw JobQueueError.queuedJobsLimit(limit: limit)
+        }
+        guard let remaining = usage.remainingUploadBytes, let limit = usage.limits.maxUploadBytesPerDay else { return nil }
+        if case let .contentLength(length) = head.framing, length > remaining {
+            throw JobQueueError.dailyUploadLimit(limit: limit, used: usage.uploadedBytesToday, requested: length)
+        }
+        let message = "this upload passed the \(remaining) bytes this API key may still upload today (its limit is \(limit) bytes per UTC day)"
+        return ByteAllowance(bytes: remaining, refusal: Self.dailyUploadRefusal(message))
+    }
+
+    private static func dailyUploadRefusal(_ message: String) -> APIError {
+        APIError(.tooManyRequests, "daily_upload_limit", message, headers: [("Retry-After", "\(secondsUntilUTCMidnight())")])
+    }
+
+    /// Seconds from `now` to the next midnight UTC, when daily upload allowances start again (at least 1).
+    static func secondsUntilUTCMidnight(now: Date = Date()) -> Int {
+        let day = 86_400.0
+        let seconds = now.timeIntervalSince1970
+        return max(1, Int((day - seconds.truncatingRemainder(dividingBy: day)).rounded(.up)))
+    }
+
+    /// The client-facing form of a queue error the client caused; nil for storage failures.
+    private func apiError(for error: JobQueueError) -> APIError? {
+        switch error {
+        case .idempotencyConflict: return APIError.unprocessable("idempotency_conflict", error.description)
+        case .invalidParameters: return APIError.unprocessable("invalid_parameters", error.description)
+        case .invalidInput: return APIError.unprocessable("invalid_frames", error.description)
+        case .invalidCursor: return APIError.badRequest(error.description)
+        case .queuedJobsLimit:
+            return APIError(.tooManyRequests, "too_many_queued_jobs", error.description,
+                            headers: [("Retry-After", "\(configuration.queuedJobsRetryAfterSeconds)")])
+        case .dailyUploadLimit: return Self.dailyUploadRefusal(error.description)
+        default: return nil
+        }
+    }
+
+    public func respond(to request: HTTPRequest<JobsRequestBody>) -> HTTPResponse {
+        do {
+            switch Self.route(method: request.head.method, path: request.head.path) {
+            case let .failure(error): return error.response
+            case let .success(route): return try handle(route, request, owner: try owner(route, request.head))
+            }
+        } catch {
+            return response(for: error)
+        }
+    }
+
+    public func responded(to head: HTTPRequestHead?, status: HTTPStatus) {
+        let label: String
+        if let head, case let .success(route) = Self.route(method: head.method, path: head.path) {
+            label = route.label
+        } else {
+            label = "unmatched"
+        }
+        counters.record(route: label, code: status.code)
+    }
+
+    public func response(for error: Error) -> HTTPResponse {
+        if let error = error as? APIError { return error.response }
+        // The transport's own refusals (malformed requests, timeouts) get the API's JSON error body.
+        if let error = error as? HTTPTransportError { return APIError(error.status, error.code, error.description).response }
+        if let error = error as? JobQueueError, let refusal = apiError(for: error) { return refusal.response }
+        logger.error("storage error", metadata: ["error": "\(error)"])
+        return APIError(.unavailable, "storage_unavailable", "the job store is unavailable: \(error)").response
+    }
+
+    // MARK: - Handlers
+
+    private func handle(_ route: Route, _ request: HTTPRequest<JobsRequestBody>, owner: UUID?) throws -> HTTPResponse {
+        switch route {
+        case .health:
+            return json(.ok, ["status": "ok"])
+        case .ready:
+            do {
+                try backend.ping()
+                return json(.ok, ["status": "ready"])
+            } catch {
+                return APIError(.unavailable, "not_ready", "the database does not answer: \(error)").response
+            }
+        case .metrics:
+            let text = MetricsText.render(statusCounts: try backend.statusCounts(), counters: try backend.jobCounters(),
+                                          requests: counters.snapshot())
+            return HTTPResponse(status: .ok, contentType: "text/plain; version=0.0.4", bytes: Array(text.utf8))
+        case .openAPI:
+            return HTTPResponse(status: .ok, contentType: "application/yaml", bytes: Array(OpenAPIDocument.yaml.utf8))
+        case .submit:
+            return try submit(request, owner: owner)
+        case .list:
+            return try list(request.head.query, owner: owner)
+        case let .job(id):
+            guard let job = try backend.job(id: id, owner: owner) else { throw APIError.notFound("no job \(id.lowercased)") }
+            return json(.ok, try view(job))
+        case let .cancel(id):
+            guard let job = try backend.cancel(id: id, owner: owner) else { throw APIError.notFound("no job \(id.lowercased)") }
+            return json(.ok, try view(job))
+        case let .delete(id):
+            guard try backend.delete(id: id, owner: owner) else { throw APIError.notFound("no job \(id.lowercased)") }
+            return HTTPResponse(status: .noContent)
+        case let .resultTar(id):
+            let paths = try finishedResultPaths(id, owner: owner)
+            let backend = self.backend
+            var headers = HTTPHeaders()
+            headers.add(name: "Content-Type", value: "application/x-tar")
+            headers.add(name: "Content-Disposition", value: "attachment; filename=\"\(id.lowercased).tar\"")
+            return HTTPResponse(status: .ok, headers: headers, body: .stream { writer in
+                // One result in memory at a time; a result deleted meanwhile is skipped.
+                let archive = TarWriter(sink: { try writer.write([UInt8]($0)) })
+                for path in paths {
+                    guard let data = try backend.result(id: id, path: path) else { continue }
+                    try archive.addFile(path: path, contents: data)
+                }
+                try archive.finish()
+            })
+        case let .result(id, path):
+            let paths = try finishedResultPaths(id, owner: owner)
+            guard paths.contains(path), let data = try backend.result(id: id, path: path) else {
+                throw APIError.notFound("job \(id.lowercased) has no result '\(path)'")
+            }
+            return HTTPResponse(status: .ok, contentType: ResultFiles.contentType(of: path), bytes: Array(data))
+        }
+    }
+
+    /// The result paths of a succeeded job; 404 for an unknown job, 410 once retention deleted its results,
+    /// 409 with the status for any other.
+    private func finishedResultPaths(_ id: UUID, owner: UUID?) throws -> [String] {
+        guard let job = try backend.job(id: id, owner: owner) else { throw APIError.notFound("no job \(id.lowercased)") }
+        if let expired = job.resultsExpiredAt {
+            throw APIError(.gone, "results_expired",
+                           "the inputs and results of job \(id.lowercased) were deleted by retention at \(JobView.timestamp(expired))")
+        }
+        guard job.status == .succeeded else {
+            throw APIError(.conflict, "job_not_succeeded", "job \(id.lowercased) is \(job.status.rawValue); results exist once it has succeeded")
+        }
+        return try backend.resultPaths(id: id)
+    }
+
+    private func submit(_ request: HTTPRequest<JobsRequestBody>, owner: UUID?) throws -> HTTPResponse {
+        guard case let .form(form) = request.body else {
+            throw APIError.unprocessable("missing_frames", "the form needs 'left' and 'right' tar parts")
+        }
+        guard let left = form.files["left"], let right = form.files["right"] else {
+            throw APIError.unprocessable("missing_frames", "the form needs both 'left' and 'right' tar parts")
+        }
+        let key = request.head.headers["Idempotency-Key"]
+        if let key, key.isEmpty || key.utf8.count > 200 {
+            throw APIError.badRequest("Idempotency-Key must be 1 to 200 characters")
+        }
+        let parameters = try Self.parameters(form.fields, defaults: configuration)
+        let submission = JobSubmission(left: left.url, right: right.url, parameters: parameters, idempotencyKey: key,
+                                       payloadDigest: form.payloadDigest, frameLimits: configuration.frameLimits,
+                                       owner: owner, uploadBytes: form.bodyBytes)
+        let (job, created) = try backend.submit(submission)
+        var response = json(created ? .accepted : .ok, try view(job))
+        response.headers.add(name: "Location", value: "/jobs/\(job.id.lowercased)")
+        // The temp files live until here: `form` is released when this request's handler returns.
+        withExtendedLifetime(form) {}
+        return response
+    }
+
+    static func parameters(_ fields: [String: String], defaults: JobsAPIConfiguration) throws -> JobParameters {
+        func integer(_ name: String, _ fallback: Int) throws -> Int {
+            guard let text = fields[name] else { return fallback }
+            guard let value = Int(text.trimmingCharacters(in: .whitespaces)) else {
+                throw APIError.unprocessable("invalid_parameters", "\(name) must be an integer, got '\(text)'")
+            }
+            return value
+        }
+        func number(_ name: String) throws -> Double? {
+            guard let text = fields[name] else { return nil }
+            guard let value = Double(text.trimmingCharacters(in: .whitespaces)), value.isFinite else {
+                throw APIError.unprocessable("invalid_parameters", "\(name) must be a number, got '\(text)'")
+            }
+            return value
+        }
+        let parameters = JobParameters(iters: try integer("iters", defaults.defaultIters),
+                                       kernelSize: try integer("kernel_size", defaults.defaultKernelSize),
+                                       focalPx: try number("focal_px"), baselineM: try number("baseline_m"))
+        do {
+            try parameters.validate()
+        } catch {
+            throw APIError.unprocessable("invalid_parameters", error.message(for: .http))
+        }
+        return parameters
+    }
+
+    private func list(_ query: [String: String], owner: UUID?) throws -> HTTPResponse {
+        var status: JobStatus?
+        if let text = query["status"] {
+            guard let parsed = JobStatus(rawValue: text) else {
+                throw APIError.badRequest("status must be one of \(JobStatus.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            status = parsed
+        }
+        var limit = 50
+        if let text = query["limit"] {
+            guard let parsed = Int(text), (1...1000).contains(parsed) else { throw APIError.badRequest("limit must be 1 to 1000") }
+            limit = parsed
+        }
+        let (jobs, next) = try backend.list(status: status, limit: limit, after: query["cursor"], owner: owner)
+        return json(.ok, JobListView(jobs: try jobs.map { try view($0, withResults: false) }, nextCursor: next))
+    }
+
+    // MARK: - Views
+
+    private func view(_ job: JobSnapshot, withResults: Bool = true) throws -> JobView {
+        let base = "/jobs/\(job.id.lowercased)"
+        var results: [String]?
+        let available = job.status == .succeeded && job.resultsExpiredAt == nil
+        if available && withResults {
+            results = try backend.resultPaths(id: job.id).map { "\(base)/\($0)" }
+        }
+        return JobView(job: job, urls: JobView.URLs(job: base, cancel: "\(base)/cancel",
+                                                    resultTar: available ? "\(base)/result.tar" : nil,
+                                                    results: results))
+    }
+
+    private func json<T: Encodable>(_ status: HTTPStatus, _ value: T) -> HTTPResponse {
+        HTTPResponse(status: status, contentType: "application/json", bytes: JSON.encode(value))
+    }
+}
+
+extension UUID {
+    /// The lowercase form used in URLs and JSON.
+    var lowercased: String { uuidString.lowercased() }
+}
