@@ -122,8 +122,13 @@ public struct BoxKernel: Sendable {
     public let bias: [Float]         // [Cout], zeros when the layer has none
     public let outputs: Int, inputs: Int
     public let radius: (t: Int, y: Int, x: Int)
+    /// The same weights in Winograd's domain, for kernels with a 3x3 spatial part and channels enough to pay
+    /// for the transforms (`boxConvolution` then takes that path on frames large enough).
+    public let winograd: WinogradBoxKernel?
 
-    public init(weight: Tensor, bias: Tensor?) {
+    /// `winograd`: the tile of the Winograd path (by default the network's choice, `WinogradPolicy.box`), or nil
+    /// for the tap-shifted sgemms only.
+    public init(weight: Tensor, bias: Tensor?, winograd tile: WinogradTile? = WinogradPolicy.box) {
         precondition(weight.rank == 4 || weight.rank == 5, "BoxKernel: weight must be rank 4 or 5, got \(weight.shape)")
         let kernel = weight.rank == 4 ? [1] + Array(weight.shape[2...3]) : Array(weight.shape[2...4])
         precondition(kernel.allSatisfy { $0 % 2 == 1 }, "BoxKernel: kernel \(kernel) is not odd in every axis")
@@ -135,6 +140,11 @@ public struct BoxKernel: Sendable {
             precondition(b.count == cout, "BoxKernel: bias \(b.shape) for \(cout) outputs")
             return b.data
         } ?? [Float](repeating: 0, count: cout)
+        if let tile, radius.y == 1, radius.x == 1, WinogradPolicy.worthwhile(inputs: cin, outputs: cout, tiles: .max) {
+            winograd = WinogradBoxKernel(tile: tile, taps: taps, frameTaps: kernel[0])
+        } else {
+            winograd = nil
+        }
     }
 }
 
@@ -150,6 +160,13 @@ public func boxConvolution(_ inputs: [Tensor], _ kernel: BoxKernel, relu: Bool =
         return total + pc
     }
     precondition(cin == kernel.inputs, "boxConvolution: \(cin) input channels for a kernel of \(kernel.inputs)")
+    // Winograd where the frames hold tiles enough to amortise the transforms.
+    if let winograd = kernel.winograd {
+        let m = winograd.tile.outputs
+        if WinogradPolicy.worthwhile(inputs: cin, outputs: kernel.outputs, tiles: t * ((h + m - 1) / m) * ((w + m - 1) / m)) {
+            return winogradBoxConvolution(inputs, winograd, bias: kernel.bias, relu: relu)
+        }
+    }
     let layout = BoxLayout(frames: t, height: h, width: w, radius: kernel.radius)
     let cout = kernel.outputs
     var buffer = [Float](repeating: 0, count: cin * layout.channelStride)
@@ -170,10 +187,11 @@ public func boxConvolution(_ inputs: [Tensor], _ kernel: BoxKernel, relu: Bool =
     }
     buffer.withUnsafeBufferPointer { bb in
     grid.withUnsafeMutableBufferPointer { gb in
-    kernel.taps.data.withUnsafeBufferPointer { wb in
-        accumulateBoxConvolution(weights: wb.baseAddress!, outputs: cout, inputs: cin, layout: layout,
-                                 source: bb.baseAddress!, destination: gb.baseAddress!)
-    }}}
+        kernel.taps.data.withUnsafeBufferPointer { wb in
+            accumulateBoxConvolution(weights: wb.baseAddress!, outputs: cout, inputs: cin, layout: layout,
+                                     source: bb.baseAddress!, destination: gb.baseAddress!)
+        }
+    }}
     // The packed input is dead: released before the output exists, so that the three are never alive together
     // (for the flow head over 20 frames of 480x640: 220 MB less at the window's memory peak).
     buffer = []

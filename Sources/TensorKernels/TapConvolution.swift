@@ -95,9 +95,31 @@ public struct TapLayout: Equatable, Sendable {
 /// the grid `destination` (`outputs` channels, `destinationStride` floats apart).
 ///
 /// `weights` is [taps, outputs, inputs]: tap-major, so each tap's matrix is contiguous for sgemm.
+///
+/// Layers wide enough to pay for the transforms run by Winograd's F(m, 5) (`accumulateWinogradTapConvolution`,
+/// tiles `WinogradPolicy.line` and, along time, `WinogradPolicy.time`); the rest by one sgemm per tap.
 public func accumulateTapConvolution(weights: UnsafePointer<Float>, outputs: Int, inputs: Int, layout: TapLayout,
                                      source: UnsafePointer<Float>, sourceStride: Int,
                                      destination: UnsafeMutablePointer<Float>, destinationStride: Int) {
+    let tile = layout.axis == .time ? WinogradPolicy.time(frames: layout.frames, taps: 2 * layout.radius + 1)
+        : WinogradPolicy.line
+    if let tile, tile.taps == 2 * layout.radius + 1,
+       WinogradPolicy.worthwhile(inputs: inputs, outputs: outputs, tiles: layout.span / tile.outputs) {
+        precondition(sourceStride >= layout.channelStride && destinationStride >= layout.span,
+                     "accumulateTapConvolution: strides \(sourceStride), \(destinationStride) too small for \(layout)")
+        accumulateWinogradTapConvolution(tile: tile, weights: weights, outputs: outputs, inputs: inputs, layout: layout,
+                                         source: source, sourceStride: sourceStride,
+                                         destination: destination, destinationStride: destinationStride)
+        return
+    }
+    accumulateDirectTapConvolution(weights: weights, outputs: outputs, inputs: inputs, layout: layout, source: source,
+                                   sourceStride: sourceStride, destination: destination, destinationStride: destinationStride)
+}
+
+/// `accumulateTapConvolution` by one sgemm per tap, whatever the axis and size.
+public func accumulateDirectTapConvolution(weights: UnsafePointer<Float>, outputs: Int, inputs: Int, layout: TapLayout,
+                                           source: UnsafePointer<Float>, sourceStride: Int,
+                                           destination: UnsafeMutablePointer<Float>, destinationStride: Int) {
     precondition(sourceStride >= layout.channelStride && destinationStride >= layout.span,
                  "accumulateTapConvolution: strides \(sourceStride), \(destinationStride) too small for \(layout)")
     let r = layout.radius
