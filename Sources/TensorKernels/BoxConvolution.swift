@@ -140,7 +140,7 @@ public struct BoxKernel: Sendable {
             precondition(b.count == cout, "BoxKernel: bias \(b.shape) for \(cout) outputs")
             return b.data
         } ?? [Float](repeating: 0, count: cout)
-        if let tile, radius.y == 1, radius.x == 1, WinogradPolicy.worthwhile(inputs: cin, outputs: cout, tiles: .max) {
+        if let tile, radius.y == 1, radius.x == 1, WinogradPolicy.worthwhile(inputs: inputs, outputs: cout, tiles: .max) {
             winograd = WinogradBoxKernel(tile: tile, taps: taps, frameTaps: kernel[0])
         } else {
             winograd = nil
