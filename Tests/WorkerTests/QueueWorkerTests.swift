@@ -5,6 +5,7 @@
 import Foundation
 @testable import JobQueue
 import Logging
+import QueueTestSupport
 import TestSupport
 @testable import Worker
 import XCTest
