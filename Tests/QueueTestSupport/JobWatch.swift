@@ -84,6 +84,8 @@ public final class JobWatch {
         guard let handle, PQstatus(handle) == CONNECTION_OK else {
             throw JobWatchError(description: "cannot listen at \(url): \(errorMessage)")
         }
+        // The server's farewell on a restart would go to stderr as a notice; losing the session is expected.
+        PQsetNoticeProcessor(handle, { _, _ in }, nil)
         let result = PQexec(handle, "LISTEN \(channel)")
         defer { PQclear(result) }
         guard PQresultStatus(result) == PGRES_COMMAND_OK else {
