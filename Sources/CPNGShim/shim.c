@@ -128,6 +128,8 @@ int cpng_decoder_read_image(cpng_decoder *decoder, uint8_t *out, size_t out_size
     return 0;
 }
 
+size_t cpng_decoder_bytes_read(const cpng_decoder *decoder) { return decoder->position; }
+
 void cpng_decoder_destroy(cpng_decoder *decoder) {
     if (decoder == NULL) return;
     if (decoder->png != NULL) png_destroy_read_struct(&decoder->png, decoder->info != NULL ? &decoder->info : NULL, NULL);

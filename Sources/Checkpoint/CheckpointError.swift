@@ -36,7 +36,24 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable, Sendable
     /// An old serialization format that is recognised but not read.
     case unsupportedFormat(String)
 
+    /// One line whatever the file held: names taken from it (zip entries, pickle globals, tar paths) may carry
+    /// newlines and other control characters, which are shown escaped (found by fuzz/run).
     public var description: String {
+        var line = ""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\n": line += "\\n"
+            case "\r": line += "\\r"
+            case "\t": line += "\\t"
+            case _ where scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) || scalar == "\u{2028}" || scalar == "\u{2029}":
+                line += "\\u{" + String(scalar.value, radix: 16) + "}"
+            default: line.unicodeScalars.append(scalar)
+            }
+        }
+        return line
+    }
+
+    private var text: String {
         switch self {
         case let .io(path, reason): return "cannot read \(path): \(reason)"
         case let .truncated(what): return "the checkpoint is truncated: \(what)"

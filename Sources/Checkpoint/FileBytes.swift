@@ -13,7 +13,16 @@ import Darwin
 final class FileBytes: @unchecked Sendable {
     let base: UnsafeRawPointer
     let count: Int
-    private let mappedLength: Int  // 0 when the buffer is heap-owned
+    private let storage: Storage
+
+    /// Who releases `base`, and how.
+    private enum Storage {
+        case mapped(length: Int)
+        /// From `UnsafeMutableRawPointer.allocate`.
+        case allocated
+        /// From `malloc`/`realloc` (an inflated entry, grown as zlib produced it).
+        case malloced
+    }
 
     /// Maps the file at `url` read-only.
     init(mapping url: URL) throws {
@@ -31,7 +40,7 @@ final class FileBytes: @unchecked Sendable {
             // mmap refuses empty lengths; an empty file is simply zero bytes.
             base = UnsafeRawPointer(UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 16))
             count = 0
-            mappedLength = 0
+            storage = .allocated
             return
         }
         guard let address = mmap(nil, size, PROT_READ, MAP_PRIVATE, descriptor, 0), address != MAP_FAILED else {
@@ -39,7 +48,7 @@ final class FileBytes: @unchecked Sendable {
         }
         base = UnsafeRawPointer(address)
         count = size
-        mappedLength = size
+        storage = .mapped(length: size)
     }
 
     /// Copies `bytes` into a buffer this object owns.
@@ -48,21 +57,21 @@ final class FileBytes: @unchecked Sendable {
         _ = buffer.initializeMemory(as: UInt8.self, from: bytes)
         base = UnsafeRawPointer(buffer.baseAddress!)
         count = bytes.count
-        mappedLength = 0
+        storage = .allocated
     }
 
-    /// Takes ownership of `buffer` (allocated with `UnsafeMutableRawPointer.allocate`), holding `count` bytes.
-    init(owning buffer: UnsafeMutableRawPointer, count: Int) {
+    /// Takes ownership of `buffer` (from `malloc` or `realloc`), holding `count` bytes.
+    init(mallocked buffer: UnsafeMutableRawPointer, count: Int) {
         base = UnsafeRawPointer(buffer)
         self.count = count
-        mappedLength = 0
+        storage = .malloced
     }
 
     deinit {
-        if mappedLength > 0 {
-            munmap(UnsafeMutableRawPointer(mutating: base), mappedLength)
-        } else {
-            UnsafeMutableRawPointer(mutating: base).deallocate()
+        switch storage {
+        case let .mapped(length): munmap(UnsafeMutableRawPointer(mutating: base), length)
+        case .allocated: UnsafeMutableRawPointer(mutating: base).deallocate()
+        case .malloced: free(UnsafeMutableRawPointer(mutating: base))
         }
     }
 

@@ -63,6 +63,7 @@ enum LegacyFormat {
             let storage = try StateDict.bind(reference, to: region, bigEndian: bigEndian, entryName: "legacy storage \(reference.key)")
             entries.append((name, try CheckpointTensor(name: name, record: record, storage: storage)))
         }
+        try StateDict.checkViewTotals(entries)
         return StateDict(entries: entries)
     }
 }

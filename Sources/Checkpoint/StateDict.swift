@@ -67,7 +67,7 @@ public struct StateDict: @unchecked Sendable {
         let folder = String(pickleName.dropLast("data.pkl".count))
         var bigEndian = false
         if archive.entries[folder + "byteorder"] != nil {
-            let order = try archive.contents(of: folder + "byteorder")
+            let order = try archive.contents(of: folder + "byteorder", limit: 16)
             let text = String(decoding: order.bytes(0, order.count), as: UTF8.self)
             switch text {
             case "little": bigEndian = false
@@ -96,7 +96,46 @@ public struct StateDict: @unchecked Sendable {
             let storage = try bind(reference, to: region, bigEndian: bigEndian, entryName: entryName)
             entries.append((name, try CheckpointTensor(name: name, record: record, storage: storage)))
         }
+        try checkViewTotals(entries)
         return StateDict(entries: entries)
+    }
+
+    /// Values all views together may hold beyond the stored ones: a small allowance for expanded views
+    /// (`expand`, broadcast buffers) on top of four views of every stored value (tied weights share storages).
+    static let expandedValueAllowance = 1 << 26
+
+    /// Refuses views that multiply the stored values: a pickle of a few bytes per tensor can view one large
+    /// storage a hundred thousand times, and converting those views would need that many copies.
+    static func checkViewTotals(_ entries: [(name: String, tensor: CheckpointTensor)]) throws {
+        var stored = 0
+        var seen = Set<StorageKey>()
+        for (_, tensor) in entries where seen.insert(StorageKey(tensor.storage)).inserted {
+            stored += tensor.storage.elementCount
+        }
+        let limit = stored > (Int.max - expandedValueAllowance) / 4 ? Int.max : stored * 4 + expandedValueAllowance
+        var total = 0
+        for (name, tensor) in entries {
+            let (sum, sumOverflow) = total.addingReportingOverflow(tensor.count)
+            total = sum
+            guard !sumOverflow, total <= limit else {
+                throw CheckpointError.malformedTensor(
+                    name: name, reason: "the tensors up to this one view \(total) values of \(stored) stored; a state dict holds each stored value a few times at most")
+            }
+        }
+    }
+
+    /// A storage's identity: the bytes it starts at (storages are never cut from one another in the zip format,
+    /// and legacy views of one root start at different offsets).
+    private struct StorageKey: Hashable {
+        let owner: ObjectIdentifier
+        let offset: Int
+        let count: Int
+
+        init(_ storage: StorageBytes) {
+            owner = ObjectIdentifier(storage.region.owner)
+            offset = storage.region.offset
+            count = storage.elementCount
+        }
     }
 
     /// The storage a reference names, cut from the bytes of its root storage.

@@ -1,5 +1,10 @@
 // The zip container that torch.save writes (PKWARE APPNOTE): central directory, zip64, stored and deflate entries.
 import CZlib
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// One file of a zip archive, as its central directory describes it.
 struct ZipEntry {
@@ -12,15 +17,38 @@ struct ZipEntry {
     let localHeaderOffset: Int
 }
 
+/// The bytes an archive may still inflate, shared by every entry read from it.
+final class InflateBudget {
+    let limit: Int
+    private(set) var remaining: Int
+
+    init(limit: Int) {
+        self.limit = limit
+        remaining = limit
+    }
+
+    func spend(_ count: Int) { remaining -= min(count, remaining) }
+}
+
 /// A read-only zip archive over mapped bytes.
 ///
 /// Stored entries (what torch.save writes) are returned as windows into the mapping, without a copy;
-/// deflated entries are inflated into a buffer of their own.
+/// deflated entries are inflated into a buffer of their own. Every size the archive claims is checked against
+/// the file before anything is allocated, and what all deflated entries together may inflate to is capped
+/// (`inflateLimit`), so a forged or truthful zip bomb costs at most that much memory before it is refused.
 struct ZipArchive {
     let bytes: ByteRegion
     let entries: [String: ZipEntry]
     /// Entry names in central-directory order.
     let names: [String]
+    let budget: InflateBudget
+
+    /// What the deflated entries of an archive of `fileSize` bytes may inflate to in total: 16 times the file
+    /// (weights compress by a few percent, never that much), and never less than 64 MiB. torch.save stores its
+    /// entries, so a real checkpoint inflates only its small records.
+    static func defaultInflateLimit(fileSize: Int) -> Int {
+        max(64 << 20, fileSize.multipliedReportingOverflow(by: 16).overflow ? Int.max : fileSize * 16)
+    }
 
     static let localHeaderSignature: UInt64 = 0x0403_4B50
     static let centralHeaderSignature: UInt64 = 0x0201_4B50
@@ -28,8 +56,9 @@ struct ZipArchive {
     static let zip64EndSignature: UInt64 = 0x0606_4B50
     static let zip64LocatorSignature: UInt64 = 0x0706_4B50
 
-    init(_ bytes: ByteRegion) throws {
+    init(_ bytes: ByteRegion, inflateLimit: Int? = nil) throws {
         self.bytes = bytes
+        budget = InflateBudget(limit: inflateLimit ?? ZipArchive.defaultInflateLimit(fileSize: bytes.count))
         let end = try ZipArchive.findEndRecord(bytes)
         var entryCount = Int(bytes.littleEndian(end + 10, width: 2))
         var directorySize = Int(bytes.littleEndian(end + 12, width: 4))
@@ -51,6 +80,10 @@ struct ZipArchive {
             directoryOffset = try ZipArchive.size(bytes.littleEndian(record + 48, width: 8), "zip64 directory offset")
         }
         let directory = try bytes.slice(directoryOffset, directorySize, "central directory")
+        // Each record takes at least 46 bytes, so a count the directory cannot hold is refused before the loop.
+        guard entryCount <= directory.count / 46 else {
+            throw CheckpointError.malformedArchive("the directory claims \(entryCount) entries but its \(directory.count) bytes hold at most \(directory.count / 46)")
+        }
 
         var entries: [String: ZipEntry] = [:]
         var names: [String] = []
@@ -137,11 +170,18 @@ struct ZipArchive {
         _ = try bytes.slice(header, 30, "local header of \(entry.name)")
         let nameLength = Int(bytes.littleEndian(header + 26, width: 2))
         let extraLength = Int(bytes.littleEndian(header + 28, width: 2))
+        // Several directory records pointing at one local header is how overlapping zip bombs reuse one
+        // stream; the local header must name the entry the directory says it holds.
+        let localName = try bytes.slice(header + 30, nameLength, "local header of \(entry.name)")
+        guard localName.bytes(0, nameLength).elementsEqual(entry.name.utf8) else {
+            throw CheckpointError.malformedArchive("the local header at byte \(header) does not name \(entry.name)")
+        }
         return try bytes.slice(header + 30 + nameLength + extraLength, entry.compressedSize, "data of \(entry.name)")
     }
 
-    /// The contents of `entry`, checked against its CRC-32.
-    func contents(of entry: ZipEntry) throws -> ByteRegion {
+    /// The contents of `entry`, checked against its CRC-32. A deflated entry draws on the archive's inflate
+    /// budget; `limit` caps it further (for entries whose real size is known to be small).
+    func contents(of entry: ZipEntry, limit: Int = Int.max) throws -> ByteRegion {
         guard entry.flags & 0x0001 == 0 else { throw CheckpointError.unsupportedArchive("\(entry.name) is encrypted") }
         let raw = try rawBytes(of: entry)
         let data: ByteRegion
@@ -152,7 +192,17 @@ struct ZipArchive {
             }
             data = raw
         case 8:
+            // Refused on the claim alone, before any memory is taken.
+            guard entry.uncompressedSize <= limit else {
+                throw CheckpointError.corruptEntry(name: entry.name, reason: "claims \(entry.uncompressedSize) bytes; no checkpoint has this entry over \(limit)")
+            }
+            guard entry.uncompressedSize <= budget.remaining else {
+                throw CheckpointError.corruptEntry(
+                    name: entry.name,
+                    reason: "claims \(entry.uncompressedSize) bytes inflated, past what this \(bytes.count)-byte archive may inflate to (\(budget.limit) bytes in all)")
+            }
             data = try ZipArchive.inflate(raw, expected: entry.uncompressedSize, name: entry.name)
+            budget.spend(data.count)
         default:
             throw CheckpointError.unsupportedArchive("\(entry.name) uses compression method \(entry.method); only stored and deflate are read")
         }
@@ -163,9 +213,9 @@ struct ZipArchive {
         return data
     }
 
-    func contents(of name: String) throws -> ByteRegion {
+    func contents(of name: String, limit: Int = Int.max) throws -> ByteRegion {
         guard let entry = entries[name] else { throw CheckpointError.missingEntry(name) }
-        return try contents(of: entry)
+        return try contents(of: entry, limit: limit)
     }
 
     static func crc32(_ region: ByteRegion) -> UInt32 {
@@ -180,15 +230,23 @@ struct ZipArchive {
         return UInt32(truncatingIfNeeded: crc)
     }
 
-    /// Inflates a raw deflate stream into a new buffer of exactly `expected` bytes.
+    /// Inflates a raw deflate stream that must produce exactly `expected` bytes.
+    ///
+    /// The buffer grows with what zlib actually produces (starting near the compressed size), never past
+    /// `expected`: a directory that claims far more than the stream holds costs only what the stream holds,
+    /// and a stream that holds more than the claim is refused as soon as it passes it.
     static func inflate(_ raw: ByteRegion, expected: Int, name: String) throws -> ByteRegion {
-        // Deflate cannot expand by more than about 1032:1, so a larger claim is a damaged header, and refusing
-        // it keeps a forged size from allocating without bound.
-        guard expected <= raw.count * 1032 + 1024 else {
+        // Deflate cannot expand by more than about 1032:1, so a larger claim is a damaged header.
+        let (bound, overflow) = raw.count.multipliedReportingOverflow(by: 1032)
+        guard !overflow, expected <= bound + 1024 else {
             throw CheckpointError.corruptEntry(name: name, reason: "claims \(expected) bytes from \(raw.count) compressed")
         }
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(expected, 1), alignment: 16)
-        let output = FileBytes(owning: buffer, count: expected)
+        var capacity = min(expected, max(1 << 16, raw.count.multipliedReportingOverflow(by: 2).overflow ? expected : raw.count * 2))
+        guard var buffer = malloc(max(capacity, 1)) else {
+            throw CheckpointError.corruptEntry(name: name, reason: "cannot allocate \(capacity) bytes to inflate it")
+        }
+        var owned = true
+        defer { if owned { free(buffer) } }
         var stream = z_stream()
         guard inflateInit2_(&stream, -MAX_WBITS, zlibVersion(), Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
             throw CheckpointError.corruptEntry(name: name, reason: "zlib could not start inflating")
@@ -198,24 +256,51 @@ struct ZipArchive {
         var produced = 0
         var status = Z_OK
         while status == Z_OK {
+            if produced == capacity, capacity < expected {
+                // Doubling keeps the copies linear in what is produced.
+                let grown = min(expected, capacity.multipliedReportingOverflow(by: 2).overflow ? expected : capacity * 2)
+                guard let moved = realloc(buffer, grown) else {
+                    throw CheckpointError.corruptEntry(name: name, reason: "cannot allocate \(grown) bytes to inflate it")
+                }
+                buffer = moved
+                capacity = grown
+            }
             let inputChunk = min(raw.count - consumed, Int(UInt32.max))
-            let outputChunk = min(expected - produced, Int(UInt32.max))
             stream.next_in = UnsafeMutablePointer(mutating: (raw.pointer + consumed).assumingMemoryBound(to: Bytef.self))
             stream.avail_in = uInt(inputChunk)
+            if produced == expected {
+                // Full at the claimed size: one byte of scratch room tells the end of the stream (no output)
+                // from a stream that holds more than the directory says.
+                var scratch: Bytef = 0
+                status = withUnsafeMutablePointer(to: &scratch) { byte in
+                    stream.next_out = byte
+                    stream.avail_out = 1
+                    return CZlib.inflate(&stream, Z_NO_FLUSH)
+                }
+                if stream.avail_out == 0 {
+                    throw CheckpointError.corruptEntry(name: name, reason: "inflates past the \(expected) bytes the directory claims")
+                }
+                let used = inputChunk - Int(stream.avail_in)
+                consumed += used
+                if status == Z_OK, used == 0 { status = Z_BUF_ERROR }
+                continue
+            }
+            let outputChunk = min(capacity - produced, Int(UInt32.max))
             stream.next_out = (buffer + produced).assumingMemoryBound(to: Bytef.self)
             stream.avail_out = uInt(outputChunk)
             status = CZlib.inflate(&stream, Z_NO_FLUSH)
             consumed += inputChunk - Int(stream.avail_in)
             produced += outputChunk - Int(stream.avail_out)
             if status == Z_OK, inputChunk - Int(stream.avail_in) == 0, outputChunk - Int(stream.avail_out) == 0 {
-                status = Z_BUF_ERROR  // no progress: the stream wants more input or room than the entry has
+                status = Z_BUF_ERROR  // no progress: the stream wants more input than the entry has
             }
         }
         guard status == Z_STREAM_END, produced == expected else {
             let reason = status == Z_STREAM_END ? "inflates to \(produced) bytes, not \(expected)" : "deflate data is damaged (zlib status \(status))"
             throw CheckpointError.corruptEntry(name: name, reason: reason)
         }
-        return output.whole
+        owned = false
+        return FileBytes(mallocked: buffer, count: expected).whole
     }
 }
 

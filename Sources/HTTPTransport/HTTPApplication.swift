@@ -7,6 +7,9 @@ import Foundation
 public struct HTTPRequest<Body> {
     public var head: HTTPRequestHead
     public var body: Body
+    /// Whether the client has closed its connection, so that long work for it can stop; valid while the
+    /// handler runs. The server sets it; a request built elsewhere has a client that never leaves.
+    public var clientGone: @Sendable () -> Bool = { false }
 
     public init(head: HTTPRequestHead, body: Body) {
         self.head = head

@@ -403,7 +403,10 @@ public final class HTTPServer<Application: HTTPApplication>: @unchecked Sendable
                 let application = self.application
                 // The handler drops the request before writing the response, so whatever its body holds (an
                 // upload's temp files) is released by the time the client reads the answer.
-                let pending = PendingRequest(HTTPRequest(head: head, body: body))
+                var request = HTTPRequest(head: head, body: body)
+                let fd = connection.fd
+                request.clientGone = { Self.peerHasGone(fd) }
+                let pending = PendingRequest(request)
                 handlers.submit { [self] in
                     let response = application.respond(to: pending.take())
                     finish(connection, response: response)
@@ -502,6 +505,14 @@ public final class HTTPServer<Application: HTTPApplication>: @unchecked Sendable
         Glibc.close(connection.fd)
         connection.state = .closed
         events?(.closed(peer: connection.peer.description))
+    }
+
+    /// True once the peer has closed its side or reset the connection; bytes it sent are left unread.
+    static func peerHasGone(_ fd: Int32) -> Bool {
+        var byte: UInt8 = 0
+        let count = recv(fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
+        if count == 0 { return true }
+        return count < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR
     }
 }
 

@@ -48,6 +48,8 @@ public struct JobSubmission {
     public var owner: UUID? = nil
     /// The request body's size: what the key's daily upload allowance counts.
     public var uploadBytes: Int = 0
+    /// Whether the client has gone: validating and storing stop then, and nothing is queued.
+    public var clientGone: @Sendable () -> Bool = { false }
 }
 
 /// Storage behind the job routes. Implementations throw `APIError` for anything the client caused (bad frames,

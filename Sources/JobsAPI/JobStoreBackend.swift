@@ -1,10 +1,24 @@
 // The production `JobBackend`: PostgreSQL through JobQueue's `JobStore`, with frames validated before queueing.
 import Foundation
+import HTTPTransport
 import JobQueue
 
 /// Checks two uploaded tars and returns their frames unread, refusing bad uploads with an `APIError`.
 public protocol FrameLoader: Sendable {
     func loadFrames(left: URL, right: URL, limits: FrameLimits) throws -> UploadedFrames
+    /// The same, stopping (with an `APIError`) once `clientGone` says the client has left.
+    func loadFrames(left: URL, right: URL, limits: FrameLimits, clientGone: @escaping @Sendable () -> Bool) throws -> UploadedFrames
+}
+
+extension FrameLoader {
+    public func loadFrames(left: URL, right: URL, limits: FrameLimits, clientGone: @escaping @Sendable () -> Bool) throws -> UploadedFrames {
+        try loadFrames(left: left, right: right, limits: limits)
+    }
+}
+
+extension APIError {
+    /// For a client that closed its connection before its answer: nobody reads it (nginx logs such as 499).
+    static let clientGone = APIError(HTTPStatus(499, "Client Closed Request"), "client_gone", "the client closed the connection")
 }
 
 /// The checked frames of an upload, read from disk one pair per call so that a large upload is never held
@@ -26,12 +40,18 @@ public final class JobStoreBackend: JobBackend, @unchecked Sendable {
     }
 
     public func submit(_ submission: JobSubmission) throws -> (job: JobSnapshot, created: Bool) {
-        let frames = try loader.loadFrames(left: submission.left, right: submission.right, limits: submission.frameLimits)
+        let clientGone = submission.clientGone
+        let frames = try loader.loadFrames(left: submission.left, right: submission.right, limits: submission.frameLimits,
+                                           clientGone: clientGone)
+        // A client that leaves while its frames are stored rolls the enqueue back: no job is left behind.
         let (record, created) = try store.enqueue(parameters: submission.parameters, frameCount: frames.count,
                                                   idempotencyKey: submission.idempotencyKey,
                                                   payloadDigest: submission.payloadDigest, owner: submission.owner,
                                                   uploadBytes: submission.uploadBytes,
-                                                  frame: frames.frame(at:))
+                                                  frame: { index in
+                                                      if clientGone() { throw APIError.clientGone }
+                                                      return try frames.frame(at: index)
+                                                  })
         return (Self.snapshot(record), created)
     }
 

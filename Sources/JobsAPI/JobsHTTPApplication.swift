@@ -322,9 +322,10 @@ public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
             throw APIError.badRequest("Idempotency-Key must be 1 to 200 characters")
         }
         let parameters = try Self.parameters(form.fields, defaults: configuration)
-        let submission = JobSubmission(left: left.url, right: right.url, parameters: parameters, idempotencyKey: key,
+        var submission = JobSubmission(left: left.url, right: right.url, parameters: parameters, idempotencyKey: key,
                                        payloadDigest: form.payloadDigest, frameLimits: configuration.frameLimits,
                                        owner: owner, uploadBytes: form.bodyBytes)
+        submission.clientGone = request.clientGone
         let (job, created) = try backend.submit(submission)
         var response = json(created ? .accepted : .ok, try view(job))
         response.headers.add(name: "Location", value: "/jobs/\(job.id.lowercased)")

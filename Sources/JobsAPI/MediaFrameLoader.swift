@@ -9,13 +9,29 @@ import Media
 /// keeping names and sizes only; the pair checks are those of `StereoSequence`. The frames' bytes are read
 /// back from the tars when the job is stored, one pair at a time, so memory stays flat whatever the upload.
 public struct MediaFrameLoader: FrameLoader {
-    public init() {}
+    /// What the two archives may inflate to together: the upload limit, so that a tar.gz may carry no more than
+    /// an uncompressed upload could. Inflated bytes are counted as they come out and the scan stops once the
+    /// limit is passed; a tar.gz that inflates a hundredfold is refused sooner (`SequenceLimits`).
+    public var maxInflatedBytes: Int
+
+    public init(maxInflatedBytes: Int = 4 << 30) {
+        self.maxInflatedBytes = maxInflatedBytes
+    }
 
     public func loadFrames(left: URL, right: URL, limits: FrameLimits) throws -> UploadedFrames {
-        let sequenceLimits = SequenceLimits(maxFrames: limits.maxFrames, maxPixelsPerFrame: limits.maxPixelsPerFrame)
+        try loadFrames(left: left, right: right, limits: limits, clientGone: { false })
+    }
+
+    /// Each side is scanned entry by entry, asking `clientGone` before each: a client that has left costs
+    /// no more decoding.
+    public func loadFrames(left: URL, right: URL, limits: FrameLimits,
+                           clientGone: @escaping @Sendable () -> Bool) throws -> UploadedFrames {
+        var sequenceLimits = SequenceLimits(maxFrames: limits.maxFrames, maxPixelsPerFrame: limits.maxPixelsPerFrame,
+                                            maxArchiveBytes: maxInflatedBytes)
         do {
-            let leftSide = try FrameCatalog.scan(left, limits: sequenceLimits)
-            let rightSide = try FrameCatalog.scan(right, limits: sequenceLimits)
+            let leftSide = try FrameCatalog.scan(left, limits: sequenceLimits, shouldStop: clientGone)
+            sequenceLimits.maxArchiveBytes = max(0, maxInflatedBytes - leftSide.archiveBytes)
+            let rightSide = try FrameCatalog.scan(right, limits: sequenceLimits, shouldStop: clientGone)
             guard leftSide.count == rightSide.count else {
                 throw MediaError.frameCountMismatch(left: leftSide.count, right: rightSide.count)
             }
@@ -62,6 +78,8 @@ public struct MediaFrameLoader: FrameLoader {
         case .tooManyFrames: return APIError(.payloadTooLarge, "too_many_frames", message)
         case .imageTooLarge: return APIError(.payloadTooLarge, "frame_too_large", message)
         case .fileTooLarge: return APIError(.payloadTooLarge, "file_too_large", message)
+        case .inflatedTooLarge: return APIError(.payloadTooLarge, "inflated_too_large", message)
+        case .compressionRatioTooHigh: return APIError(.payloadTooLarge, "compression_ratio_too_high", message)
         case .frameCountMismatch: return .unprocessable("frame_count_mismatch", message)
         case .frameSizeMismatch, .inconsistentFrameSize: return .unprocessable("frame_size_mismatch", message)
         case .noFrames: return .unprocessable("missing_frames", message)
@@ -69,6 +87,7 @@ public struct MediaFrameLoader: FrameLoader {
         case .badTar, .unsafeTarPath, .badGzip: return .unprocessable("invalid_tar", message)
         case .duplicateFrame: return .unprocessable("duplicate_frame", message)
         case .unreadable: return APIError(.internalError, "upload_storage", message)
+        case .stopped: return .clientGone
         default: return .unprocessable("invalid_frames", message)
         }
     }

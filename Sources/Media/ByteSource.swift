@@ -52,10 +52,20 @@ final class DataByteSource: ByteSource {
 }
 
 /// Inflates a gzip stream (several concatenated members allowed) as it is read, through zlib.
+///
+/// What comes out is counted as it is produced: past `maxOutputBytes`, or past `maxRatio` times the compressed
+/// bytes taken in once `ratioFloor` bytes have come out, the next read throws instead of inflating further.
 final class GzipByteSource: ByteSource {
     private let upstream: ByteSource
     private let archive: String
     private var stream = z_stream()
+    var maxOutputBytes = Int.max
+    var maxRatio = Int.max
+    /// Small archives (a few frames and their tar headers) may compress well; ratios are judged past this.
+    var ratioFloor = 16 << 20
+    /// Bytes inflated and compressed bytes consumed, over every member.
+    private(set) var produced = 0
+    private(set) var consumed = 0
     // zlib keeps a pointer to its pending input between calls, so the input lives in memory this object owns.
     private let input: UnsafeMutablePointer<UInt8>
     private let inputCapacity = 1 << 16
@@ -91,8 +101,15 @@ final class GzipByteSource: ByteSource {
     }
 
     func read(upTo maxCount: Int) throws -> [UInt8] {
+        if produced > maxOutputBytes { throw MediaError.inflatedTooLarge(archive: archive, limit: maxOutputBytes) }
+        if produced > ratioFloor, produced / max(consumed, 1) >= maxRatio {
+            throw MediaError.compressionRatioTooHigh(archive: archive, inflated: produced, compressed: consumed, limit: maxRatio)
+        }
+        // Never more than one byte past the limit, so passing it is seen without inflating further.
+        let maxCount = min(maxCount, maxOutputBytes == Int.max ? Int.max : max(1, maxOutputBytes - produced + 1))
         var output = [UInt8](repeating: 0, count: maxCount)
         var produced = 0
+        defer { self.produced += produced }
         while produced == 0 && !finished {
             guard try refill() else {
                 throw MediaError.badGzip(archive: archive, reason: "the compressed stream is truncated")
@@ -100,7 +117,9 @@ final class GzipByteSource: ByteSource {
             let status: Int32 = output.withUnsafeMutableBufferPointer { buffer in
                 stream.next_out = buffer.baseAddress! + produced
                 stream.avail_out = UInt32(maxCount - produced)
+                let inputBefore = Int(stream.avail_in)
                 let status = inflate(&stream, Z_NO_FLUSH)
+                consumed += inputBefore - Int(stream.avail_in)
                 produced = maxCount - Int(stream.avail_out)
                 return status
             }

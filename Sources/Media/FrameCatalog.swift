@@ -1,5 +1,6 @@
 // One side of an uploaded stereo video checked without being kept: each frame is decoded once and dropped,
-// and its bytes are read back later, one frame at a time, from where they lie in the archive.
+// and its bytes are read back later, one frame at a time, from where they lie in the archive (or, for a
+// tar.gz, from the copy of its frames made while it was inflated for the scan).
 import Foundation
 
 /// The frames of one tar / tar.gz archive, checked exactly as `FrameSet.load` checks them (every PNG decoded,
@@ -16,14 +17,21 @@ public struct FrameCatalog: Sendable {
     public let height: Int
     /// Entries that were skipped, one line each.
     public let warnings: [String]
-    /// Byte range of each frame's PNG in the uncompressed tar stream, in `fileNames` order.
+    /// Byte range of each frame's PNG (through its IEND chunk), in `fileNames` order: in the tar itself, or in
+    /// `store` for a compressed archive.
     let locations: [Range<Int>]
     let isCompressed: Bool
+    /// A compressed archive's frames, copied out while it was inflated for the scan.
+    let store: FrameStore?
+    /// Bytes of the uncompressed archive the scan read: what a tar.gz inflated to.
+    public let archiveBytes: Int
 
     public var count: Int { fileNames.count }
 
     /// Decodes and checks every frame of a tar or tar.gz archive. Folders are refused: uploads are archives.
-    public static func scan(_ url: URL, limits: SequenceLimits = .init()) throws -> FrameCatalog {
+    /// `shouldStop` is asked before each entry; when it says yes the scan ends with `MediaError.stopped` (the
+    /// server passes whether the client that uploaded the archive is still there).
+    public static func scan(_ url: URL, limits: SequenceLimits = .init(), shouldStop: () -> Bool = { false }) throws -> FrameCatalog {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
             throw MediaError.unreadable(path: url.path, reason: "no such file or directory")
@@ -32,56 +40,83 @@ public struct FrameCatalog: Sendable {
             throw MediaError.invalidArgument("\(url.path) is a folder; a frame catalog reads tar archives")
         }
         let reader = try TarReader(url: url)
+        let store = reader.isCompressed ? try FrameStore(beside: url) : nil
         var collector = FrameSet.Collector(source: url.lastPathComponent, limits: limits, keepImages: false)
-        try collector.readArchive(reader)
+        try collector.readArchive(reader, store: store, shouldStop: shouldStop)
+        try store?.finishWriting()
         let (frames, names) = try collector.checked()
         return FrameCatalog(source: collector.source, url: url, fileNames: frames.map(\.fileName), names: names,
                             width: frames[0].width, height: frames[0].height, warnings: collector.warnings,
                             locations: frames.map { $0.location! },  // set for every archive entry
-                            isCompressed: reader.isCompressed)
+                            isCompressed: reader.isCompressed, store: store, archiveBytes: reader.bytesRead)
     }
 
-    /// A reader of the frames' PNG bytes. A compressed archive is first inflated to a hidden file beside it
-    /// (deleted with the reader), so frames can be fetched in any order without re-inflating.
+    /// A reader of the frames' PNG bytes, in any order, one at a time.
     public func openContents() throws -> FrameContents {
         try FrameContents(catalog: self)
     }
 }
 
-/// Reads one frame's PNG bytes at a time from a scanned archive, by seeking to where the scan found it;
-/// the archive's entry order does not matter and nothing but the requested frame is held.
+/// A hidden file beside a compressed archive holding its frames' PNGs one after another, written during the
+/// scan and deleted with the last catalog or reader that uses it. The archive is inflated once, and what
+/// lies on disk is the frames themselves: not the tar, and nothing after a PNG's IEND.
+final class FrameStore: @unchecked Sendable {
+    let url: URL
+    private var handle: FileHandle?
+    private var size = 0
+
+    init(beside archive: URL) throws {
+        url = archive.deletingLastPathComponent()
+            .appendingPathComponent(".\(archive.lastPathComponent).\(UUID().uuidString).frames")
+        guard FileManager.default.createFile(atPath: url.path, contents: nil, attributes: [.posixPermissions: 0o600]),
+              let handle = FileHandle(forWritingAtPath: url.path) else {
+            throw MediaError.unreadable(path: url.path, reason: "cannot create the frame store beside the archive")
+        }
+        self.handle = handle
+    }
+
+    /// Appends one frame's bytes and returns where they are.
+    func append(_ bytes: Data) throws -> Range<Int> {
+        guard let handle else { preconditionFailure("the frame store is closed for writing") }
+        do {
+            try handle.write(contentsOf: bytes)
+        } catch {
+            throw MediaError.unreadable(path: url.path, reason: error.localizedDescription)
+        }
+        defer { size += bytes.count }
+        return size..<(size + bytes.count)
+    }
+
+    func finishWriting() throws {
+        do { try handle?.close() } catch { throw MediaError.unreadable(path: url.path, reason: error.localizedDescription) }
+        handle = nil
+    }
+
+    deinit {
+        try? handle?.close()
+        try? FileManager.default.removeItem(at: url)
+    }
+}
+
+/// Reads one frame's PNG bytes at a time from a scanned archive (or its frame store), by seeking to where the
+/// scan found it; the archive's entry order does not matter and nothing but the requested frame is held.
 public final class FrameContents {
     private let catalog: FrameCatalog
     private let handle: FileHandle
     private let path: String
-    /// The inflated copy of a compressed archive, removed in `deinit`.
-    private let temporaryFile: URL?
 
     init(catalog: FrameCatalog) throws {
         self.catalog = catalog
-        var file = catalog.url
-        if catalog.isCompressed {
-            let inflated = catalog.url.deletingLastPathComponent()
-                .appendingPathComponent(".\(catalog.url.lastPathComponent).\(UUID().uuidString).tar")
-            try Self.inflate(catalog.url, to: inflated, upTo: catalog.locations.map(\.upperBound).max() ?? 0)
-            file = inflated
-            temporaryFile = inflated
-        } else {
-            temporaryFile = nil
-        }
+        let file = catalog.store?.url ?? catalog.url
         path = file.path
         do {
             handle = try FileHandle(forReadingFrom: file)
         } catch {
-            if let temporaryFile { try? FileManager.default.removeItem(at: temporaryFile) }
             throw MediaError.unreadable(path: file.path, reason: error.localizedDescription)
         }
     }
 
-    deinit {
-        try? handle.close()
-        if let temporaryFile { try? FileManager.default.removeItem(at: temporaryFile) }
-    }
+    deinit { try? handle.close() }
 
     /// The PNG bytes of frame `index` (in the catalog's time order).
     public func data(at index: Int) throws -> Data {
@@ -99,30 +134,5 @@ public final class FrameContents {
             throw MediaError.badTar(archive: catalog.source, reason: "changed while it was being read (\(catalog.fileNames[index]) is cut short)")
         }
         return data
-    }
-
-    /// Writes the first `limit` inflated bytes of a gzip file to `target`, 64 KiB at a time.
-    private static func inflate(_ url: URL, to target: URL, upTo limit: Int) throws {
-        let source = try GzipByteSource(upstream: FileByteSource(url: url), archive: url.lastPathComponent)
-        guard FileManager.default.createFile(atPath: target.path, contents: nil) else {
-            throw MediaError.unreadable(path: target.path, reason: "cannot create the inflated copy")
-        }
-        do {
-            let output = try FileHandle(forWritingTo: target)
-            defer { try? output.close() }
-            var written = 0
-            while written < limit {
-                let chunk = try source.read(upTo: min(1 << 16, limit - written))
-                if chunk.isEmpty { break }
-                try output.write(contentsOf: chunk)
-                written += chunk.count
-            }
-        } catch let error as MediaError {
-            try? FileManager.default.removeItem(at: target)
-            throw error
-        } catch {
-            try? FileManager.default.removeItem(at: target)
-            throw MediaError.unreadable(path: target.path, reason: error.localizedDescription)
-        }
     }
 }

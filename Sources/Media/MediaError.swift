@@ -21,6 +21,11 @@ public enum MediaError: Error, CustomStringConvertible, Equatable, Sendable {
     case badGzip(archive: String, reason: String)
     /// A file is larger than the caller allows.
     case fileTooLarge(file: String, size: Int, limit: Int)
+    /// A compressed archive inflates to more than the caller allows; reading stopped at the limit.
+    case inflatedTooLarge(archive: String, limit: Int)
+    /// A compressed archive inflates to over `limit` times the compressed bytes it took (a decompression bomb):
+    /// `inflated` bytes had come out of `compressed` when reading stopped.
+    case compressionRatioTooHigh(archive: String, inflated: Int, compressed: Int, limit: Int)
     /// A directory or archive holds no PNG frames.
     case noFrames(source: String)
     /// More frames than the caller allows.
@@ -34,6 +39,8 @@ public enum MediaError: Error, CustomStringConvertible, Equatable, Sendable {
     case frameCountMismatch(left: Int, right: Int)
     /// A left frame and its right partner differ in size.
     case frameSizeMismatch(frame: String, leftWidth: Int, leftHeight: Int, rightWidth: Int, rightHeight: Int)
+    /// The caller asked reading to stop (the client that sent the archive went away).
+    case stopped(source: String)
     /// Arguments to an encoder or to `ResultFiles.make` that do not fit together.
     case invalidArgument(String)
     /// An error about a particular file: the frame, the tar entry or the path named first.
@@ -45,7 +52,24 @@ public enum MediaError: Error, CustomStringConvertible, Equatable, Sendable {
         return self
     }
 
+    /// One line whatever the file held: names taken from it (zip entries, pickle globals, tar paths) may carry
+    /// newlines and other control characters, which are shown escaped (found by fuzz/run).
     public var description: String {
+        var line = ""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\n": line += "\\n"
+            case "\r": line += "\\r"
+            case "\t": line += "\\t"
+            case _ where scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) || scalar == "\u{2028}" || scalar == "\u{2029}":
+                line += "\\u{" + String(scalar.value, radix: 16) + "}"
+            default: line.unicodeScalars.append(scalar)
+            }
+        }
+        return line
+    }
+
+    private var text: String {
         switch self {
         case .notPNG:
             return "not a PNG file (bad signature)"
@@ -65,6 +89,10 @@ public enum MediaError: Error, CustomStringConvertible, Equatable, Sendable {
             return "bad gzip stream in \(archive): \(reason)"
         case let .fileTooLarge(file, size, limit):
             return "\(file) is \(size) bytes, over the limit of \(limit)"
+        case let .inflatedTooLarge(archive, limit):
+            return "\(archive) inflates to more than the limit of \(limit) bytes"
+        case let .compressionRatioTooHigh(archive, inflated, compressed, limit):
+            return "\(archive) inflates to more than \(limit) times its compressed size (\(inflated) bytes from \(compressed)); frames compress far less"
         case let .noFrames(source):
             return "no PNG frames in \(source)"
         case let .tooManyFrames(source, limit):
@@ -77,6 +105,8 @@ public enum MediaError: Error, CustomStringConvertible, Equatable, Sendable {
             return "left has \(left) frames, right has \(right)"
         case let .frameSizeMismatch(frame, leftWidth, leftHeight, rightWidth, rightHeight):
             return "frame \(frame): left is \(leftWidth)x\(leftHeight), right is \(rightWidth)x\(rightHeight)"
+        case let .stopped(source):
+            return "reading \(source) was stopped before its end"
         case let .invalidArgument(message):
             return message
         case let .inFile(file, inner):

@@ -65,46 +65,58 @@ public enum PNG {
     /// Decodes any supported PNG to 8-bit RGB: 16-bit samples become round(v / 257), gray is replicated to the
     /// three channels, alpha is dropped (not composited).
     public static func decodeRGB(_ data: Data, maxPixels: Int = defaultMaxPixels) throws -> RGBImage {
+        try decodeRGBMeasuringLength(data, maxPixels: maxPixels).image
+    }
+
+    /// `decodeRGB`, and the length of the PNG itself: the bytes through its IEND chunk. Anything after IEND
+    /// (zeros a hostile upload pads each frame with, say) is not part of the image and need not be kept.
+    public static func decodeRGBMeasuringLength(_ data: Data, maxPixels: Int = defaultMaxPixels) throws -> (image: RGBImage, length: Int) {
         try withDecoder(data, maxPixels: maxPixels) { decoder in
-            let info = decoder.info
-            let width = Int(info.width), height = Int(info.height), channels = Int(info.channels)
-            let pixelCount = width * height
-            if channels == 3 && info.bit_depth == 8 {
-                // The common case (8-bit RGB frames): libpng writes straight into the image's storage.
-                let pixels = try [UInt8](unsafeUninitializedCapacity: pixelCount * 3) { buffer, initialized in
-                    try decoder.read(into: UnsafeMutableRawBufferPointer(buffer))
-                    initialized = pixelCount * 3
-                }
-                return RGBImage(width: width, height: height, pixels: pixels)
-            }
-            let sampleBytes = info.bit_depth == 16 ? 2 : 1
-            let raw = try [UInt8](unsafeUninitializedCapacity: pixelCount * channels * sampleBytes) { buffer, initialized in
+            let image = try decodeRGB(decoder)
+            return (image, cpng_decoder_bytes_read(decoder.handle))
+        }
+    }
+
+    /// The RGB conversion of `decodeRGB`, on a decoder whose header has been read.
+    private static func decodeRGB(_ decoder: Decoder) throws -> RGBImage {
+        let info = decoder.info
+        let width = Int(info.width), height = Int(info.height), channels = Int(info.channels)
+        let pixelCount = width * height
+        if channels == 3 && info.bit_depth == 8 {
+            // The common case (8-bit RGB frames): libpng writes straight into the image's storage.
+            let pixels = try [UInt8](unsafeUninitializedCapacity: pixelCount * 3) { buffer, initialized in
                 try decoder.read(into: UnsafeMutableRawBufferPointer(buffer))
-                initialized = buffer.count
-            }
-            var pixels = [UInt8](repeating: 0, count: pixelCount * 3)
-            raw.withUnsafeBytes { source in
-                pixels.withUnsafeMutableBufferPointer { target in
-                    // Gray (1, 2 channels) feeds all three outputs from channel 0; colour takes channels 0, 1, 2.
-                    let offsets = channels < 3 ? [0, 0, 0] : [0, 1, 2]
-                    for pixel in 0..<pixelCount {
-                        for c in 0..<3 {
-                            let sample = pixel * channels + offsets[c]
-                            // sample < pixelCount * channels, inside the decoded rows.
-                            let value: UInt8
-                            if sampleBytes == 2 {
-                                let wide = UInt32(source.loadUnaligned(fromByteOffset: sample * 2, as: UInt16.self))
-                                value = UInt8((wide + 128) / 257)  // round(v / 257); v / 257 is never k + 0.5
-                            } else {
-                                value = source[sample]
-                            }
-                            target[pixel * 3 + c] = value
-                        }
-                    }
-                }
+                initialized = pixelCount * 3
             }
             return RGBImage(width: width, height: height, pixels: pixels)
         }
+        let sampleBytes = info.bit_depth == 16 ? 2 : 1
+        let raw = try [UInt8](unsafeUninitializedCapacity: pixelCount * channels * sampleBytes) { buffer, initialized in
+            try decoder.read(into: UnsafeMutableRawBufferPointer(buffer))
+            initialized = buffer.count
+        }
+        var pixels = [UInt8](repeating: 0, count: pixelCount * 3)
+        raw.withUnsafeBytes { source in
+            pixels.withUnsafeMutableBufferPointer { target in
+                // Gray (1, 2 channels) feeds all three outputs from channel 0; colour takes channels 0, 1, 2.
+                let offsets = channels < 3 ? [0, 0, 0] : [0, 1, 2]
+                for pixel in 0..<pixelCount {
+                    for c in 0..<3 {
+                        let sample = pixel * channels + offsets[c]
+                        // sample < pixelCount * channels, inside the decoded rows.
+                        let value: UInt8
+                        if sampleBytes == 2 {
+                            let wide = UInt32(source.loadUnaligned(fromByteOffset: sample * 2, as: UInt16.self))
+                            value = UInt8((wide + 128) / 257)  // round(v / 257); v / 257 is never k + 0.5
+                        } else {
+                            value = source[sample]
+                        }
+                        target[pixel * 3 + c] = value
+                    }
+                }
+            }
+        }
+        return RGBImage(width: width, height: height, pixels: pixels)
     }
 
     /// Encodes an 8-bit RGB image.

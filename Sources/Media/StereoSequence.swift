@@ -9,15 +9,20 @@ public struct SequenceLimits: Equatable, Sendable {
     public var maxPixelsPerFrame: Int
     /// Size of one frame file (compressed), checked before it is read.
     public var maxFileBytes: Int
-    /// Size of a whole tar archive once uncompressed, checked at each entry's header.
+    /// Size of a whole tar archive once uncompressed, checked at each entry's header and, for a tar.gz, as
+    /// it inflates.
     public var maxArchiveBytes: Int
+    /// Inflated bytes per compressed byte a tar.gz may reach (judged once 16 MiB have come out). PNG frames
+    /// are compressed already, so a tar of them gzips by a few percent; a hundredfold is a decompression bomb.
+    public var maxCompressionRatio: Int
 
     public init(maxFrames: Int = 10_000, maxPixelsPerFrame: Int = PNG.defaultMaxPixels, maxFileBytes: Int = 256 << 20,
-                maxArchiveBytes: Int = 64 << 30) {
+                maxArchiveBytes: Int = 64 << 30, maxCompressionRatio: Int = 100) {
         self.maxFrames = maxFrames
         self.maxPixelsPerFrame = maxPixelsPerFrame
         self.maxFileBytes = maxFileBytes
         self.maxArchiveBytes = maxArchiveBytes
+        self.maxCompressionRatio = maxCompressionRatio
     }
 }
 
@@ -88,18 +93,23 @@ public struct FrameSet: Sendable {
             return nil
         }
 
-        mutating func add(fileName: String, display: String, location: Range<Int>? = nil, data: () throws -> Data) throws {
+        /// Decodes one frame. `place` is told the frame's bytes and the length of the PNG in them (the bytes
+        /// through IEND; anything after is dropped) and says where the frame is kept.
+        mutating func add(fileName: String, display: String, data: () throws -> Data,
+                          place: ((Data, Int) throws -> Range<Int>)? = nil) throws {
             guard frames.count < limits.maxFrames else {
                 throw MediaError.tooManyFrames(source: source, limit: limits.maxFrames)
             }
             do {
-                let image = try PNG.decodeRGB(data(), maxPixels: limits.maxPixelsPerFrame)
+                let bytes = try data()
+                let (image, length) = try PNG.decodeRGBMeasuringLength(bytes, maxPixels: limits.maxPixelsPerFrame)
+                let location = try place?(bytes, length)
                 frames.append(Frame(fileName: fileName, width: image.width, height: image.height,
                                     image: keepImages ? image : nil, location: location))
             } catch let error as MediaError {
                 // Name the frame unless the error already does (a tar entry's size, a truncated archive).
                 switch error {
-                case .badTar, .fileTooLarge, .unreadable: throw error
+                case .badTar, .badGzip, .fileTooLarge, .inflatedTooLarge, .compressionRatioTooHigh, .unreadable: throw error
                 default: throw MediaError.inFile(display, error)
                 }
             }
@@ -145,9 +155,14 @@ public struct FrameSet: Sendable {
             }
         }
 
-        mutating func readArchive(_ reader: TarReader) throws {
+        /// Reads every frame of an archive. With a `store`, each frame's PNG is copied into it as it is found
+        /// (a compressed archive, inflated once); without, a frame is located where it lies in the archive.
+        /// `shouldStop` is asked before each entry.
+        mutating func readArchive(_ reader: TarReader, store: FrameStore? = nil, shouldStop: () -> Bool = { false }) throws {
             reader.maxArchiveBytes = limits.maxArchiveBytes
+            reader.maxCompressionRatio = limits.maxCompressionRatio
             while let entry = try reader.next() {
+                if shouldStop() { throw MediaError.stopped(source: reader.archiveName) }
                 let display = "\(entry.path) in \(reader.archiveName)"
                 switch entry.kind {
                 case .file:
@@ -172,10 +187,12 @@ public struct FrameSet: Sendable {
                     continue
                 }
                 let maxBytes = limits.maxFileBytes
-                let location = reader.contentOffset..<(reader.contentOffset + entry.size)
-                try add(fileName: entry.fileName, display: display, location: location) {
-                    try reader.readContents(maxBytes: maxBytes)
-                }
+                let offset = reader.contentOffset
+                try add(fileName: entry.fileName, display: display, data: { try reader.readContents(maxBytes: maxBytes) },
+                        place: { bytes, length in
+                            if let store { return try store.append(bytes.prefix(length)) }
+                            return offset..<(offset + length)
+                        })
             }
         }
 

@@ -48,8 +48,29 @@ public final class TarReader {
     public private(set) var contentOffset = 0
 
     /// The most bytes the (uncompressed) archive may span; an entry announcing more is refused at its header,
-    /// before anything is read, so a gzip bomb cannot keep the reader busy.
-    public var maxArchiveBytes = Int.max
+    /// before anything is read, so a gzip bomb cannot keep the reader busy. A compressed archive is also cut
+    /// off as it inflates, a read-ahead past this (`inflatedTooLarge`), whatever its headers say.
+    public var maxArchiveBytes = Int.max {
+        didSet {
+            gzip?.maxOutputBytes = maxArchiveBytes > Int.max - Self.readAhead ? Int.max : maxArchiveBytes + Self.readAhead
+        }
+    }
+
+    /// The most a compressed archive may inflate to per compressed byte (judged once 16 MiB have come out);
+    /// more is refused with `compressionRatioTooHigh`. PNG frames are compressed already, so a tar of them
+    /// gzips by a few percent, tar headers and padding aside.
+    public var maxCompressionRatio = Int.max {
+        didSet { gzip?.maxRatio = maxCompressionRatio }
+    }
+
+    /// How far the buffered reader may inflate beyond what the archive uses (one chunk and the end blocks).
+    static let readAhead = (1 << 16) + 2 * TarHeader.blockSize
+
+    /// The inflating source of a compressed archive, for its limits and counts.
+    private let gzip: GzipByteSource?
+
+    /// Bytes of the uncompressed archive read so far (the inflated stream for a compressed one).
+    public var bytesRead: Int { reader.offset }
 
     /// Metadata entries (long names, pax records) are read into memory; anything larger is surely not metadata.
     static let maxMetadataBytes = 1 << 20
@@ -69,10 +90,14 @@ public final class TarReader {
         let raw = ByteReader(source)
         let magic = try raw.peek(6)
         if magic.starts(with: [0x1F, 0x8B]) {
-            reader = ByteReader(try GzipByteSource(upstream: RawReaderSource(raw), archive: name))
+            let source = try GzipByteSource(upstream: RawReaderSource(raw), archive: name)
+            gzip = source
+            reader = ByteReader(source)
             isCompressed = true
             return
-        } else if magic.starts(with: Array("BZh".utf8)) {
+        }
+        gzip = nil
+        if magic.starts(with: Array("BZh".utf8)) {
             throw MediaError.badTar(archive: name, reason: "bzip2-compressed archives are not supported (use .tar or .tar.gz)")
         } else if magic.starts(with: [0xFD, 0x37, 0x7A, 0x58, 0x5A, 0x00]) {
             throw MediaError.badTar(archive: name, reason: "xz-compressed archives are not supported (use .tar or .tar.gz)")
@@ -152,6 +177,7 @@ public final class TarReader {
             let path = try normalize(rawPath, kind: kind)
             let (end, overflow) = reader.offset.addingReportingOverflow(size)
             guard !overflow, end <= maxArchiveBytes else {
+                if isCompressed { throw MediaError.inflatedTooLarge(archive: archiveName, limit: maxArchiveBytes) }
                 throw MediaError.badTar(archive: archiveName, reason: "entry \(path) of \(size) bytes takes the archive past the limit of \(maxArchiveBytes) bytes")
             }
             let entry = TarEntry(path: path, kind: kind, size: size,

@@ -88,7 +88,7 @@ struct ServeCommand: ParsableCommand {
         if try !keys.anyKeys() {
             logger.warning("no API keys exist: the API is open to anyone who can reach it (create one with `dynstereo keys create`)")
         }
-        let application = JobsHTTPApplication(backend: JobStoreBackend(store: store, loader: MediaFrameLoader()),
+        let application = JobsHTTPApplication(backend: JobStoreBackend(store: store, loader: MediaFrameLoader(maxInflatedBytes: api.maxUploadBytes)),
                                               configuration: api,
                                               authenticator: BearerAuthenticator(verifier: APIKeyVerifier(store: keys)))
         let httpServer = HTTPServer(configuration: server, application: application)

@@ -88,6 +88,24 @@ final class HTTPRequestParserTests: XCTestCase {
         assertError(prefix + String(repeating: "1", count: 2000), status: 400, code: "bad_chunk")
     }
 
+    /// Found by fuzz/run http_request: a chunk-size line of exactly the limit was refused when its CR arrived
+    /// in one read and its LF in the next, and accepted when both came together.
+    func testChunkLineOfTheFullLengthIsAcceptedWhateverTheSplit() {
+        var limits = HTTPParserLimits()
+        limits.maxChunkLineBytes = 16
+        let head = Array("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n".utf8)
+        let line = Array("3;ext=0123456789".utf8)  // 16 bytes
+        let rest = Array("\nabc\r\n0\r\n\r\n".utf8)
+        let whole = httpTranscript([head + line + [13] + rest], limits: limits)
+        XCTAssertEqual(whole.last, "end", "\(whole)")
+        XCTAssertEqual(httpTranscript([head + line + [13], rest], limits: limits), whole)
+        // One byte more is too long in both cases.
+        let longer = Array("3;ext=01234567890".utf8)
+        XCTAssertEqual(httpTranscript([head + longer + [13, 10] + Array("abc\r\n0\r\n\r\n".utf8)], limits: limits).last,
+                       "error 400 bad_chunk")
+        XCTAssertEqual(httpTranscript([head + longer + [13], [10]], limits: limits).last, "error 400 bad_chunk")
+    }
+
     func testOversizedHeadIsRefusedBeforeItEnds() {
         var limits = HTTPParserLimits()
         limits.maxHeadBytes = 256

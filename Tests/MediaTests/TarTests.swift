@@ -269,4 +269,17 @@ final class TarTests: XCTestCase {
         XCTAssertEqual(try Data(contentsOf: url), toMemory.data)
         XCTAssertTrue(toFile.data.isEmpty)
     }
+
+    /// A tar path may hold any byte but NUL and slash: its newlines are shown escaped, so that an error stays
+    /// one line (found by fuzzing the checkpoint reader's messages; the same holds here).
+    func testEntryNamesCannotBreakTheMessageIntoLines() throws {
+        let writer = TarWriter()
+        try writer.addFile(path: "frame\nError: fake.png", contents: Data("not a png".utf8))
+        try writer.finish()
+        XCTAssertThrowsError(try FrameSet.load(archive: writer.data, name: "t.tar")) { error in
+            let text = "\(error)"
+            XCTAssertFalse(text.contains("\n"), text)
+            XCTAssertTrue(text.hasPrefix("frame\\nError: fake.png in t.tar: "), text)
+        }
+    }
 }

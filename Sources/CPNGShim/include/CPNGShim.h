@@ -34,6 +34,8 @@ int cpng_decoder_read_info(cpng_decoder *decoder, cpng_info *info, cpng_error *e
 /// Decodes every row (all Adam7 passes) into `out`, which holds `info.row_bytes * info.height` bytes, then reads
 /// the chunks after the image data so a damaged tail is reported too.
 int cpng_decoder_read_image(cpng_decoder *decoder, uint8_t *out, size_t out_size, cpng_error *error);
+// Bytes of the input consumed so far; after read_image, the PNG's length through its IEND chunk.
+size_t cpng_decoder_bytes_read(const cpng_decoder *decoder);
 void cpng_decoder_destroy(cpng_decoder *decoder);
 
 /// What to write. `pixels` holds `height` rows of `row_bytes`; 16-bit samples are in host byte order, samples
