@@ -2,12 +2,14 @@
 import PackageDescription
 
 // Modules, bottom to top:
-//   C system libraries  CBLAS (OpenBLAS), CLibPNG (+ CPNGShim for setjmp), CLibPQ, CZlib, COpenSSL (libcrypto)
+//   C system libraries  CBLAS (OpenBLAS), CLibPNG (+ CPNGShim for setjmp), CLibPQ, CZlib, COpenSSL (libcrypto);
+//                       CSpawnShim (glibc's pipe2 and addclosefrom_np for VideoIO's confined processes)
 //   TensorKernels       dense float32 tensors, convolutions on sgemm, norms, resampling, named weights
 //   VideoPlan           the run parameters and their rules, and the windows a video is cut into (network and queue)
 //   Checkpoint          PyTorch .pth reader (zip + restricted pickle VM) and writer, the golden weight formula
 //   Media               PNG, tar, NPY, colour maps, stereo sequences, the random-dot demo clip
 //   DynamicStereo       the network
+//   VideoIO             video files through a confined ffmpeg (probe, decode, MP4), resolution cap, PLY, result writer
 //   JobQueue            PostgreSQL job queue (libpq), migrations, job state machine
 //   HTTPTransport       socket HTTP/1.1 server: parser, multipart, connections, handler threads (knows no application)
 //   APIKeys             API key secrets, SHA-256 through libcrypto, checking a presented key (keys stored by JobQueue)
@@ -40,6 +42,8 @@ let package = Package(
         .target(name: "Checkpoint", dependencies: ["TensorKernels", "CZlib"]),
         .target(name: "Media", dependencies: ["TensorKernels", "CPNGShim", "CZlib"]),
         .target(name: "DynamicStereo", dependencies: ["TensorKernels", "VideoPlan", "Checkpoint", "Media"]),
+        .target(name: "CSpawnShim"),
+        .target(name: "VideoIO", dependencies: ["CSpawnShim", "Media", "TensorKernels", "VideoPlan"]),
         .target(name: "JobQueue", dependencies: ["CLibPQ", "VideoPlan", .product(name: "Logging", package: "swift-log")],
                 plugins: ["EmbedMigrations"]),
         .target(name: "HTTPTransport", dependencies: [.product(name: "Logging", package: "swift-log")]),
@@ -50,7 +54,7 @@ let package = Package(
         .target(name: "Evaluation", dependencies: ["Media"]),
         .executableTarget(name: "dynstereo", dependencies: [
             "Checkpoint", "DynamicStereo", "Media", "JobQueue", "APIKeys", "HTTPTransport", "JobsAPI", "Worker",
-            "Evaluation",
+            "Evaluation", "VideoIO",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -71,7 +75,8 @@ let package = Package(
         .testTarget(name: "HTTPTransportTests", dependencies: ["TestSupport", "HTTPTestSupport", "HTTPTransport"]),
         .testTarget(name: "APIKeysTests", dependencies: ["TestSupport", "APIKeys", "JobQueue"]),
         .testTarget(name: "JobsAPITests", dependencies: ["TestSupport", "HTTPTestSupport", "HTTPTransport", "JobsAPI", "APIKeys", "JobQueue", "Media"]),
-        .testTarget(name: "CLITests", dependencies: ["TestSupport", "QueueTestSupport", "Media", "TensorKernels", "Checkpoint", "DynamicStereo"]),
+        .testTarget(name: "CLITests", dependencies: ["TestSupport", "QueueTestSupport", "Media", "TensorKernels", "Checkpoint", "DynamicStereo", "VideoIO"]),
+        .testTarget(name: "VideoIOTests", dependencies: ["TestSupport", "VideoIO", "Media", "TensorKernels", "VideoPlan"]),
         .testTarget(name: "WorkerTests", dependencies: ["TestSupport", "QueueTestSupport", "Worker"]),
         .testTarget(name: "EvaluationTests", dependencies: ["TestSupport", "Evaluation", "Media"]),
     ],

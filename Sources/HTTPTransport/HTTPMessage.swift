@@ -118,10 +118,13 @@ public struct HTTPResponse {
     /// Close the connection after this response (set for errors that leave the request stream unreliable).
     public var closeConnection: Bool
 
-    /// A response body: bytes known up front (sent with Content-Length) or produced while sending (chunked).
+    /// A response body: bytes known up front (sent with Content-Length), produced while sending (chunked), or
+    /// produced while sending with a length known up front (sent with Content-Length; producing more or fewer
+    /// bytes is an error that closes the connection).
     public enum Body {
         case bytes([UInt8])
         case stream((ResponseBodyWriter) throws -> Void)
+        case sized(length: Int, (ResponseBodyWriter) throws -> Void)
     }
 
     public init(status: HTTPStatus, headers: HTTPHeaders = HTTPHeaders(), body: Body = .bytes([]),

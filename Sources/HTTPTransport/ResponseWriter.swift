@@ -34,6 +34,17 @@ struct ResponseWriter {
                 try Socket.writeAll(fd, Array(head.utf8), timeout: timeout)
                 try Socket.writeAll(fd, bytes, timeout: timeout)
             }
+        case let .sized(length, _) where omitBody:
+            head += "Content-Length: \(length)\r\n" + (keepAlive ? "\r\n" : "Connection: close\r\n\r\n")
+            try Socket.writeAll(fd, Array(head.utf8), timeout: timeout)
+        case let .sized(length, produce):
+            head += "Content-Length: \(length)\r\n"
+            head += keepAlive ? (minorVersion == 0 ? "Connection: keep-alive\r\n" : "") : "Connection: close\r\n"
+            try Socket.writeAll(fd, Array((head + "\r\n").utf8), timeout: timeout)
+            let writer = CountingBodyWriter(fd: fd, timeout: timeout, limit: length)
+            try produce(writer)
+            // A short body cannot be told apart from a slow one on the wire: the connection must end.
+            guard writer.written == length else { throw SocketError.closed }
         case .stream where omitBody:
             head += keepAlive ? "\r\n" : "Connection: close\r\n\r\n"
             try Socket.writeAll(fd, Array(head.utf8), timeout: timeout)
@@ -61,6 +72,26 @@ struct ResponseWriter {
         var buffer = [CChar](repeating: 0, count: 40)
         let length = strftime(&buffer, buffer.count, "%a, %d %b %Y %H:%M:%S GMT", &parts)
         return String(decoding: buffer[..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+/// Streams a body of a declared length, refusing to write past it.
+final class CountingBodyWriter: ResponseBodyWriter {
+    let fd: Int32
+    let timeout: Double
+    let limit: Int
+    private(set) var written = 0
+
+    init(fd: Int32, timeout: Double, limit: Int) {
+        self.fd = fd
+        self.timeout = timeout
+        self.limit = limit
+    }
+
+    func write(_ bytes: [UInt8]) throws {
+        guard written + bytes.count <= limit else { throw SocketError.closed }
+        try Socket.writeAll(fd, bytes, timeout: timeout)
+        written += bytes.count
     }
 }
 

@@ -22,17 +22,6 @@ public struct InputFrame: Equatable, Sendable {
     }
 }
 
-/// One output file of a job (a row of `job_results`).
-public struct ResultBlob: Equatable, Sendable {
-    public let path: String
-    public let data: Data
-
-    public init(path: String, data: Data) {
-        self.path = path
-        self.data = data
-    }
-}
-
 /// Why a job failed (or why its last attempt failed, while it waits for a retry).
 public struct JobErrorInfo: Equatable, Sendable {
     /// A stable machine-readable code, e.g. `bad_input`, `worker_lost`, `processing_failed`.

@@ -14,13 +14,22 @@
 ///                                          └─► queued        (worker on SIGTERM, no attempt spent)
 /// ```
 ///
-/// - `queued`: created by the API (`JobStore.enqueue`); re-entered from `running` when a worker retries,
-///   hands the job back, or the lease reaper (`WorkerQueue.expireLeases`, run by every worker) finds the
-///   worker stopped heartbeating. Left by a worker's claim, or by the API's cancel.
-/// - `running`: entered only by a worker's claim, which takes a new lease. Left only by the worker that
-///   holds that lease (every write is fenced by job id and lease) or by the lease reaper once the lease
-///   has expired.
-/// - `succeeded`, `failed`, `cancelled`: terminal. Only `JobStore.delete` removes such a job.
+/// Since migration 0006 the unit of work is a window (`JobWindow`): windows move through these same states by
+/// these same transitions, each with its own lease, and a job's status follows from its windows'
+/// (`Queries.deriveJobStatus`, run in the transaction of every window move):
+///
+/// | the job is  | when |
+/// |-------------|------|
+/// | `succeeded` | its finishing step succeeded (claimable once every window is stored) |
+/// | `failed`    | a window failed (bad input, or its attempts used up); its other windows are cancelled |
+/// | `cancelled` | cancellation was requested (`JobStore.cancel`) and none of its windows runs any more |
+/// | `running`   | a window runs, or a window's results are stored |
+/// | `queued`    | otherwise: created by `JobStore.enqueue`, or every running window handed back with none stored |
+///
+/// - Windows: `queued` when planned (at enqueue, or by a worker for a job queued before migration 0006);
+///   `running` by a worker's claim, which takes a new lease; left only by the worker holding that lease
+///   (every write is fenced by job, window and lease) or by the lease reaper once the lease expired.
+/// - `succeeded`, `failed`, `cancelled`: terminal, for jobs and windows. Only `JobStore.delete` removes such a job.
 public enum JobStatus: String, CaseIterable, Codable, Sendable {
     case queued, running, succeeded, failed, cancelled
 

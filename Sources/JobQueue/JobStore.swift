@@ -100,6 +100,9 @@ public final class JobStore: @unchecked Sendable {
                     .uuid(id), .int(input.index), .text(input.name), .bytes(input.left), .bytes(input.right),
                 ])
             }
+            // The frame count is known, so the windows are planned in the job's own transaction.
+            try WindowPlanner.store(job: id, frames: frameCount, kernelSize: parameters.kernelSize, maxAttempts: maxAttempts,
+                                    now: now, on: connection)
             try connection.execute(Queries.notifyWorkers, [.text(id.uuidString)])
             return (try Queries.decodeJob(row), true)
         }
@@ -163,17 +166,29 @@ public final class JobStore: @unchecked Sendable {
         return (Array(jobs.prefix(limit)), Self.encodeCursor(last))
     }
 
-    /// Cancels a job: a queued one ends at once; a running one is flagged and its worker stops it within a
-    /// few seconds (the job then reads `cancelled`). A finished job is returned unchanged; nil if unknown.
+    /// Cancels a job: its queued windows end at once, and so does the job when none of its windows runs;
+    /// a running window's worker sees the request at its next heartbeat and stops, and the job reads
+    /// `cancelled` once no window of it runs. A finished job is returned unchanged; nil if unknown.
     /// Cancelling twice changes nothing the first did not, so a lost session simply runs it again.
     public func cancel(id: UUID, owner: UUID? = nil) throws -> JobRecord? {
         try pool.withConnection(.idempotent) { connection in
-            let row = try connection.execute(Queries.cancelJob, [
-                .uuid(id), .text(JobTransition.cancelQueued.from.rawValue), .text(JobTransition.cancelQueued.to.rawValue),
-                .text(JobTransition.cancelRunning.from.rawValue), .optional(owner), now,
-            ]).first
-            if let row { return try Queries.decodeJob(row) }
-            return try connection.execute(Queries.jobByID, [.uuid(id), owner.map(SQLValue.uuid) ?? .null]).first.map(Queries.decodeJob)
+            try connection.transaction {
+                try connection.execute(Queries.cancelQueuedWindows, [
+                    .uuid(id), .text(JobTransition.cancelQueued.from.rawValue), .text(JobTransition.cancelQueued.to.rawValue),
+                    .optional(owner), now, .statuses(JobStatus.unfinished),
+                ])
+                if try connection.execute(Queries.requestCancel, [.uuid(id), .optional(owner), .statuses(JobStatus.unfinished)]).count == 1 {
+                    try WindowPlanner.deriveStatus(job: id, now: now, on: connection)
+                }
+                return try connection.execute(Queries.jobByID, [.uuid(id), owner.map(SQLValue.uuid) ?? .null]).first.map(Queries.decodeJob)
+            }
+        }
+    }
+
+    /// The job's windows and its finishing step (last), in order; empty for a job stored before windows.
+    public func windows(id: UUID) throws -> [JobWindow] {
+        try pool.withConnection { connection in
+            try connection.execute(Queries.windowsOfJob, [.uuid(id)]).rows.map { try Queries.decodeWindow($0) }
         }
     }
 
@@ -187,16 +202,89 @@ public final class JobStore: @unchecked Sendable {
         }
     }
 
-    /// The stored output paths of a job, sorted (empty until it succeeds).
+    /// The stored output paths of a job, sorted: the per-frame files stored so far (with `disparity.npy`
+    /// once the finishing step rendered every colour frame), or the files of a job stored before windows.
     public func resultPaths(id: UUID) throws -> [String] {
         try pool.withConnection { connection in
-            try connection.execute(Queries.resultPaths, [.uuid(id)]).rows.map { try $0.string(0) }
+            let legacy = try connection.execute(Queries.resultPaths, [.uuid(id)]).rows.map { try $0.string(0) }
+            if !legacy.isEmpty { return legacy }
+            return try frameLayout(id: id, on: connection)?.files.map(\.path) ?? []
         }
     }
 
+    /// One result file's bytes, nil if the job has no such file. `disparity.npy` of a job with per-frame rows
+    /// is assembled here from its frames, for tests and small jobs (the API streams it with
+    /// `streamDisparityArray` instead, never holding it).
     public func result(id: UUID, path: String) throws -> Data? {
         try pool.withConnection { connection in
-            try connection.execute(Queries.resultData, [.uuid(id), .text(path)], binaryResults: true).first.map { try $0.data(0) }
+            if let legacy = try connection.execute(Queries.resultData, [.uuid(id), .text(path)], binaryResults: true).first {
+                return try legacy.data(0)
+            }
+            if path == FrameFiles.disparityArray {
+                guard let layout = try frameLayout(id: id, on: connection) else { return nil }
+                var data = Data()
+                try streamDisparityArray(id: id, layout: layout, bytes: 0..<layout.npySize, on: connection) { data.append($0) }
+                return data
+            }
+            guard let (kind, name) = FrameFiles.parse(path) else { return nil }
+            guard let row = try connection.execute(Queries.frameFile(kind.column), [.uuid(id), .text(name)], binaryResults: true).first,
+                  !row.isNull(0) else { return nil }
+            return try row.data(0)
+        }
+    }
+
+    /// Writes a job's `disparity.npy` to `sink` piece by piece from its per-frame rows: the header, then each
+    /// frame in order, one frame in memory at a time. False (nothing written) when the job has no frames.
+    public func streamDisparityArray(id: UUID, sink: (Data) throws -> Void) throws -> Bool {
+        guard let layout = try frameLayout(id: id) else { return false }
+        try streamDisparityArray(id: id, layout: layout, bytes: 0..<layout.npySize, sink: sink)
+        return true
+    }
+
+    /// The stored frames of a job with per-frame rows (nil when it has none: not started, or stored before
+    /// migration 0006), with their files' sizes, read without reading the files.
+    public func frameLayout(id: UUID) throws -> FrameLayout? {
+        try pool.withConnection { connection in try frameLayout(id: id, on: connection) }
+    }
+
+    private func frameLayout(id: UUID, on connection: PostgresConnection) throws -> FrameLayout? {
+        let frames = try connection.execute(Queries.frameLayout, [.uuid(id)]).rows.map { row -> FrameLayout.Frame in
+            var sizes: [FrameFiles.Kind: Int] = [:]
+            for (column, kind) in zip(4..., FrameFiles.Kind.allCases) where !row.isNull(column) { sizes[kind] = try row.int(column) }
+            return FrameLayout.Frame(index: try row.int(0), name: try row.string(1), height: try row.int(2), width: try row.int(3), sizes: sizes)
+        }
+        return frames.isEmpty ? nil : FrameLayout(frames: frames)
+    }
+
+    /// Writes bytes `bytes` of the job's `disparity.npy` (laid out by `layout`) to `sink`, reading only the
+    /// frames that range covers, one at a time. Offsets are `Int` (64-bit): correct past 4 GB.
+    public func streamDisparityArray(id: UUID, layout: FrameLayout, bytes: Range<Int>, sink: (Data) throws -> Void) throws {
+        precondition(bytes.lowerBound >= 0 && bytes.upperBound <= layout.npySize, "a range within the file")
+        try pool.withConnection(.once) { connection in
+            try streamDisparityArray(id: id, layout: layout, bytes: bytes, on: connection, sink: sink)
+        }
+    }
+
+    private func streamDisparityArray(id: UUID, layout: FrameLayout, bytes: Range<Int>, on connection: PostgresConnection,
+                                      sink: (Data) throws -> Void) throws {
+        let header = layout.npyHeader
+        if bytes.lowerBound < header.count {
+            try sink(header[bytes.lowerBound..<min(header.count, bytes.upperBound)])
+        }
+        let frameBytes = layout.frameBytes
+        guard frameBytes > 0, bytes.upperBound > header.count else { return }
+        let first = max(0, bytes.lowerBound - header.count) / frameBytes
+        let last = (bytes.upperBound - header.count - 1) / frameBytes
+        for position in first...last {
+            let frame = layout.frames[position]
+            guard let row = try connection.execute(Queries.frameDisparity, [.uuid(id), .int(frame.index)], binaryResults: true).first else {
+                throw PostgresError.decoding("frame \(frame.index) of job \(id) vanished while streaming")
+            }
+            let data = try row.data(0)
+            guard data.count == frameBytes else { throw PostgresError.decoding("frame \(frame.index) of job \(id) is not \(layout.width)x\(layout.height)") }
+            let start = header.count + position * frameBytes
+            let from = max(bytes.lowerBound, start) - start, to = min(bytes.upperBound, start + frameBytes) - start
+            try sink(data.subdata(in: data.startIndex + from..<data.startIndex + to))
         }
     }
 

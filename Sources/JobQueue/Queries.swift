@@ -52,17 +52,6 @@ enum Queries {
             resultsExpiredAt: try row.optionalDate(24))
     }
 
-    /// A CTE (after a data-modifying CTE `moved` that returns `status`) adding each job that `moved` took to
-    /// a terminal state to that state's total in `job_finishes` (migration 0005). Only terminal states have
-    /// a row there, so moves to `queued` or `running` count nowhere. It runs whether or not it is read, in
-    /// the statement (and so the transaction) that makes the move.
-    static let countFinishes = """
-        counted AS (
-            UPDATE job_finishes AS f SET total = f.total + m.jobs
-            FROM (SELECT status, count(*) AS jobs FROM moved GROUP BY status) AS m
-            WHERE f.status = m.status)
-        """
-
     // MARK: Sessions and transactions
 
     static let begin = Query(name: "begin", sql: "BEGIN")
@@ -123,25 +112,33 @@ enum Queries {
         ORDER BY created_at DESC, id DESC
         LIMIT $4
         """)
-    /// One statement for both cases: a queued job ends at once ($2 `cancelQueued.from` -> $3 `cancelQueued.to`);
-    /// a running one ($4 `cancelRunning.from`) only gets the flag, which its worker's heartbeat reads.
-    /// Terminal jobs match nothing. $5 the asking API key or NULL, $6 now.
-    static let cancelJob = Query(name: "cancel_job", sql: """
-        WITH moved AS (
-            UPDATE jobs SET
-                status = CASE WHEN status = $2 THEN $3 ELSE status END,
-                finished_at = CASE WHEN status = $2 THEN \(now(6)) ELSE finished_at END,
-                cancel_requested = true
-            WHERE id = $1 AND status IN ($2, $4) AND ($5::uuid IS NULL OR api_key_id = $5::uuid)
-            RETURNING \(jobColumns)
-        ), \(countFinishes)
-        SELECT * FROM moved
+    /// A cancel's first step: the job's queued windows end at once, locked in window order. $1 job,
+    /// $2 `cancelQueued.from`, $3 `cancelQueued.to`, $4 the asking API key or NULL, $5 now, $6 `JobStatus.unfinished`.
+    static let cancelQueuedWindows = Query(name: "cancel_queued_windows", sql: """
+        WITH locked AS (
+            SELECT w.window_index FROM job_windows AS w
+            WHERE w.job_id = $1 AND w.status = $2 AND EXISTS (
+                SELECT 1 FROM jobs WHERE id = $1 AND status = ANY($6::text[]) AND ($4::uuid IS NULL OR api_key_id = $4::uuid))
+            ORDER BY w.window_index
+            FOR UPDATE
+        )
+        UPDATE job_windows AS w SET status = $3, finished_at = \(now(5))
+        FROM locked AS l
+        WHERE w.job_id = $1 AND w.window_index = l.window_index
+        """)
+    /// Its second: the flag that running windows' heartbeats read (the job's status then follows from its
+    /// windows). Terminal jobs match nothing. $1 job, $2 the asking API key or NULL, $3 `JobStatus.unfinished`.
+    static let requestCancel = Query(name: "request_cancel", sql: """
+        UPDATE jobs SET cancel_requested = true
+        WHERE id = $1 AND status = ANY($3::text[]) AND ($2::uuid IS NULL OR api_key_id = $2::uuid)
+        RETURNING id
         """)
     /// Inputs and results go with it (ON DELETE CASCADE); the counters of migration 0005 stay.
     /// $2 the asking API key or NULL.
     static let deleteJob = Query(name: "delete_job", sql: """
         DELETE FROM jobs WHERE id = $1 AND ($2::uuid IS NULL OR api_key_id = $2::uuid) RETURNING id
         """)
+    /// The files of a job stored before migration 0006 (one row per file).
     static let resultPaths = Query(name: "result_paths", sql: "SELECT path FROM job_results WHERE job_id = $1 ORDER BY path")
     static let resultData = Query(name: "result_data", sql: "SELECT data FROM job_results WHERE job_id = $1 AND path = $2")
     static let statusCounts = Query(name: "status_counts", sql: "SELECT status, count(*) FROM jobs GROUP BY status")
@@ -152,114 +149,12 @@ enum Queries {
         SELECT le::text AS upper_bound, jobs, seconds, frames FROM job_durations ORDER BY le
         """)
 
-    // MARK: The worker's side. Every write after the claim is fenced: WHERE id = $1 AND lease = $2.
+    // MARK: The worker's side: the windows' statements are in WindowQueries.swift.
 
-    /// The claim: one statement, committed on its own, so no transaction stays open while the network runs.
-    /// $1 `claim.from`, $2 `claim.to`, $3 worker id, $4 lease seconds, $5 now.
-    static let claimJob = Query(name: "claim_job", sql: """
-        UPDATE jobs SET
-            status = $2, attempt = attempt + 1, lease = lease + 1, worker_id = $3,
-            started_at = \(now(5)), heartbeat_at = \(now(5)),
-            lease_expires_at = \(now(5)) + make_interval(secs => $4::double precision),
-            frames_done = 0
-        WHERE id = (
-            SELECT id FROM jobs
-            WHERE status = $1 AND run_after <= \(now(5))
-            ORDER BY created_at, id
-            LIMIT 1
-            FOR UPDATE SKIP LOCKED)
-        RETURNING \(jobColumns)
-        """)
-    /// Binary results: the PNGs come back as raw bytes.
-    static let loadInputs = Query(name: "load_inputs", sql: """
-        SELECT frame_index, name, left_png, right_png FROM job_inputs WHERE job_id = $1 ORDER BY frame_index
-        """)
-    /// $3 lease seconds, $4 frames done, $5 `claim.to` (the state a lease holder's job is in), $6 now.
-    /// No row back means the lease is lost.
-    static let heartbeat = Query(name: "heartbeat", sql: """
-        UPDATE jobs SET heartbeat_at = \(now(6)),
-            lease_expires_at = \(now(6)) + make_interval(secs => $3::double precision),
-            frames_done = $4
-        WHERE id = $1 AND lease = $2 AND status = $5
-        RETURNING cancel_requested
-        """)
-    /// The job's status if `lease` ($2) is still its lease: how a worker whose write may or may not have
-    /// committed (its session died at COMMIT) recognises its own finished move.
-    static let fencedStatus = Query(name: "fenced_status", sql: "SELECT status FROM jobs WHERE id = $1 AND lease = $2")
-    /// The start of the success transaction: locks the job row and reads whether `lease` ($2) still holds it.
-    static let lockFencedJob = Query(name: "lock_fenced_job", sql: "SELECT status FROM jobs WHERE id = $1 AND lease = $2 FOR UPDATE")
-    /// $3 `succeed.from`, $4 `succeed.to`, $5 now. The last statement of the success transaction, after the
-    /// result inserts, so results appear exactly when the job succeeds and the counter rows it adds to
-    /// (its finish, and its run time's duration bucket) stay locked only until the COMMIT that follows.
-    static let succeedJob = Query(name: "succeed_job", sql: """
-        WITH moved AS (
-            UPDATE jobs SET status = $4, finished_at = \(now(5)), frames_done = frames_total, lease_expires_at = NULL,
-                error_code = NULL, error_message = NULL
-            WHERE id = $1 AND lease = $2 AND status = $3
-            RETURNING id, status, started_at, finished_at, frames_total
-        ), \(countFinishes), timed AS (
-            UPDATE job_durations AS b SET jobs = b.jobs + 1, seconds = b.seconds + d.seconds, frames = b.frames + d.frames
-            FROM (SELECT greatest(0, extract(epoch FROM finished_at - started_at))::double precision AS seconds,
-                         frames_total AS frames
-                  FROM moved) AS d
-            WHERE b.le = (SELECT min(le) FROM job_durations WHERE le >= d.seconds))
-        SELECT id FROM moved
-        """)
-    static let insertResult = Query(name: "insert_result", sql: "INSERT INTO job_results (job_id, path, data) VALUES ($1, $2, $3)")
-    /// A terminal move by the lease holder: $3 `from`, $4 `to` (of `fail` or `cancelRunning`), $5/$6 error
-    /// or NULL, $7 now.
-    static let finishJob = Query(name: "finish_job", sql: """
-        WITH moved AS (
-            UPDATE jobs SET status = $4, finished_at = \(now(7)), lease_expires_at = NULL,
-                error_code = COALESCE($5, error_code), error_message = COALESCE($6, error_message)
-            WHERE id = $1 AND lease = $2 AND status = $3
-            RETURNING id, status
-        ), \(countFinishes)
-        SELECT id FROM moved
-        """)
-    /// The number of parameters `retryAssignments` takes.
-    static let retryParameterCount = 8
-    /// The shared "this attempt is over, try again later" move, used after a worker's error and by the
-    /// lease reaper: cancelled if cancellation was requested, failed when the attempts are used up (with
-    /// this last error), else queued again after a backoff of min(cap, base * 2^(attempt-1)) seconds.
-    /// Eight parameters from `$first`: cancelled, failed, queued (the targets of `cancelRunning`, `fail` and
-    /// `retry`), error code, error message, backoff base s, backoff cap s, now (see `WorkerQueue.retryParameters`).
-    private static func retryAssignments(first: Int, message: String = "") -> String {
-        let p = (0..<retryParameterCount).map { "$\(first + $0)" }
-        let errorMessage = message.isEmpty ? p[4] : message.replacingOccurrences(of: "MESSAGE", with: p[4])
-        return """
-            status = CASE WHEN cancel_requested THEN \(p[0]) WHEN attempt >= max_attempts THEN \(p[1]) ELSE \(p[2]) END,
-            finished_at = CASE WHEN cancel_requested OR attempt >= max_attempts THEN \(now(first + 7)) ELSE NULL END,
-            queued_at = \(now(first + 7)),
-            run_after = \(now(first + 7)) + make_interval(secs => LEAST(\(p[6])::double precision,
-                                                                        \(p[5])::double precision * power(2, attempt - 1))),
-            lease_expires_at = NULL,
-            error_code = \(p[3]), error_message = \(errorMessage)
-        """
-    }
-    /// $1 id, $2 lease, $3...$10 the retry parameters, $11 `retry.from`.
-    static let retryJob = Query(name: "retry_job", sql: """
-        WITH moved AS (
-            UPDATE jobs SET \(retryAssignments(first: 3))
-            WHERE id = $1 AND lease = $2 AND status = $11
-            RETURNING id, status
-        ), \(countFinishes)
-        SELECT status FROM moved
-        """)
-    /// `retryJob` for every job in $9 (`retry.from`) whose lease ran out before now ($8); the message gets
-    /// the lost worker's id.
-    static let expireLeases = Query(name: "expire_leases", sql: """
-        WITH moved AS (
-            UPDATE jobs SET \(retryAssignments(first: 1, message: "format('%s (worker %s)', MESSAGE::text, COALESCE(worker_id, 'unknown'))"))
-            WHERE status = $9 AND lease_expires_at < \(now(8))
-            RETURNING id, status
-        ), \(countFinishes)
-        SELECT id, status FROM moved
-        """)
-    /// Retention, one short batch: up to $2 jobs in a state of $3 (`JobStatus.terminal`) whose finish lies
-    /// more than $1 seconds before now ($4) lose their inputs and results and get `results_expired_at`. One
-    /// statement, so one short transaction; SKIP LOCKED leaves rows another worker's batch (or an API
-    /// delete) holds to them.
+    /// Retention, first step, one short batch: up to $2 jobs in a state of $3 (`JobStatus.terminal`) whose
+    /// finish lies more than $1 seconds before now ($4) get `results_expired_at` (from then on their result
+    /// routes answer 410) and are marked for the purge, which deletes their rows in batches of rows. SKIP
+    /// LOCKED leaves jobs another worker's batch (or an API delete) holds.
     static let expireResultsBatch = Query(name: "expire_results_batch", sql: """
         WITH batch AS (
             SELECT id FROM jobs
@@ -268,27 +163,35 @@ enum Queries {
             ORDER BY finished_at
             LIMIT $2
             FOR UPDATE SKIP LOCKED
-        ), inputs AS (
-            DELETE FROM job_inputs WHERE job_id IN (SELECT id FROM batch)
-        ), results AS (
-            DELETE FROM job_results WHERE job_id IN (SELECT id FROM batch)
         )
-        UPDATE jobs SET results_expired_at = \(now(4)) WHERE id IN (SELECT id FROM batch)
+        UPDATE jobs SET results_expired_at = \(now(4)), purge_pending = true WHERE id IN (SELECT id FROM batch)
         RETURNING id
         """)
-
-    /// Shutdown: back to queued at once, giving the attempt back; cancelled if that was requested.
-    /// $3 `cancelRunning.to`, $4 `handBack.to`, $5 `handBack.from`, $6 now.
-    static let handBackJob = Query(name: "hand_back_job", sql: """
-        WITH moved AS (
-            UPDATE jobs SET
-                status = CASE WHEN cancel_requested THEN $3 ELSE $4 END,
-                finished_at = CASE WHEN cancel_requested THEN \(now(6)) ELSE NULL END,
-                attempt = attempt - 1, queued_at = \(now(6)), run_after = \(now(6)), lease_expires_at = NULL, frames_done = 0
-            WHERE id = $1 AND lease = $2 AND status = $5
-            RETURNING id, status
-        ), \(countFinishes)
-        SELECT status FROM moved
+    /// Retention, second step: deletes up to $1 rows of `table` (keyed by `key`) belonging to jobs marked for
+    /// the purge: one short transaction whatever a video's length. Rows another worker is deleting are skipped.
+    static func purgeRows(_ table: String, key: String) -> Query {
+        Query(name: "purge_\(table)", sql: """
+            WITH doomed AS (
+                SELECT t.job_id, t.\(key) FROM \(table) AS t
+                WHERE t.job_id IN (SELECT id FROM jobs WHERE purge_pending)
+                LIMIT $1
+                FOR UPDATE OF t SKIP LOCKED
+            )
+            DELETE FROM \(table) AS t USING doomed AS d WHERE t.job_id = d.job_id AND t.\(key) = d.\(key)
+            RETURNING t.job_id
+            """)
+    }
+    /// The tables the purge empties, with the column that keys a row within its job.
+    static let purgedTables = [(table: "job_frames", key: "frame_index"), (table: "job_inputs", key: "frame_index"),
+                               (table: "job_results", key: "path")]
+    /// Jobs marked for the purge whose rows are all gone are done.
+    static let finishPurge = Query(name: "finish_purge", sql: """
+        UPDATE jobs AS j SET purge_pending = false
+        WHERE j.purge_pending
+          AND NOT EXISTS (SELECT 1 FROM job_frames WHERE job_id = j.id)
+          AND NOT EXISTS (SELECT 1 FROM job_inputs WHERE job_id = j.id)
+          AND NOT EXISTS (SELECT 1 FROM job_results WHERE job_id = j.id)
+        RETURNING j.id
         """)
 }
 

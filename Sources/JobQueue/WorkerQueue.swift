@@ -1,15 +1,5 @@
-// The worker's view of the queue: claim, heartbeat, finish; every write fenced by (job id, lease).
+// The worker's view of the queue: plan, claim windows, heartbeat, store; every write fenced by (job id, window, lease).
 import Foundation
-
-/// A job a worker has claimed. `lease` is the fencing token of this claim: every later write presents it,
-/// so a worker that lost the job (its lease expired and someone else claimed it) changes nothing.
-public struct ClaimedJob: Sendable {
-    public let record: JobRecord
-    public var id: UUID { record.id }
-    public var lease: Int { record.lease }
-    public var attempt: Int { record.attempt }
-    public var parameters: JobParameters { record.parameters }
-}
 
 /// What a heartbeat learned.
 public enum HeartbeatReply: Equatable, Sendable {
@@ -71,133 +61,251 @@ public final class WorkerQueue {
         }
     }
 
-    /// Claims the oldest claimable job, or returns nil when there is none. The claim is committed when
-    /// this returns.
-    public func claim(workerId: String, leaseSeconds: Double) throws -> ClaimedJob? {
+    /// Plans the windows of up to `limit` queued jobs that have none yet (queued before migration 0006),
+    /// each in its own short transaction; jobs another worker is planning are skipped. Returns how many it planned.
+    @discardableResult
+    public func planPendingJobs(limit: Int = 10) throws -> Int {
         try run { connection in
-            try connection.execute(Queries.claimJob, [
-                .text(JobTransition.claim.from.rawValue), .text(JobTransition.claim.to.rawValue), .text(workerId),
-                .double(leaseSeconds), now,
-            ]).first.map { ClaimedJob(record: try Queries.decodeJob($0)) }
+            try connection.transaction {
+                let rows = try connection.execute(Queries.unplannedJobs, [.statuses(JobStatus.unfinished), .int(limit)]).rows
+                for row in rows {
+                    try WindowPlanner.store(job: try row.uuid(0), frames: try row.int(1), kernelSize: try row.int(2),
+                                            maxAttempts: try row.int(3), now: now, on: connection)
+                }
+                return rows.count
+            }
         }
     }
 
-    /// The job's frames in order.
-    public func inputs(of job: ClaimedJob) throws -> [InputFrame] {
+    /// Claims a window (or a finishing step) by the order `Queries.claimWindow` documents, or returns nil
+    /// when there is none. The claim is committed when this returns.
+    public func claim(workerId: String, leaseSeconds: Double) throws -> ClaimedWindow? {
         try run { connection in
-            try connection.execute(Queries.loadInputs, [.uuid(job.id)], binaryResults: true).rows.map { row in
+            try connection.execute(Queries.claimWindow, [
+                .text(JobTransition.claim.from.rawValue), .text(JobTransition.claim.to.rawValue), .text(workerId),
+                .double(leaseSeconds), now, .text(JobTransition.succeed.to.rawValue), .statuses(JobStatus.unfinished),
+            ]).first.map { row in
+                ClaimedWindow(jobId: try row.uuid(0), lease: try row.int(1), window: try Queries.decodeWindow(row, from: 2),
+                              parameters: JobParameters(iters: try row.int(15), kernelSize: try row.int(16),
+                                                        focalPx: try row.optionalDouble(17), baselineM: try row.optionalDouble(18)),
+                              framesTotal: try row.int(19))
+            }
+        }
+    }
+
+    /// The window's input frames in order: only those it reads.
+    public func inputs(of window: ClaimedWindow) throws -> [InputFrame] {
+        try run { connection in
+            try connection.execute(Queries.loadWindowInputs, [
+                .uuid(window.jobId), .int(window.window.inputFrames.lowerBound), .int(window.window.inputFrames.upperBound),
+            ], binaryResults: true).rows.map { row in
                 InputFrame(index: try row.int(0), name: try row.string(1), left: try row.data(2), right: try row.data(3))
             }
         }
     }
 
-    /// Extends the lease and records progress; reports a cancellation request or the loss of the lease.
-    public func heartbeat(_ job: ClaimedJob, framesDone: Int, leaseSeconds: Double) throws -> HeartbeatReply {
+    /// Extends the window's lease and records its iterations; reports the job's cancellation or the loss of the lease.
+    public func heartbeat(_ window: ClaimedWindow, iterationsDone: Int, iterationsTotal: Int?, leaseSeconds: Double) throws -> HeartbeatReply {
         try run { connection in
-            guard let row = try connection.execute(Queries.heartbeat, [
-                .uuid(job.id), .int(job.lease), .double(leaseSeconds), .int(framesDone),
+            guard let row = try connection.execute(Queries.heartbeatWindow, fence(window) + [
+                .double(leaseSeconds), .int(iterationsDone), iterationsTotal.map(SQLValue.int) ?? .null,
                 .text(JobTransition.claim.to.rawValue), now,
             ]).first else { return .lost }
             return .held(cancelRequested: try row.bool(0))
         }
     }
 
-    /// Stores the results and marks the job succeeded, atomically. False (and nothing stored) when the
-    /// lease was lost. True without doing anything when this lease already made the job succeed: a run
-    /// whose session died at COMMIT after the commit.
-    public func succeed(_ job: ClaimedJob, results: [ResultBlob]) throws -> Bool {
-        let transition = JobTransition.succeed
+    /// Stores a window's output frames and marks it succeeded, in one transaction. False (and nothing stored)
+    /// when the lease was lost. True without doing anything when this lease already stored them: a run whose
+    /// session died at COMMIT after the commit. Each frame must be one the window gives.
+    public func succeed(_ window: ClaimedWindow, frames: [FrameResult]) throws -> Bool {
+        precondition(window.kind == .window, "the finishing step ends with finish(_:)")
+        precondition(frames.map(\.frameIndex) == Array(window.window.resultFrames), "a window stores exactly the frames it gives")
         return try run { connection in
             try connection.transaction {
-                // The row lock keeps the reaper and the API's cancel out until the results are in.
-                let status = try connection.execute(Queries.lockFencedJob, [.uuid(job.id), .int(job.lease)])
-                    .first.map { try $0.string(0) }
+                let transition = JobTransition.succeed
+                let status = try connection.execute(Queries.lockFencedWindow, fence(window)).first.map { try $0.string(0) }
                 guard status == transition.from.rawValue else { return status == transition.to.rawValue }
-                for result in results {
-                    try connection.execute(Queries.insertResult, [.uuid(job.id), .text(result.path), .bytes(result.data)])
+                for frame in frames {
+                    try connection.execute(Queries.insertFrame, [
+                        .uuid(window.jobId), .int(frame.frameIndex), .text(frame.name), .int(frame.height), .int(frame.width),
+                        .bytes(frame.disparity), .bytes(frame.disparityPNG), frame.depthPNG.map(SQLValue.bytes) ?? .null,
+                        .double(Double(frame.minDisparity)), .double(Double(frame.maxDisparity)),
+                    ])
                 }
-                return try connection.execute(Queries.succeedJob, [
-                    .uuid(job.id), .int(job.lease), .text(transition.from.rawValue), .text(transition.to.rawValue), now,
-                ]).count == 1
+                try move(window, transition, error: nil, on: connection)
+                try connection.execute(Queries.addFramesDone, [.uuid(window.jobId), .int(frames.count)])
+                try WindowPlanner.deriveStatus(job: window.jobId, now: now, on: connection)
+                // Another window, or the finishing step, may be claimable now.
+                try connection.execute(Queries.notifyWorkers, [.text(window.jobId.uuidString)])
+                return true
             }
         }
     }
 
-    /// Fails the job for good (bad input: retrying cannot help). False when the lease was lost.
-    public func fail(_ job: ClaimedJob, error: JobErrorInfo) throws -> Bool {
-        try finish(job, .fail, error: error)
-    }
-
-    /// Ends the job as cancelled after the worker stopped the network on request.
-    public func markCancelled(_ job: ClaimedJob) throws -> Bool {
-        try finish(job, .cancelRunning, error: nil)
-    }
-
-    /// True too when this lease already made the move (a run whose session died at COMMIT after the commit).
-    private func finish(_ job: ClaimedJob, _ transition: JobTransition, error: JobErrorInfo?) throws -> Bool {
+    /// The finishing step's colour scale: the smallest and largest finite disparity of the job's frames
+    /// (nil when no frame has one).
+    public func disparityRange(of step: ClaimedWindow) throws -> ClosedRange<Float>? {
         try run { connection in
-            let moved = try connection.execute(Queries.finishJob, [
-                .uuid(job.id), .int(job.lease), .text(transition.from.rawValue), .text(transition.to.rawValue),
-                .optional(error?.code), .optional(error?.message), now,
+            guard let row = try connection.execute(Queries.disparityRange, [.uuid(step.jobId)]).first,
+                  !row.isNull(0), !row.isNull(1) else { return nil }
+            let (low, high) = (Float(try row.double(0)), Float(try row.double(1)))
+            return low <= high ? low...high : nil
+        }
+    }
+
+    /// The frames the finishing step still has to render, in order (all of them on its first run).
+    public func framesToRender(_ step: ClaimedWindow) throws -> [Int] {
+        try run { connection in
+            try connection.execute(Queries.framesToRender, [.uuid(step.jobId)]).rows.map { try $0.int(0) }
+        }
+    }
+
+    /// One stored frame with its left input, for the finishing step.
+    public func storedFrame(_ step: ClaimedWindow, frame: Int) throws -> StoredFrame? {
+        try run { connection in
+            try connection.execute(Queries.frameForRendering, [.uuid(step.jobId), .int(frame)], binaryResults: true).first.map { row in
+                StoredFrame(frameIndex: frame, height: try row.int(0), width: try row.int(1), disparity: try row.data(2),
+                            leftPNG: row.isNull(3) ? nil : try row.data(3))
+            }
+        }
+    }
+
+    /// Stores one rendered frame; false when the finishing step's lease was lost.
+    public func storeRendered(_ step: ClaimedWindow, frame: Int, _ rendered: RenderedFrame) throws -> Bool {
+        try run { connection in
+            try connection.execute(Queries.storeRenderedFrame, fence(step) + [
+                .int(frame), .bytes(rendered.colorPNG), rendered.videoPNG.map(SQLValue.bytes) ?? .null,
+                .text(JobTransition.claim.to.rawValue),
             ]).count == 1
-            if moved { return true }
-            let status = try connection.execute(Queries.fencedStatus, [.uuid(job.id), .int(job.lease)]).first.map { try $0.string(0) }
-            return status == transition.to.rawValue
         }
     }
 
-    /// Ends this attempt after an error that a retry may fix: the job is queued again with backoff, or
-    /// fails with this error when its attempts are used up (or is cancelled if that was requested).
-    /// Returns the job's new status, nil when the lease was lost.
-    public func retry(_ job: ClaimedJob, error: JobErrorInfo, backoff: RetryBackoff) throws -> JobStatus? {
+    /// Ends the finishing step, which makes the job succeed. False when its lease was lost; true too when
+    /// this lease already did it.
+    public func finish(_ step: ClaimedWindow) throws -> Bool {
+        precondition(step.kind == .finish, "windows end with succeed(_:frames:)")
+        return try run { connection in
+            try connection.transaction {
+                let transition = JobTransition.succeed
+                let status = try connection.execute(Queries.lockFencedWindow, fence(step)).first.map { try $0.string(0) }
+                guard status == transition.from.rawValue else { return status == transition.to.rawValue }
+                try move(step, transition, error: nil, on: connection)
+                try WindowPlanner.deriveStatus(job: step.jobId, now: now, on: connection)
+                return true
+            }
+        }
+    }
+
+    /// Fails the window for good (bad input: retrying cannot help), and with it the job: its other windows
+    /// are cancelled and the job's error names this window. False when the lease was lost.
+    public func fail(_ window: ClaimedWindow, error: JobErrorInfo) throws -> Bool {
         try run { connection in
-            let row = try connection.execute(Queries.retryJob, [.uuid(job.id), .int(job.lease)]
-                                             + retryParameters(error: error, backoff: backoff)
-                                             + [.text(JobTransition.retry.from.rawValue)]).first
-            let status = try row.map { try $0.string(0) }
-            if status == JobTransition.retry.to.rawValue { try connection.execute(Queries.notifyWorkers, [.text(job.id.uuidString)]) }
-            return status.flatMap(JobStatus.init(rawValue:))
+            try connection.transaction {
+                let transition = JobTransition.fail
+                let status = try connection.execute(Queries.lockFencedWindow, fence(window)).first.map { try $0.string(0) }
+                guard status == transition.from.rawValue else { return status == transition.to.rawValue }
+                try move(window, transition, error: error, on: connection)
+                try WindowPlanner.failJob(window.jobId, window: window.window, error: error, now: now, on: connection)
+                return true
+            }
         }
     }
 
-    /// Gives the job back on shutdown without spending its attempt. Returns the new status (queued, or
+    /// Ends the window as cancelled after its worker stopped the network on request (the job is cancelled
+    /// once no window of it runs).
+    public func markCancelled(_ window: ClaimedWindow) throws -> Bool {
+        try run { connection in
+            try connection.transaction {
+                let transition = JobTransition.cancelRunning
+                let status = try connection.execute(Queries.lockFencedWindow, fence(window)).first.map { try $0.string(0) }
+                guard status == transition.from.rawValue else { return status == transition.to.rawValue }
+                try move(window, transition, error: nil, on: connection)
+                try WindowPlanner.deriveStatus(job: window.jobId, now: now, on: connection)
+                return true
+            }
+        }
+    }
+
+    /// Ends this attempt of the window after an error a retry may fix: queued again with backoff, or failed
+    /// (failing the job) when its attempts are used up, or cancelled if the job's cancellation was requested.
+    /// Returns the window's new status, nil when the lease was lost.
+    public func retry(_ window: ClaimedWindow, error: JobErrorInfo, backoff: RetryBackoff) throws -> JobStatus? {
+        try run { connection in
+            try connection.transaction {
+                let row = try connection.execute(Queries.retryWindow, fence(window) + retryParameters(error: error, backoff: backoff)
+                                                 + [.text(JobTransition.retry.from.rawValue)]).first
+                guard let status = try row.flatMap({ JobStatus(rawValue: try $0.string(0)) }) else { return nil }
+                try WindowPlanner.afterAttempt(job: window.jobId, window: window.window, status: status, error: error, now: now, on: connection)
+                return status
+            }
+        }
+    }
+
+    /// Gives the window back on shutdown without spending its attempt. Returns its new status (queued, or
     /// cancelled if that was requested), nil when the lease was lost.
-    public func handBack(_ job: ClaimedJob) throws -> JobStatus? {
+    public func handBack(_ window: ClaimedWindow) throws -> JobStatus? {
         try run { connection in
-            let row = try connection.execute(Queries.handBackJob, [
-                .uuid(job.id), .int(job.lease), .text(JobTransition.cancelRunning.to.rawValue), .text(JobTransition.handBack.to.rawValue),
-                .text(JobTransition.handBack.from.rawValue), now,
-            ]).first
-            try connection.execute(Queries.notifyWorkers, [.text(job.id.uuidString)])
-            return try row.flatMap { JobStatus(rawValue: try $0.string(0)) }
+            try connection.transaction {
+                let row = try connection.execute(Queries.handBackWindow, fence(window) + [
+                    .text(JobTransition.cancelRunning.to.rawValue), .text(JobTransition.handBack.to.rawValue),
+                    .text(JobTransition.handBack.from.rawValue), now,
+                ]).first
+                try WindowPlanner.deriveStatus(job: window.jobId, now: now, on: connection)
+                try connection.execute(Queries.notifyWorkers, [.text(window.jobId.uuidString)])
+                return try row.flatMap { JobStatus(rawValue: try $0.string(0)) }
+            }
         }
     }
 
-    /// The lease reaper: every running job whose worker stopped heartbeating is retried (or failed, or
-    /// cancelled) exactly as `retry` would. Safe to run from every worker at once.
-    public func expireLeases(backoff: RetryBackoff) throws -> [(id: UUID, status: JobStatus)] {
+    /// The lease reaper: every running window whose worker stopped heartbeating is retried (or failed,
+    /// failing its job, or cancelled) exactly as `retry` would. Safe to run from every worker at once.
+    /// Returns each window it moved, with its job and new status.
+    public func expireLeases(backoff: RetryBackoff) throws -> [(id: UUID, window: Int, status: JobStatus)] {
         try run { connection in
-            let error = JobErrorInfo(code: "worker_lost", message: "the worker stopped heartbeating before the job finished")
-            let rows = try connection.execute(Queries.expireLeases, retryParameters(error: error, backoff: backoff)
-                                              + [.text(JobTransition.retry.from.rawValue)]).rows
-            let expired = try rows.map { row -> (id: UUID, status: JobStatus) in
-                guard let status = JobStatus(rawValue: try row.string(1)) else { throw PostgresError.decoding("status \(try row.string(1))") }
-                return (try row.uuid(0), status)
+            try connection.transaction {
+                let error = JobErrorInfo(code: "worker_lost", message: "the worker stopped heartbeating before the window finished")
+                let rows = try connection.execute(Queries.expireWindowLeases, retryParameters(error: error, backoff: backoff)
+                                                  + [.text(JobTransition.retry.from.rawValue)]).rows
+                let expired = try rows.map { row -> (id: UUID, window: Int, status: JobStatus) in
+                    guard let status = JobStatus(rawValue: try row.string(2)) else { throw PostgresError.decoding("status \(try row.string(2))") }
+                    return (try row.uuid(0), try row.int(1), status)
+                }
+                for (job, index, status) in expired.sorted(by: { ($0.id.uuidString, $0.window) < ($1.id.uuidString, $1.window) }) {
+                    let window = try connection.execute(Queries.windowsOfJob, [.uuid(job)]).rows.map { try Queries.decodeWindow($0) }
+                        .first { $0.index == index }
+                    try WindowPlanner.afterAttempt(job: job, window: window, status: status, error: window?.error ?? error, now: now, on: connection)
+                }
+                if expired.contains(where: { $0.status == JobTransition.retry.to }) {
+                    try connection.execute(Queries.notifyWorkers, [.text("")])
+                }
+                return expired
             }
-            if expired.contains(where: { $0.status == JobTransition.retry.to }) {
-                try connection.execute(Queries.notifyWorkers, [.text("")])
-            }
-            return expired
         }
     }
 
-    /// Retention: deletes the inputs and results of every job that finished (succeeded, failed or
-    /// cancelled) more than `age` seconds ago, `batchSize` jobs per short transaction, until none is left
-    /// or `shouldStop` says so between batches. Job rows stay, with `resultsExpiredAt` set. Safe to run
-    /// from every worker at once. Returns the ids of the jobs it expired.
-    public func expireResults(olderThan age: Double, batchSize: Int = 100,
+    /// A window's fence: job, window, lease.
+    private func fence(_ window: ClaimedWindow) -> [SQLValue] {
+        [.uuid(window.jobId), .int(window.index), .int(window.lease)]
+    }
+
+    /// The fenced move of a locked window out of `running`.
+    private func move(_ window: ClaimedWindow, _ transition: JobTransition, error: JobErrorInfo?, on connection: PostgresConnection) throws {
+        let moved = try connection.execute(Queries.finishWindow, fence(window) + [
+            .text(transition.from.rawValue), .text(transition.to.rawValue), now, .optional(error?.code), .optional(error?.message),
+        ]).count
+        precondition(moved == 1, "the window was locked under this lease")
+    }
+
+    /// Retention: every job that finished (succeeded, failed or cancelled) more than `age` seconds ago gets
+    /// `resultsExpiredAt`, `batchSize` jobs per short transaction; then their inputs and results are deleted
+    /// `rowBatchSize` rows (frames) per short transaction, so a long video costs many small transactions,
+    /// never one large one. Stops between batches when `shouldStop` says so; the next pass goes on where this
+    /// one stopped. Job rows (and their windows) stay. Safe to run from every worker at once. Returns the ids
+    /// of the jobs it expired.
+    public func expireResults(olderThan age: Double, batchSize: Int = 100, rowBatchSize: Int = 64,
                               shouldStop: () -> Bool = { false }) throws -> [UUID] {
-        precondition(age >= 0 && batchSize >= 1, "retention needs a non-negative age and a positive batch")
+        precondition(age >= 0 && batchSize >= 1 && rowBatchSize >= 1, "retention needs a non-negative age and positive batches")
         var expired: [UUID] = []
         while !shouldStop() {
             let batch = try run { connection in
@@ -209,16 +317,23 @@ public final class WorkerQueue {
             // which finishes it).
             if batch.count < batchSize { break }
         }
+        for (table, key) in Queries.purgedTables {
+            while !shouldStop() {
+                let deleted = try run { connection in try connection.execute(Queries.purgeRows(table, key: key), [.int(rowBatchSize)]).count }
+                if deleted < rowBatchSize { break }
+            }
+        }
+        if !shouldStop() { _ = try run { connection in try connection.execute(Queries.finishPurge) } }
         return expired
     }
 
-    /// The values `Queries.retryAssignments` expects.
+    /// The values `Queries.windowRetryAssignments` expects.
     private func retryParameters(error: JobErrorInfo, backoff: RetryBackoff) -> [SQLValue] {
         let values: [SQLValue] = [
             .text(JobTransition.cancelRunning.to.rawValue), .text(JobTransition.fail.to.rawValue), .text(JobTransition.retry.to.rawValue),
             .text(error.code), .text(error.message), .double(backoff.base), .double(backoff.cap), now,
         ]
-        assert(values.count == Queries.retryParameterCount)
+        assert(values.count == Queries.windowRetryParameterCount)
         return values
     }
 

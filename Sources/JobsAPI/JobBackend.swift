@@ -73,4 +73,20 @@ public protocol JobBackend: AnyObject, Sendable {
     /// What the job transitions counted (finishes, run times), for the counters and histogram of /metrics.
     func jobCounters() throws -> JobCounters
     func ping() throws
+    /// The job's windows and finishing step (empty for a job stored before windows, or a backend without them).
+    func windows(id: UUID) throws -> [JobWindow]
+    /// The stored frames of a job with per-frame rows and their files' sizes; nil for a job whose files are
+    /// whole (stored before windows) or that has no frame stored yet.
+    func frameLayout(id: UUID) throws -> FrameLayout?
+    /// Writes bytes `bytes` of the job's `disparity.npy` from its per-frame rows, one frame at a time.
+    func writeDisparityArray(id: UUID, layout: FrameLayout, bytes: Range<Int>, to sink: (Data) throws -> Void) throws
+}
+
+/// Backends that store whole files only (the route tests' in-memory double) have no windows or frame rows.
+extension JobBackend {
+    public func windows(id: UUID) throws -> [JobWindow] { [] }
+    public func frameLayout(id: UUID) throws -> FrameLayout? { nil }
+    public func writeDisparityArray(id: UUID, layout: FrameLayout, bytes: Range<Int>, to sink: (Data) throws -> Void) throws {
+        preconditionFailure("a backend without frame rows has no frame layout")
+    }
 }

@@ -72,6 +72,11 @@ public final class JobStoreBackend: JobBackend, @unchecked Sendable {
     public func ping() throws { try store.ping() }
 
     public func jobCounters() throws -> JobCounters { try store.counters() }
+    public func windows(id: UUID) throws -> [JobWindow] { try store.windows(id: id) }
+    public func frameLayout(id: UUID) throws -> FrameLayout? { try store.frameLayout(id: id) }
+    public func writeDisparityArray(id: UUID, layout: FrameLayout, bytes: Range<Int>, to sink: (Data) throws -> Void) throws {
+        try store.streamDisparityArray(id: id, layout: layout, bytes: bytes, sink: sink)
+    }
 
     static func snapshot(_ record: JobRecord) -> JobSnapshot {
         JobSnapshot(id: record.id, status: record.status, parameters: record.parameters, attempt: record.attempt,

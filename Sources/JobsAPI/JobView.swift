@@ -24,10 +24,19 @@ struct JobView: Encodable {
 
     let job: JobSnapshot
     let urls: URLs
+    /// The job's windows (nil in a list, where they would make every page large; the job's own JSON has them).
+    var windows: [JobWindow]?
+    /// From the windows; nil for a job stored before windows.
+    var progress: JobProgress?
+    /// Whether worker ids may be shown (not to keyed clients: the ids name the operator's machines).
+    var showsWorkers = true
+    /// `/jobs/{id}`, for the frame URL templates.
+    var base = ""
 
     enum CodingKeys: String, CodingKey {
         case id, status, progress, createdAt = "created_at", startedAt = "started_at", finishedAt = "finished_at"
         case attempt, parameters, error, urls, results, resultsExpiredAt = "results_expired_at"
+        case windows, framesReady = "frames_ready"
     }
 
     /// Where the job's results stand: `pending` until it finishes, `available` once it has succeeded,
@@ -40,7 +49,12 @@ struct JobView: Encodable {
         case .failed, .cancelled: return "none"
         }
     }
-    enum ProgressKeys: String, CodingKey { case framesDone = "frames_done", framesTotal = "frames_total" }
+    enum ProgressKeys: String, CodingKey {
+        case framesDone = "frames_done", framesTotal = "frames_total", windowsDone = "windows_done", windowsTotal = "windows_total"
+        case iterationsDone = "iterations_done", iterationsTotal = "iterations_total", etaSeconds = "eta_seconds"
+    }
+    enum WindowKeys: String, CodingKey { case index, firstFrame = "first_frame", frames, status, attempt, worker }
+    enum FramesReadyKeys: String, CodingKey { case ranges, urlTemplates = "url_templates" }
     enum ParameterKeys: String, CodingKey { case iters, kernelSize = "kernel_size", focalPx = "focal_px", baselineM = "baseline_m" }
     enum ErrorKeys: String, CodingKey { case code, message }
 
@@ -51,6 +65,11 @@ struct JobView: Encodable {
         var progress = container.nestedContainer(keyedBy: ProgressKeys.self, forKey: .progress)
         try progress.encode(job.framesDone, forKey: .framesDone)
         try progress.encode(job.framesTotal, forKey: .framesTotal)
+        try progress.encode(self.progress?.windowsDone, forKey: .windowsDone)
+        try progress.encode(self.progress?.windowsTotal, forKey: .windowsTotal)
+        try progress.encode(self.progress?.iterationsDone, forKey: .iterationsDone)
+        try progress.encode(self.progress?.iterationsTotal, forKey: .iterationsTotal)
+        try progress.encode(self.progress?.etaSeconds.map { $0.rounded() }, forKey: .etaSeconds)
         try container.encode(Self.timestamp(job.createdAt), forKey: .createdAt)
         try container.encode(job.startedAt.map(Self.timestamp), forKey: .startedAt)
         try container.encode(job.finishedAt.map(Self.timestamp), forKey: .finishedAt)
@@ -70,6 +89,28 @@ struct JobView: Encodable {
         try container.encode(Self.resultsState(job), forKey: .results)
         try container.encode(job.resultsExpiredAt.map(Self.timestamp), forKey: .resultsExpiredAt)
         try container.encode(urls, forKey: .urls)
+        if let windows {
+            var list = container.nestedUnkeyedContainer(forKey: .windows)
+            for window in windows where window.kind == .window {
+                var item = list.nestedContainer(keyedBy: WindowKeys.self)
+                try item.encode(window.index, forKey: .index)
+                try item.encode(window.inputFrames.lowerBound, forKey: .firstFrame)
+                try item.encode(window.inputFrames.count, forKey: .frames)
+                try item.encode(window.status.rawValue, forKey: .status)
+                try item.encode(window.attempt, forKey: .attempt)
+                try item.encode(showsWorkers ? window.workerId : nil, forKey: .worker)
+            }
+        } else {
+            try container.encodeNil(forKey: .windows)
+        }
+        // Which frames' per-frame files can be downloaded now, while the job runs too: half-open ranges of
+        // input frame indices, and the URL of each file with {name} the input frame's name without `.png`.
+        var ready = container.nestedContainer(keyedBy: FramesReadyKeys.self, forKey: .framesReady)
+        let ranges = job.resultsExpiredAt == nil ? (self.progress?.framesReady ?? []) : []
+        try ready.encode(ranges.map { [$0.lowerBound, $0.upperBound] }, forKey: .ranges)
+        var templates = ["disparity": "\(base)/disparity/{name}.png"]
+        if job.parameters.focalPx != nil { templates["depth"] = "\(base)/depth/{name}.png" }
+        try ready.encode(templates, forKey: .urlTemplates)
     }
 
     /// RFC 3339 in UTC with milliseconds.

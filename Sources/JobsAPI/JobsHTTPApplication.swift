@@ -265,10 +265,10 @@ public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
             return try list(request.head.query, owner: owner)
         case let .job(id):
             guard let job = try backend.job(id: id, owner: owner) else { throw APIError.notFound("no job \(id.lowercased)") }
-            return json(.ok, try view(job))
+            return json(.ok, try view(job, owner: owner))
         case let .cancel(id):
             guard let job = try backend.cancel(id: id, owner: owner) else { throw APIError.notFound("no job \(id.lowercased)") }
-            return json(.ok, try view(job))
+            return json(.ok, try view(job, owner: owner))
         case let .delete(id):
             guard try backend.delete(id: id, owner: owner) else { throw APIError.notFound("no job \(id.lowercased)") }
             return HTTPResponse(status: .noContent)
@@ -278,6 +278,21 @@ public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
             var headers = HTTPHeaders()
             headers.add(name: "Content-Type", value: "application/x-tar")
             headers.add(name: "Content-Disposition", value: "attachment; filename=\"\(id.lowercased).tar\"")
+            if let layout = try backend.frameLayout(id: id), let tar = TarLayout(files: layout.files) {
+                return try ranged(request, size: tar.size, headers: headers) { range, writer in
+                    try tar.write(range, to: { try writer.write([UInt8]($0)) }) { member, within in
+                        if member.path == FrameFiles.disparityArray {
+                            try backend.writeDisparityArray(id: id, layout: layout, bytes: within) { try writer.write([UInt8]($0)) }
+                        } else {
+                            // One frame's file: small, read whole.
+                            guard let data = try backend.result(id: id, path: member.path), data.count == member.size else {
+                                throw APIError.notFound("job \(id.lowercased) lost '\(member.path)' while it was sent")
+                            }
+                            try writer.write([UInt8](data[(data.startIndex + within.lowerBound)..<(data.startIndex + within.upperBound)]))
+                        }
+                    }
+                }
+            }
             return HTTPResponse(status: .ok, headers: headers, body: .stream { writer in
                 // One result in memory at a time; a result deleted meanwhile is skipped.
                 let archive = TarWriter(sink: { try writer.write([UInt8]($0)) })
@@ -288,11 +303,64 @@ public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
                 try archive.finish()
             })
         case let .result(id, path):
+            if let frame = try storedFrameWhileUnfinished(id, path: path, owner: owner) { return frame }
             let paths = try finishedResultPaths(id, owner: owner)
+            if path == FrameFiles.disparityArray, let layout = try backend.frameLayout(id: id) {
+                let backend = self.backend
+                var headers = HTTPHeaders()
+                headers.add(name: "Content-Type", value: ResultFiles.contentType(of: path))
+                return try ranged(request, size: layout.npySize, headers: headers) { range, writer in
+                    try backend.writeDisparityArray(id: id, layout: layout, bytes: range) { try writer.write([UInt8]($0)) }
+                }
+            }
             guard paths.contains(path), let data = try backend.result(id: id, path: path) else {
                 throw APIError.notFound("job \(id.lowercased) has no result '\(path)'")
             }
             return HTTPResponse(status: .ok, contentType: ResultFiles.contentType(of: path), bytes: Array(data))
+        }
+    }
+
+    /// A per-frame file (`disparity/NNNN.png`, `depth/NNNN.png`) of a job that has not succeeded: the stored
+    /// frame (of a running job, or of one that failed or was cancelled), or 409 `not_ready` with a
+    /// Retry-After while the job may still store it. Nil for anything else, which the finished routes answer.
+    private func storedFrameWhileUnfinished(_ id: UUID, path: String, owner: UUID?) throws -> HTTPResponse? {
+        guard let (kind, _) = FrameFiles.parse(path), kind == .disparity || kind == .depth,
+              let job = try backend.job(id: id, owner: owner), job.status != .succeeded, job.resultsExpiredAt == nil
+        else { return nil }
+        if let data = try backend.result(id: id, path: path) {
+            return HTTPResponse(status: .ok, contentType: ResultFiles.contentType(of: path), bytes: Array(data))
+        }
+        guard !job.status.isTerminal else { return nil }
+        let windows = try backend.windows(id: id)
+        guard !windows.isEmpty else { return nil }
+        let progress = JobProgress(iters: job.parameters.iters, status: job.status, startedAt: job.startedAt, windows: windows, now: Date())
+        // About one window's time at the job's own speed, within 1 s ... 60 s.
+        let perWindow = progress.etaSeconds.map { $0 / Double(max(1, progress.windowsTotal - progress.windowsDone + 1)) } ?? 10
+        let retryAfter = Int(min(60, max(1, perWindow.rounded(.up))))
+        throw APIError(.conflict, "not_ready", "job \(id.lowercased) has not stored '\(path)' yet; \(progress.windowsDone) of \(progress.windowsTotal) windows are done",
+                       headers: [("Retry-After", "\(retryAfter)")])
+    }
+
+    /// A body of `size` bytes, or the part a `Range: bytes=...` header asks for (206 with Content-Range; 416
+    /// when it lies outside). Several ranges, or a header this does not parse, get the whole body (RFC 9110
+    /// lets a server ignore Range). `produce` writes exactly the bytes of the range it is given.
+    private func ranged(_ request: HTTPRequest<JobsRequestBody>, size: Int, headers: HTTPHeaders,
+                        produce: @escaping (Range<Int>, ResponseBodyWriter) throws -> Void) throws -> HTTPResponse {
+        var headers = headers
+        headers.add(name: "Accept-Ranges", value: "bytes")
+        guard let header = request.head.headers["Range"] else {
+            return HTTPResponse(status: .ok, headers: headers, body: .sized(length: size) { try produce(0..<size, $0) })
+        }
+        switch ByteRange.parse(header, size: size) {
+        case .none:
+            return HTTPResponse(status: .ok, headers: headers, body: .sized(length: size) { try produce(0..<size, $0) })
+        case .unsatisfiable:
+            throw APIError(HTTPStatus(416, "Range Not Satisfiable"), "range_not_satisfiable",
+                           "the range '\(header)' lies outside the \(size) bytes", headers: [("Content-Range", "bytes */\(size)")])
+        case let .range(range):
+            headers.add(name: "Content-Range", value: "bytes \(range.lowerBound)-\(range.upperBound - 1)/\(size)")
+            return HTTPResponse(status: HTTPStatus(206, "Partial Content"), headers: headers,
+                                body: .sized(length: range.count) { try produce(range, $0) })
         }
     }
 
@@ -379,16 +447,28 @@ public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
 
     // MARK: - Views
 
-    private func view(_ job: JobSnapshot, withResults: Bool = true) throws -> JobView {
+    /// `owner` non-nil (a keyed client) hides the windows' worker ids.
+    private func view(_ job: JobSnapshot, withResults: Bool = true, owner: UUID? = nil) throws -> JobView {
         let base = "/jobs/\(job.id.lowercased)"
         var results: [String]?
         let available = job.status == .succeeded && job.resultsExpiredAt == nil
         if available && withResults {
             results = try backend.resultPaths(id: job.id).map { "\(base)/\($0)" }
         }
-        return JobView(job: job, urls: JobView.URLs(job: base, cancel: "\(base)/cancel",
-                                                    resultTar: available ? "\(base)/result.tar" : nil,
-                                                    results: results))
+        var view = JobView(job: job, urls: JobView.URLs(job: base, cancel: "\(base)/cancel",
+                                                        resultTar: available ? "\(base)/result.tar" : nil,
+                                                        results: results))
+        view.base = base
+        if withResults {
+            let windows = try backend.windows(id: job.id)
+            if !windows.isEmpty {
+                view.windows = windows
+                view.progress = JobProgress(iters: job.parameters.iters, status: job.status, startedAt: job.startedAt,
+                                            windows: windows, now: Date())
+            }
+            view.showsWorkers = owner == nil
+        }
+        return view
     }
 
     private func json<T: Encodable>(_ status: HTTPStatus, _ value: T) -> HTTPResponse {

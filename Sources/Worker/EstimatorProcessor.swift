@@ -1,12 +1,13 @@
-// The real job: decode the PNG frames, run DynamicStereo, and render the same files as `dynstereo infer`.
+// The real window: decode its PNG frames, run DynamicStereo on them, and make the rows of the frames it gives.
 import DynamicStereo
 import Foundation
 import JobQueue
 import Media
 import TensorKernels
 
-/// Runs `StereoVideoEstimator` on a job's frames and returns `ResultFiles.make`'s outputs (disparity.npy,
-/// 16-bit disparity PNGs, colour-mapped frames, and depth when the job is calibrated).
+/// Runs `StereoVideoEstimator` on one window's frames. A window is at most `kernelSize` frames, which the
+/// estimator runs as one network window keeping every frame, exactly as it runs that window of the whole
+/// video; the rows of the frames the window gives are kept.
 ///
 /// The estimator's weights are read-only after loading, so one instance serves every slot of a worker.
 public final class EstimatorProcessor: JobProcessor {
@@ -17,13 +18,15 @@ public final class EstimatorProcessor: JobProcessor {
     }
 
     /// Loads the checkpoint; a wrong checkpoint is an error here, when the worker starts, rather than a
-    /// failure of every job it would claim.
+    /// failure of every window it would claim.
     public convenience init(checkpoint: URL) throws {
         self.init(estimator: try StereoVideoEstimator(checkpoint: checkpoint))
     }
 
-    public func process(frames: [InputFrame], parameters: JobParameters,
-                        progress: @escaping (Int, Int) -> Void, isCancelled: @escaping () -> Bool) throws -> [ResultBlob] {
+    public func process(window: ClaimedWindow, frames: [InputFrame],
+                        progress: @escaping (Int, Int) -> Void, isCancelled: @escaping () -> Bool) throws -> [FrameResult] {
+        precondition(frames.map(\.index) == Array(window.window.inputFrames), "the window's own frames, in order")
+        precondition(frames.count <= window.parameters.kernelSize, "a window is never longer than the kernel")
         var left: [RGBImage] = []
         var right: [RGBImage] = []
         for frame in frames {
@@ -32,20 +35,20 @@ public final class EstimatorProcessor: JobProcessor {
         }
         let disparity: Tensor
         do {
-            disparity = try estimator.estimate(left: left, right: right, iters: parameters.iters, kernelSize: parameters.kernelSize,
-                                               progress: { progress($0.framesDone, $0.framesTotal) }, isCancelled: isCancelled)
+            // One network window (the frames are no more than the kernel): progress is per window.
+            disparity = try estimator.estimate(left: left, right: right, iters: window.parameters.iters,
+                                               kernelSize: window.parameters.kernelSize,
+                                               isCancelled: isCancelled)
         } catch let error as InferenceError {
             throw BadJobInput(error.description)
         }
-        // With odd kernel sizes the windows repeat frames; name each output after its source frame.
-        let sources = InferenceWindow.outputFrames(frames: frames.count, kernelSize: parameters.kernelSize)
-        do {
-            return try ResultFiles.make(disparity: disparity, frameNames: sources.map { frames[$0].name },
-                                        left: sources.map { left[$0] }, focalPx: parameters.focalPx, baselineM: parameters.baselineM)
-                .map { ResultBlob(path: $0.path, data: $0.data) }
-        } catch let error as MediaError {
-            throw BadJobInput("cannot render the results: \(error)")
-        }
+        progress(1, 1)
+        let (count, height, width) = disparity.dims3
+        precondition(count == frames.count, "one output per input frame of a single window")
+        let kept = window.keptPositions
+        let plane = height * width
+        let values = Array(disparity.data[kept.lowerBound * plane..<kept.upperBound * plane])
+        return try WindowResults.make(window, names: kept.map { frames[$0].name }, disparity: values, height: height, width: width)
     }
 
     private static func decode(_ data: Data, frame: String, side: String) throws -> RGBImage {

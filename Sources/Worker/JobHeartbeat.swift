@@ -1,13 +1,13 @@
-// The per-job heartbeat: its own thread and connection, so a busy network can never starve the lease.
+// The per-window heartbeat: its own thread and connection, so a busy network can never starve the lease.
 import Foundation
 import JobQueue
 import Logging
 
-/// Extends a claimed job's lease every `interval` seconds of `clock`, reports progress, and raises the flags
+/// Extends a claimed window's lease every `interval` seconds of `clock`, reports its iterations, and raises the flags
 /// the network's `isCancelled` closure reads: cancellation requested, or the lease lost.
 final class JobHeartbeat: @unchecked Sendable {
     private let queue: WorkerQueue
-    private let job: ClaimedJob
+    private let job: ClaimedWindow
     private let leaseSeconds: Double
     private let interval: Double
     private let clock: JobClock
@@ -16,13 +16,13 @@ final class JobHeartbeat: @unchecked Sendable {
     // Guarded by `condition`.
     private var finished = false
     private var exited = false
-    private var progress = 0
+    private var progress = (done: 0, total: nil as Int?)
     private var cancelFlag = false
     private var lostFlag = false
     /// When the next beat is due; set by `start`, so the first beat counts from the claim.
     private var nextBeat = Date.distantFuture
 
-    init(queue: WorkerQueue, job: ClaimedJob, leaseSeconds: Double, interval: Double, clock: JobClock, logger: Logger) {
+    init(queue: WorkerQueue, job: ClaimedWindow, leaseSeconds: Double, interval: Double, clock: JobClock, logger: Logger) {
         self.queue = queue
         self.job = job
         self.leaseSeconds = leaseSeconds
@@ -34,14 +34,14 @@ final class JobHeartbeat: @unchecked Sendable {
     var cancelRequested: Bool { condition.withLock { cancelFlag } }
     var lost: Bool { condition.withLock { lostFlag } }
 
-    func record(framesDone: Int) {
-        condition.withLock { progress = framesDone }
+    func record(iterationsDone: Int, of total: Int) {
+        condition.withLock { progress = (iterationsDone, total) }
     }
 
     func start() {
         condition.withLock { nextBeat = clock.now().addingTimeInterval(interval) }
         let thread = Thread { [self] in loop() }
-        thread.name = "heartbeat \(job.id)"
+        thread.name = "heartbeat \(job.jobId)/\(job.index)"
         thread.start()
     }
 
@@ -59,23 +59,23 @@ final class JobHeartbeat: @unchecked Sendable {
         while !finished {
             if !clock.wait(condition, until: nextBeat) { continue }  // woken early: finished, or a spurious wake
             nextBeat = clock.now().addingTimeInterval(interval)
-            let framesDone = progress
+            let iterations = progress
             condition.unlock()
             let reply: HeartbeatReply?
             do {
-                reply = try queue.heartbeat(job, framesDone: framesDone, leaseSeconds: leaseSeconds)
+                reply = try queue.heartbeat(job, iterationsDone: iterations.done, iterationsTotal: iterations.total, leaseSeconds: leaseSeconds)
             } catch {
                 // The next beat reconnects; the lease outlives a few missed beats.
-                logger.warning("heartbeat failed", metadata: ["job": "\(job.id)", "error": "\(error)"])
+                logger.warning("heartbeat failed", metadata: ["job": "\(job.jobId)", "window": "\(job.index)", "error": "\(error)"])
                 reply = nil
             }
             condition.lock()
             switch reply {
             case .held(let cancelRequested)?:
-                if cancelRequested && !cancelFlag { logger.info("cancellation requested", metadata: ["job": "\(job.id)"]) }
+                if cancelRequested && !cancelFlag { logger.info("cancellation requested", metadata: ["job": "\(job.jobId)", "window": "\(job.index)"]) }
                 cancelFlag = cancelFlag || cancelRequested
             case .lost?:
-                if !lostFlag { logger.warning("lease lost; abandoning the job", metadata: ["job": "\(job.id)"]) }
+                if !lostFlag { logger.warning("lease lost; abandoning the job", metadata: ["job": "\(job.jobId)", "window": "\(job.index)"]) }
                 lostFlag = true
             case nil:
                 break

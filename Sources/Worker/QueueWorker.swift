@@ -70,8 +70,8 @@ public final class QueueWorker: @unchecked Sendable {
         duties.append { [self] in
             runPeriodic(.leaseReaper, every: configuration.reapInterval, firstAt: start) { queue in
                 let expired = try queue.expireLeases(backoff: configuration.backoff)
-                for (id, status) in expired {
-                    logger.warning("lease expired; worker presumed dead", metadata: ["job": "\(id)", "now": "\(status.rawValue)"])
+                for (id, window, status) in expired {
+                    logger.warning("lease expired; worker presumed dead", metadata: ["job": "\(id)", "window": "\(window)", "now": "\(status.rawValue)"])
                 }
                 return expired.count
             }
@@ -186,8 +186,10 @@ public final class QueueWorker: @unchecked Sendable {
         while true {
             let seen = wake.withLock { wakeups }
             if isStopping { return }
-            let job: ClaimedJob?
+            let job: ClaimedWindow?
             do {
+                // Jobs queued before windows existed get theirs first (a cheap indexed look when there is none).
+                try queue.planPendingJobs()
                 job = try queue.claim(workerId: workerId, leaseSeconds: configuration.leaseSeconds)
                 delay = configuration.reconnectMin
             } catch {
@@ -207,16 +209,18 @@ public final class QueueWorker: @unchecked Sendable {
                 }
                 continue
             }
-            runJob(job, slot: slot, queue: queue, heartbeatQueue: heartbeatQueue)
-            emit(.jobEnded(slot: slot, job: job.id))
+            runWindow(job, slot: slot, queue: queue, heartbeatQueue: heartbeatQueue)
+            emit(.windowEnded(slot: slot, job: job.jobId, window: job.index, kind: job.kind))
         }
     }
 
-    private func runJob(_ job: ClaimedJob, slot: Int, queue: WorkerQueue, heartbeatQueue: WorkerQueue) {
+    private func runWindow(_ job: ClaimedWindow, slot: Int, queue: WorkerQueue, heartbeatQueue: WorkerQueue) {
         var logger = self.logger
-        logger[metadataKey: "job"] = "\(job.id)"
+        logger[metadataKey: "job"] = "\(job.jobId)"
+        logger[metadataKey: "window"] = "\(job.index)"
         logger[metadataKey: "attempt"] = "\(job.attempt)"
-        logger.info("claimed job", metadata: ["frames": "\(job.record.framesTotal)", "lease": "\(job.lease)"])
+        logger.info("claimed \(job.kind == .finish ? "finishing step" : "window")",
+                    metadata: ["frames": "\(job.window.inputFrames)", "lease": "\(job.lease)"])
         let heartbeat = JobHeartbeat(queue: heartbeatQueue, job: job, leaseSeconds: configuration.leaseSeconds,
                                      interval: configuration.heartbeatInterval, clock: clock, logger: logger)
         heartbeat.start()
@@ -225,32 +229,42 @@ public final class QueueWorker: @unchecked Sendable {
         let isCancelled = { [self] in heartbeat.cancelRequested || heartbeat.lost || (handBackOnStop && isStopping) }
 
         let started = clock.now()
-        let outcome: Result<[ResultBlob], Error>
-        do {
-            let frames = try persist(logger, abandonIf: { heartbeat.lost }) { try queue.inputs(of: job) }
-            outcome = Result {
-                try processors[slot].process(frames: frames, parameters: job.parameters,
-                                             progress: { done, _ in heartbeat.record(framesDone: done) },
-                                             isCancelled: isCancelled)
+        let outcome: Result<Bool, Error>
+        switch job.kind {
+        case .window:
+            let frames: [InputFrame]
+            do {
+                frames = try persist(logger, abandonIf: { heartbeat.lost }) { try queue.inputs(of: job) }
+            } catch {
+                // Only an abandoned window (lease lost while the database was away) gets here.
+                logger.warning("gave up reading the window's inputs", metadata: ["error": "\(error)"])
+                return
             }
-        } catch {
-            // Only an abandoned job (lease lost while the database was away) gets here.
-            logger.warning("gave up reading the job's inputs", metadata: ["error": "\(error)"])
-            return
+            outcome = Result {
+                let results = try processors[slot].process(window: job, frames: frames,
+                                                           progress: { done, total in heartbeat.record(iterationsDone: done, of: total) },
+                                                           isCancelled: isCancelled)
+                return try persist(logger, abandonIf: { heartbeat.lost }) { try queue.succeed(job, frames: results) }
+            }
+        case .finish:
+            outcome = Result {
+                try FinishingStep.run(job, queue: queue, persist: { step in try persist(logger, abandonIf: { heartbeat.lost }, step) },
+                                      progress: { done, total in heartbeat.record(iterationsDone: done, of: total) },
+                                      isCancelled: isCancelled)
+            }
         }
         let seconds = String(format: "%.2f", clock.now().timeIntervalSince(started))
 
         do {
             switch outcome {
-            case let .success(results):
-                let stored = try persist(logger, abandonIf: { heartbeat.lost }) { try queue.succeed(job, results: results) }
+            case let .success(stored):
                 if stored {
-                    logger.info("job succeeded", metadata: ["seconds": "\(seconds)", "files": "\(results.count)"])
+                    logger.info("\(job.kind == .finish ? "job succeeded" : "window stored")", metadata: ["seconds": "\(seconds)"])
                 } else {
                     logger.warning("lease lost before the results were stored; they were discarded")
                 }
             case let .failure(error) where heartbeat.lost:
-                logger.warning("job abandoned after losing its lease", metadata: ["error": "\(error)"])
+                logger.warning("window abandoned after losing its lease", metadata: ["error": "\(error)"])
             case .failure(let error as PermanentJobError):
                 _ = try persist(logger, abandonIf: { heartbeat.lost }) {
                     try queue.fail(job, error: JobErrorInfo(code: error.code, message: error.description))
@@ -259,19 +273,19 @@ public final class QueueWorker: @unchecked Sendable {
             case .failure(let error) where isCancelled():
                 if heartbeat.cancelRequested {
                     _ = try persist(logger, abandonIf: { heartbeat.lost }) { try queue.markCancelled(job) }
-                    logger.info("job cancelled", metadata: ["seconds": "\(seconds)"])
+                    logger.info("window cancelled", metadata: ["seconds": "\(seconds)"])
                 } else {
                     let status = try persist(logger, abandonIf: { heartbeat.lost }) { try queue.handBack(job) }
-                    logger.info("job handed back on shutdown", metadata: ["now": "\(status?.rawValue ?? "lost")", "stopped": "\(error)"])
+                    logger.info("window handed back on shutdown", metadata: ["now": "\(status?.rawValue ?? "lost")", "stopped": "\(error)"])
                 }
             case let .failure(error):
                 let status = try persist(logger, abandonIf: { heartbeat.lost }) {
                     try queue.retry(job, error: JobErrorInfo(code: "processing_failed", message: "\(error)"), backoff: configuration.backoff)
                 }
-                logger.error("job attempt failed", metadata: ["error": "\(error)", "now": "\(status?.rawValue ?? "lost")"])
+                logger.error("window attempt failed", metadata: ["error": "\(error)", "now": "\(status?.rawValue ?? "lost")"])
             }
         } catch {
-            logger.warning("could not record the job's outcome; its lease will expire and it will be retried",
+            logger.warning("could not record the window's outcome; its lease will expire and it will be retried",
                            metadata: ["error": "\(error)"])
         }
     }

@@ -1,5 +1,6 @@
 // What a running worker reports as it goes, for whoever watches it (tests wait on these instead of on time).
 import Foundation
+import JobQueue
 
 /// A step of a running `QueueWorker`, reported to its `events` observer on the thread that took it.
 /// The observer must return quickly and must not call back into the worker (some events are reported
@@ -9,9 +10,11 @@ public enum WorkerEvent: Equatable, Sendable {
     case listening
     /// A slot found nothing to claim and now waits for a wake-up: a notification, a poll, or the stop.
     case slotIdle(slot: Int)
-    /// A slot recorded what became of a job (or gave up recording it, when its lease was lost).
-    case jobEnded(slot: Int, job: UUID)
-    /// One pass of a service ended; `changed` counts the jobs it moved (reaped leases, expired data).
+    /// A slot recorded what became of a window or a finishing step of a job (or gave up recording it, when its
+    /// lease was lost). The job has succeeded when a finishing step ended this way and the job reads so.
+    case windowEnded(slot: Int, job: UUID, window: Int, kind: JobWindow.Kind)
+    /// One pass of a service ended; `changed` counts what it moved (windows whose lease it reaped, jobs whose
+    /// data it expired).
     case servicePass(WorkerService, changed: Int)
     /// A slot or service could not reach the database and will try again after a backoff.
     case databaseUnreachable(String)

@@ -44,9 +44,21 @@ struct QueueBenchCommand: ParsableCommand {
         DispatchQueue.concurrentPerform(iterations: claimers) { index in
             let queue = WorkerQueue(url: url)
             do {
-                while let job = try queue.claim(workerId: "bench/\(index)", leaseSeconds: 60) {
-                    guard try queue.succeed(job, results: []) else { throw ValidationError("lost lease on \(job.id)") }
-                    lock.withLock { claimed += 1 }
+                // Each job is one window and its finishing step: two claims.
+                while let window = try queue.claim(workerId: "bench/\(index)", leaseSeconds: 60) {
+                    let stored: Bool
+                    switch window.kind {
+                    case .window:
+                        let frames = window.window.resultFrames.map { frame in
+                            FrameResult(frameIndex: frame, name: "0000", height: 1, width: 1, disparity: Data(count: 4),
+                                        disparityPNG: Data([0]), depthPNG: nil, minDisparity: 0, maxDisparity: 0)
+                        }
+                        stored = try queue.succeed(window, frames: frames)
+                    case .finish:
+                        stored = try queue.finish(window)
+                        lock.withLock { claimed += 1 }
+                    }
+                    guard stored else { throw ValidationError("lost lease on \(window.jobId)") }
                 }
             } catch {
                 lock.withLock { failures.append("\(error)") }
@@ -57,7 +69,7 @@ struct QueueBenchCommand: ParsableCommand {
         if let failure = failures.first { throw ValidationError("a claimer failed: \(failure)") }
         guard claimed == jobs else { throw ValidationError("claimed \(claimed) of \(jobs) jobs") }
         print(String(format: "enqueue: %d jobs in %.2f s = %.0f jobs/s (one connection)", jobs, enqueueSeconds, Double(jobs) / enqueueSeconds))
-        print(String(format: "claim+complete: %d jobs in %.2f s = %.0f jobs/s (%d claimers)", jobs, claimSeconds,
+        print(String(format: "claim+complete: %d jobs (a window and a finishing step each) in %.2f s = %.0f jobs/s (%d claimers)", jobs, claimSeconds,
                      Double(jobs) / claimSeconds, claimers))
     }
 }

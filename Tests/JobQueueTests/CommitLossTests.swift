@@ -218,15 +218,20 @@ final class CommitLossTests: QueueTestCase {
         let job = try enqueue(store)
         let queue = WorkerQueue(url: proxy.proxied(url))
         let claimed = try XCTUnwrap(try queue.claim(workerId: "w", leaseSeconds: 30))
-        let results = [ResultBlob(path: "disparity.npy", data: Data([1, 2, 3]))]
+        let frames = results(claimed)
         proxy.arm(.afterCommit)
-        XCTAssertThrowsError(try queue.succeed(claimed, results: results)) { error in
+        XCTAssertThrowsError(try queue.succeed(claimed, frames: frames)) { error in
             XCTAssertTrue((error as? PostgresError)?.isConnectionLoss ?? false, "\(error)")
         }
         XCTAssertEqual(proxy.cutCount, 1)
-        XCTAssertTrue(try queue.succeed(claimed, results: results), "the committed success is this lease's own")
+        XCTAssertTrue(try queue.succeed(claimed, frames: frames), "the committed window is this lease's own")
+        XCTAssertEqual(try store.job(id: job.id)?.framesDone, 2, "its frames counted once")
+        let step = try XCTUnwrap(try queue.claim(workerId: "w", leaseSeconds: 30))
+        proxy.arm(.afterCommit)
+        XCTAssertThrowsError(try queue.finish(step))
+        XCTAssertTrue(try queue.finish(step), "the committed finishing step is this lease's own")
         XCTAssertEqual(try store.job(id: job.id)?.status, .succeeded)
-        XCTAssertEqual(try store.resultPaths(id: job.id), ["disparity.npy"])
+        XCTAssertEqual(try store.resultPaths(id: job.id), ["disparity/0000.png", "disparity/0001.png"])
         XCTAssertEqual(try store.counters().finished[.succeeded], 1, "counted once")
         XCTAssertEqual(try store.counters().durationCount, 1)
     }

@@ -8,11 +8,15 @@ import XCTest
 final class CounterTests: QueueTestCase {
     let clock = ManualClock()
 
-    /// Claims the oldest queued job, lets `seconds` of the clock pass, and makes it succeed.
+    /// Claims the window of the oldest queued job (one window: kernel 3 on at most 3 frames), lets `seconds`
+    /// of the clock pass, and makes it and the job's finishing step succeed.
     private func succeedNext(_ queue: WorkerQueue, after seconds: Double) throws {
-        let job = try XCTUnwrap(try queue.claim(workerId: "w", leaseSeconds: 86_400))
+        let window = try XCTUnwrap(try queue.claim(workerId: "w", leaseSeconds: 86_400))
         clock.advance(by: seconds)
-        XCTAssertTrue(try queue.succeed(job, results: [ResultBlob(path: "disparity.npy", data: Data([1]))]))
+        XCTAssertTrue(try queue.succeed(window, frames: results(window)))
+        let step = try XCTUnwrap(try queue.claim(workerId: "w", leaseSeconds: 86_400))
+        XCTAssertEqual(step.kind, .finish)
+        XCTAssertTrue(try queue.finish(step))
     }
 
     func testEveryTerminalMoveCountsOnceAndDeletingOrExpiringJobsTakesNothingBack() throws {
@@ -93,7 +97,7 @@ final class CounterTests: QueueTestCase {
             SELECT gen_random_uuid(), s.status, 2, 3, 1, 4, now() - make_interval(secs => s.seconds), now()
             FROM (VALUES ('succeeded', 10), ('succeeded', 4000), ('failed', 1), ('cancelled', 1), ('queued', 0)) AS s (status, seconds)
             """)
-        XCTAssertEqual(try Migrator(url: oldURL).run(), [5])
+        XCTAssertEqual(try Migrator(url: oldURL).run(), [5, 6])
         let counters = try JobStore(url: oldURL).counters()
         XCTAssertEqual(counters.finished, [.succeeded: 2, .failed: 1, .cancelled: 1])
         XCTAssertEqual(counters.durationBuckets.first { $0.upperBound == 15 }?.cumulativeCount, 1)

@@ -136,15 +136,17 @@ final class JobStoreTests: QueueTestCase {
         let store = try JobStore(url: url)
         let job = try enqueue(store)
         let queue = WorkerQueue(url: url)
-        let claimed = try XCTUnwrap(try queue.claim(workerId: "w", leaseSeconds: 30))
-        XCTAssertTrue(try queue.succeed(claimed, results: [ResultBlob(path: "disparity.npy", data: Data([1, 2, 3]))]))
-        XCTAssertEqual(try store.resultPaths(id: job.id), ["disparity.npy"])
-        XCTAssertEqual(try store.result(id: job.id, path: "disparity.npy"), Data([1, 2, 3]))
+        try runAll(queue)
+        XCTAssertEqual(try store.resultPaths(id: job.id), ["color/0000.png", "color/0001.png", "disparity.npy",
+                                                           "disparity/0000.png", "disparity/0001.png"])
+        XCTAssertEqual(try store.result(id: job.id, path: "disparity/0001.png"), Data("png 1".utf8))
         XCTAssertNil(try store.result(id: job.id, path: "missing.png"))
         XCTAssertTrue(try store.delete(id: job.id))
         XCTAssertFalse(try store.delete(id: job.id))
         XCTAssertNil(try store.job(id: job.id))
-        XCTAssertEqual(try TestDatabase.psql(url, "SELECT (SELECT count(*) FROM job_inputs) + (SELECT count(*) FROM job_results)"), "0")
+        XCTAssertEqual(try TestDatabase.psql(url, """
+            SELECT (SELECT count(*) FROM job_inputs) + (SELECT count(*) FROM job_frames) + (SELECT count(*) FROM job_windows)
+            """), "0")
     }
 
     /// Counts frame buffers that are still allocated, through `Data`'s custom deallocator.

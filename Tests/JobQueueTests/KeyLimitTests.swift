@@ -49,7 +49,7 @@ final class KeyLimitTests: QueueTestCase {
         XCTAssertEqual(try store.usage(of: byDefault)?.unfinishedJobs, 2)
         XCTAssertEqual(try store.usage(of: byDefault)?.atQueuedJobsLimit, true)
         XCTAssertThrowsError(try submit(store, owner: byDefault), "a running job counts")
-        try TestDatabase.psql(url, "UPDATE jobs SET status = 'succeeded', finished_at = now() WHERE id = '\(claimed.id.uuidString)'")
+        try TestDatabase.psql(url, "UPDATE jobs SET status = 'succeeded', finished_at = now() WHERE id = '\(claimed.jobId.uuidString)'")
         XCTAssertTrue(try submit(store, owner: byDefault).created, "a finished job no longer counts")
     }
 

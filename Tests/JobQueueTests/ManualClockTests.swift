@@ -13,8 +13,10 @@ final class ManualClockTests: QueueTestCase {
         XCTAssertEqual(first.createdAt, clock.now(), "stored at the clock's time, to the microsecond")
         clock.advance(by: 3600)
         let claimed = try XCTUnwrap(try WorkerQueue(url: url, clock: clock).claim(workerId: "w", leaseSeconds: 30))
-        XCTAssertEqual(claimed.record.startedAt, Date(timeIntervalSince1970: 1_000_003_600.25))
-        XCTAssertEqual(try XCTUnwrap(claimed.record.leaseExpiresAt).timeIntervalSince(clock.now()), 30, accuracy: 1e-6)
+        XCTAssertEqual(try store.job(id: claimed.jobId)?.startedAt, Date(timeIntervalSince1970: 1_000_003_600.25))
+        let expiry = try TestDatabase.psql(url, "SELECT extract(epoch FROM lease_expires_at - heartbeat_at) FROM job_windows WHERE lease = 1")
+        XCTAssertEqual(Double(expiry) ?? 0, 30, accuracy: 1e-6)
+        XCTAssertEqual(try TestDatabase.psql(url, "SELECT extract(epoch FROM heartbeat_at) FROM job_windows WHERE lease = 1"), "1000003600.250000")
         XCTAssertNil(SystemClock.shared.statementTime, "the real clock leaves now() to PostgreSQL")
     }
 

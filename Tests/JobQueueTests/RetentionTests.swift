@@ -22,14 +22,19 @@ final class RetentionTests: QueueTestCase {
     /// Claims the oldest queued job and ends it the way `outcome` says, storing one result when it succeeds.
     private func finishNext(_ outcome: JobStatus) throws -> UUID {
         let queue = WorkerQueue(url: url)
-        let job = try XCTUnwrap(try queue.claim(workerId: "w", leaseSeconds: 30))
+        let window = try XCTUnwrap(try queue.claim(workerId: "w", leaseSeconds: 30))
         switch outcome {
-        case .succeeded: XCTAssertTrue(try queue.succeed(job, results: [ResultBlob(path: "disparity.npy", data: Data([1, 2, 3]))]))
-        case .failed: XCTAssertTrue(try queue.fail(job, error: JobErrorInfo(code: "bad_input", message: "not a PNG")))
-        case .cancelled: XCTAssertTrue(try queue.markCancelled(job))
+        case .succeeded:
+            XCTAssertTrue(try queue.succeed(window, frames: results(window)))
+            XCTAssertTrue(try queue.finish(try XCTUnwrap(try queue.claim(workerId: "w", leaseSeconds: 30))))
+        case .failed: XCTAssertTrue(try queue.fail(window, error: JobErrorInfo(code: "bad_input", message: "not a PNG")))
+        case .cancelled:
+            _ = try JobStore(url: url).cancel(id: window.jobId)
+            XCTAssertTrue(try queue.markCancelled(window))
         default: XCTFail("not a terminal outcome: \(outcome)")
         }
-        return job.id
+        XCTAssertEqual(try JobStore(url: url).job(id: window.jobId)?.status, outcome)
+        return window.jobId
     }
 
     func testOldFinishedJobsLoseInputsAndResultsInBatchesAndKeepTheirRows() throws {
@@ -45,7 +50,7 @@ final class RetentionTests: QueueTestCase {
         let recent = try finishNext(.succeeded)
         let queued = try enqueue(store).id
         _ = try enqueue(store)
-        let running = try XCTUnwrap(try WorkerQueue(url: url).claim(workerId: "w2", leaseSeconds: 30)).id
+        let running = try XCTUnwrap(try WorkerQueue(url: url).claim(workerId: "w2", leaseSeconds: 30)).jobId
         XCTAssertEqual(running, queued, "the oldest queued job is claimed")
         let stillQueued = try XCTUnwrap(try store.list(status: .queued, limit: 10, after: nil).jobs.first).id
         for id in old { try age(id, days: 8) }
@@ -59,9 +64,9 @@ final class RetentionTests: QueueTestCase {
 
         let oldList = old.map { "'\($0.uuidString)'" }.joined(separator: ", ")
         XCTAssertEqual(try count("SELECT count(*) FROM job_inputs WHERE job_id IN (\(oldList))"), 0)
-        XCTAssertEqual(try count("SELECT count(*) FROM job_results WHERE job_id IN (\(oldList))"), 0)
+        XCTAssertEqual(try count("SELECT count(*) FROM job_frames WHERE job_id IN (\(oldList))"), 0)
         XCTAssertEqual(try count("SELECT count(*) FROM job_inputs WHERE job_id NOT IN (\(oldList))"), 6, "3 jobs × 2 frames kept")
-        XCTAssertEqual(try count("SELECT count(*) FROM job_results WHERE job_id = '\(recent.uuidString)'"), 1)
+        XCTAssertEqual(try count("SELECT count(*) FROM job_frames WHERE job_id = '\(recent.uuidString)'"), 2)
         for id in old {
             let job = try XCTUnwrap(try store.job(id: id), "the row stays")
             XCTAssertNotNil(job.resultsExpiredAt)
@@ -102,5 +107,29 @@ final class RetentionTests: QueueTestCase {
         if !returned { done.wait() }
         XCTAssertEqual(Set(try XCTUnwrap(pass.values.first).get()), Set(ids[1...]))
         XCTAssertEqual(try WorkerQueue(url: url).expireResults(olderThan: week), [ids[0]], "taken on the next pass")
+    }
+
+    /// A long video's data goes in batches of rows: a pass stopped part-way has expired the job (its routes
+    /// answer 410) and deleted some rows; the next pass deletes the rest.
+    func testALongVideoIsDeletedInBatchesOfRowsAcrossPasses() throws {
+        let store = try JobStore(url: url)
+        let job = try store.enqueue(parameters: JobParameters(iters: 2, kernelSize: 10), frames: frames(100),
+                                    idempotencyKey: nil, payloadDigest: nil).job
+        try runAll(WorkerQueue(url: url))
+        XCTAssertEqual(try store.job(id: job.id)?.status, .succeeded)
+        try age(job.id, days: 8)
+        var checks = 0
+        // Stops after the job is marked and three row batches ran.
+        let expired = try WorkerQueue(url: url).expireResults(olderThan: week, rowBatchSize: 16, shouldStop: {
+            checks += 1
+            return checks > 4
+        })
+        XCTAssertEqual(expired, [job.id])
+        XCTAssertNotNil(try store.job(id: job.id)?.resultsExpiredAt)
+        XCTAssertEqual(try count("SELECT count(*) FROM job_frames"), 100 - 3 * 16, "three batches of 16 rows")
+        XCTAssertEqual(try count("SELECT count(*) FROM job_inputs"), 100)
+        XCTAssertEqual(try WorkerQueue(url: url).expireResults(olderThan: week, rowBatchSize: 16), [], "nothing new to expire")
+        XCTAssertEqual(try count("SELECT count(*) FROM job_frames") + count("SELECT count(*) FROM job_inputs"), 0, "the rest went")
+        XCTAssertEqual(try TestDatabase.psql(url, "SELECT purge_pending FROM jobs"), "f")
     }
 }

@@ -85,4 +85,18 @@ final class APIKeyAuthTests: KeyedServerTestCase {
         XCTAssertEqual((response.json["error"] as? [String: Any])?["code"] as? String, "key_revoked")
         XCTAssertEqual(try submit(key: alice).status, 403)
     }
+
+    /// Worker ids name the operator's machines: a keyed client sees its windows, not who runs them.
+    func testAKeyedClientSeesItsWindowsWithoutWorkerIds() throws {
+        let alice = try makeKey("alice")
+        let submitted = try submit(key: alice)
+        XCTAssertEqual(submitted.status, 202, submitted.text)
+        let id = try XCTUnwrap(submitted.json["id"] as? String)
+        _ = try XCTUnwrap(try WorkerQueue(url: databaseURL).claim(workerId: "machine-7/0", leaseSeconds: 30))
+        let job = try request("GET", "/jobs/\(id)", key: alice)
+        let windows = try XCTUnwrap(job.json["windows"] as? [[String: Any]])
+        XCTAssertEqual(windows.first?["status"] as? String, "running")
+        XCTAssertTrue(windows.allSatisfy { $0["worker"] is NSNull }, "\(windows)")
+        XCTAssertEqual(try TestDatabase.psql(databaseURL, "SELECT worker_id FROM job_windows WHERE status = 'running'"), "machine-7/0")
+    }
 }

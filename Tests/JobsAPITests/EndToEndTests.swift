@@ -32,8 +32,8 @@ final class EndToEndTests: ServerTestCase {
         Int(try TestDatabase.psql(TestDatabase.serverURL, "SELECT count(*) FROM \(schema).\(table)")) ?? -1
     }
 
-    private func get(_ path: String) throws -> RawResponse {
-        try exchange("GET \(path) HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").0
+    private func get(_ path: String, headers: [String] = []) throws -> RawResponse {
+        try exchange("GET \(path) HTTP/1.1\r\nHost: t\r\n" + headers.map { $0 + "\r\n" }.joined() + "Connection: close\r\n\r\n").0
     }
 
     private func send(_ method: String, _ path: String) throws -> RawResponse {
@@ -71,28 +71,101 @@ final class EndToEndTests: ServerTestCase {
         // A stand-in worker claims it, reports progress, and stores results.
         let queue = WorkerQueue(url: databaseURL)
         let claimed = try XCTUnwrap(try queue.claim(workerId: "test-worker", leaseSeconds: 30))
-        XCTAssertEqual(claimed.id.uuidString.lowercased(), id)
+        XCTAssertEqual(claimed.jobId.uuidString.lowercased(), id)
+        XCTAssertEqual(claimed.window.inputFrames, 0..<2, "kernel 2: windows of two frames")
+        XCTAssertEqual(claimed.window.resultFrames, 0..<1, "the first gives frame 0")
         let inputs = try queue.inputs(of: claimed)
-        XCTAssertEqual(inputs.map(\.name), ["0000", "0001", "0002"])
-        XCTAssertEqual(inputs.map { [UInt8]($0.left) }, untar(left).map(\.1))
-        XCTAssertEqual(inputs.map { [UInt8]($0.right) }, untar(right).map(\.1))
-        XCTAssertEqual(try queue.heartbeat(claimed, framesDone: 1, leaseSeconds: 30), .held(cancelRequested: false))
+        XCTAssertEqual(inputs.map(\.name), ["0000", "0001"], "a window reads only its own frames")
+        XCTAssertEqual(inputs.map { [UInt8]($0.left) }, Array(untar(left).map(\.1).prefix(2)))
+        XCTAssertEqual(inputs.map { [UInt8]($0.right) }, Array(untar(right).map(\.1).prefix(2)))
+        XCTAssertEqual(try queue.heartbeat(claimed, iterationsDone: 1, iterationsTotal: 2, leaseSeconds: 30), .held(cancelRequested: false))
         let running = try get(base)
         XCTAssertEqual(running.json["status"] as? String, "running")
-        XCTAssertEqual(running.json["progress"] as? [String: Int], ["frames_done": 1, "frames_total": 3])
+        let progress = try XCTUnwrap(running.json["progress"] as? [String: Any])
+        XCTAssertEqual(progress["frames_done"] as? Int, 0)
+        XCTAssertEqual(progress["frames_total"] as? Int, 3)
+        XCTAssertEqual(progress["windows_done"] as? Int, 0)
+        XCTAssertEqual(progress["windows_total"] as? Int, 3, "kernel 2 on 3 frames: windows at 0, 1 and 2")
+        XCTAssertEqual(progress["iterations_total"] as? Int, 3 * 5, "iters 3: 1 + 1 + 3 per window")
+        XCTAssertEqual(progress["iterations_done"] as? Int, 1, "the running window's reported iteration")
+        XCTAssertTrue(progress["eta_seconds"] is NSNull, "no speed measured before a window is stored")
+        let windows = try XCTUnwrap(running.json["windows"] as? [[String: Any]])
+        XCTAssertEqual(windows.map { $0["first_frame"] as? Int }, [0, 1, 2])
+        XCTAssertEqual(windows.map { $0["frames"] as? Int }, [2, 2, 1])
+        XCTAssertEqual(windows.map { $0["status"] as? String }, ["running", "queued", "queued"])
+        XCTAssertEqual(windows.first?["worker"] as? String, "test-worker", "an open server shows worker ids")
+        XCTAssertEqual(try get("\(base)/disparity/0000.png").errorCode, "not_ready")
+        XCTAssertNotNil(try get("\(base)/disparity/0000.png").header("Retry-After"))
         XCTAssertEqual(running.json["attempt"] as? Int, 1)
         XCTAssertFalse(running.json["started_at"] is NSNull)
         XCTAssertEqual(try get("\(base)/color/0.png").status, 409)
 
-        var results = [ResultBlob(path: "disparity.npy", data: Data(repeating: 1, count: 3000))]
-        for kind in ["disparity", "color", "depth", "video"] {
-            for frame in 0..<3 { results.append(ResultBlob(path: "\(kind)/\(frame).png", data: Data("\(kind)\(frame)".utf8))) }
+        // Each frame's disparity is 250 floats of its index; its files are named bytes.
+        var results: [(path: String, data: Data)] = []
+        let frames = (0..<3).map { frame -> FrameResult in
+            let values = [Float](repeating: Float(frame), count: 250)
+            return FrameResult(frameIndex: frame, name: String(format: "%04d", frame), height: 10, width: 25,
+                               disparity: values.withUnsafeBytes { Data($0) }, disparityPNG: Data("disparity\(frame)".utf8),
+                               depthPNG: Data("depth\(frame)".utf8), minDisparity: Float(frame), maxDisparity: Float(frame))
         }
-        XCTAssertTrue(try queue.succeed(claimed, results: results))
+        // The first window stored: its frames are downloadable while the job runs, the others not yet.
+        XCTAssertTrue(try queue.succeed(claimed, frames: Array(frames[0..<1])))
+        let partial = try get(base)
+        XCTAssertEqual(partial.json["status"] as? String, "running")
+        let ready = try XCTUnwrap(partial.json["frames_ready"] as? [String: Any])
+        XCTAssertEqual(ready["ranges"] as? [[Int]], [[0, 1]])
+        XCTAssertEqual(ready["url_templates"] as? [String: String],
+                       ["disparity": "\(base)/disparity/{name}.png", "depth": "\(base)/depth/{name}.png"])
+        XCTAssertEqual((partial.json["progress"] as? [String: Any])?["frames_done"] as? Int, 1)
+        XCTAssertFalse((partial.json["progress"] as? [String: Any])?["eta_seconds"] is NSNull, "one window's speed measured")
+        let early = try get("\(base)/disparity/0000.png")
+        XCTAssertEqual(early.status, 200)
+        XCTAssertEqual(try get("\(base)/depth/0000.png").status, 200)
+        XCTAssertEqual(try get("\(base)/disparity/0001.png").errorCode, "not_ready")
+        XCTAssertEqual(try get("\(base)/disparity.npy").errorCode, "job_not_succeeded")
+        XCTAssertEqual(try get("\(base)/result.tar").errorCode, "job_not_succeeded")
+        var window = try XCTUnwrap(try queue.claim(workerId: "test-worker", leaseSeconds: 30))
+        while window.kind == .window {
+            XCTAssertTrue(try queue.succeed(window, frames: Array(frames[window.window.resultFrames])))
+            window = try XCTUnwrap(try queue.claim(workerId: "test-worker", leaseSeconds: 30))
+        }
+        let step = window
+        for frame in 0..<3 {
+            XCTAssertTrue(try queue.storeRendered(step, frame: frame, RenderedFrame(colorPNG: Data("color\(frame)".utf8),
+                                                                                   videoPNG: Data("video\(frame)".utf8))))
+        }
+        XCTAssertTrue(try queue.finish(step))
         queue.disconnect()
+        var npy = FrameFiles.npyHeader(frames: 3, height: 10, width: 25)
+        for frame in frames { npy.append(frame.disparity) }
+        results.append(("disparity.npy", npy))
+        for kind in ["disparity", "color", "depth", "video"] {
+            for frame in 0..<3 { results.append(("\(kind)/\(String(format: "%04d", frame)).png", Data("\(kind)\(frame)".utf8))) }
+        }
 
         let done = try get(base)
         XCTAssertEqual(done.json["status"] as? String, "succeeded")
+        XCTAssertEqual(try get("\(base)/disparity/0000.png").body, early.body, "the frame read while running is the frame after success")
+        // disparity.npy and result.tar: their lengths up front, and byte ranges of both.
+        let npyResponse = try get("\(base)/disparity.npy")
+        XCTAssertEqual(npyResponse.header("Content-Length"), "\(npy.count)")
+        XCTAssertEqual(npyResponse.header("Accept-Ranges"), "bytes")
+        for (header, range) in [("bytes=0-9", 0..<10), ("bytes=100-", 100..<npy.count), ("bytes=-700", (npy.count - 700)..<npy.count),
+                                ("bytes=1100-2100", 1100..<2101)] {
+            let part = try get("\(base)/disparity.npy", headers: ["Range: \(header)"])
+            XCTAssertEqual(part.status, 206, header)
+            XCTAssertEqual(Data(part.body), npy.subdata(in: range), header)
+            XCTAssertEqual(part.header("Content-Range"), "bytes \(range.lowerBound)-\(range.upperBound - 1)/\(npy.count)")
+        }
+        let outside = try get("\(base)/disparity.npy", headers: ["Range: bytes=\(npy.count)-"])
+        XCTAssertEqual(outside.status, 416)
+        XCTAssertEqual(outside.header("Content-Range"), "bytes */\(npy.count)")
+        let tar = try get("\(base)/result.tar")
+        XCTAssertEqual(tar.header("Content-Length"), "\(tar.body.count)")
+        XCTAssertNil(tar.header("Transfer-Encoding"))
+        let tarPart = try get("\(base)/result.tar", headers: ["Range: bytes=600-4000"])
+        XCTAssertEqual(tarPart.status, 206)
+        XCTAssertEqual(tarPart.body, Array(tar.body[600...4000]))
         XCTAssertFalse(done.json["finished_at"] is NSNull)
         let urls = try XCTUnwrap(done.json["urls"] as? [String: Any])
         XCTAssertEqual(urls["results"] as? [String], results.map(\.path).sorted().map { "\(base)/\($0)" })
@@ -112,7 +185,7 @@ final class EndToEndTests: ServerTestCase {
         XCTAssertEqual(try send("DELETE", base).status, 204)
         XCTAssertEqual(try get(base).status, 404)
         XCTAssertEqual(try count("job_inputs"), 0)
-        XCTAssertEqual(try count("job_results"), 0)
+        XCTAssertEqual(try count("job_frames"), 0)
         XCTAssertEqual(uploadFiles(in: uploads), [])
     }
 
@@ -125,10 +198,25 @@ final class EndToEndTests: ServerTestCase {
         XCTAssertTrue(submitted.json["results_expired_at"] is NSNull)
         let queue = WorkerQueue(url: databaseURL)
         let claimed = try XCTUnwrap(try queue.claim(workerId: "test-worker", leaseSeconds: 30))
-        XCTAssertEqual(claimed.id.uuidString.lowercased(), id)
-        let paths = ["disparity.npy", "disparity/0000.png", "color/0000.png", "depth/0000.png", "video/0000.png"]
-        XCTAssertTrue(try queue.succeed(claimed, results: paths.map { ResultBlob(path: $0, data: Data($0.utf8)) }))
+        XCTAssertEqual(claimed.jobId.uuidString.lowercased(), id)
+        var step = claimed
+        var frames: [FrameResult] = []
+        while step.kind == .window {
+            let stored = step.window.resultFrames.map { frame in
+                FrameResult(frameIndex: frame, name: String(format: "%04d", frame), height: 1, width: 1, disparity: Data(count: 4),
+                            disparityPNG: Data([1]), depthPNG: Data([2]), minDisparity: 0, maxDisparity: 0)
+            }
+            XCTAssertTrue(try queue.succeed(step, frames: stored))
+            frames += stored
+            step = try XCTUnwrap(try queue.claim(workerId: "test-worker", leaseSeconds: 30))
+        }
+        for frame in frames {
+            XCTAssertTrue(try queue.storeRendered(step, frame: frame.frameIndex, RenderedFrame(colorPNG: Data([3]), videoPNG: Data([4]))))
+        }
+        XCTAssertTrue(try queue.finish(step))
         queue.disconnect()
+        let paths = try JobStore(url: databaseURL).resultPaths(id: claimed.jobId)
+        XCTAssertEqual(paths.count, 1 + 4 * frames.count)
         XCTAssertEqual(try send("POST", "/jobs/\(cancelledID)/cancel").json["results"] as? String, "none")
         let base = "/jobs/\(id)"
         XCTAssertEqual(try get(base).json["results"] as? String, "available")
@@ -138,7 +226,7 @@ final class EndToEndTests: ServerTestCase {
         try TestDatabase.psql(databaseURL, "UPDATE jobs SET finished_at = now() - interval '8 days'")
         XCTAssertEqual(try WorkerQueue(url: databaseURL).expireResults(olderThan: 7 * 86_400).count, 2)
         XCTAssertEqual(try count("job_inputs"), 0)
-        XCTAssertEqual(try count("job_results"), 0)
+        XCTAssertEqual(try count("job_frames"), 0)
 
         let expired = try get(base)
         XCTAssertEqual(expired.status, 200)

@@ -28,7 +28,12 @@ final class JobRoutesTests: ServerTestCase {
         XCTAssertEqual(response.header("Location"), "/jobs/\(id.uuidString.lowercased())")
         let job = response.json
         XCTAssertEqual(job["status"] as? String, "queued")
-        XCTAssertEqual(job["progress"] as? [String: Int], ["frames_done": 0, "frames_total": 3])
+        let progress = try XCTUnwrap(job["progress"] as? [String: Any])
+        XCTAssertEqual(progress["frames_done"] as? Int, 0)
+        XCTAssertEqual(progress["frames_total"] as? Int, 3)
+        for key in ["windows_done", "windows_total", "iterations_done", "iterations_total", "eta_seconds"] {
+            XCTAssertTrue(progress[key] is NSNull, "\(key): a backend without windows knows none")
+        }
         XCTAssertEqual((job["parameters"] as? [String: Any])?["iters"] as? Int, 4)
         XCTAssertEqual((job["parameters"] as? [String: Any])?["kernel_size"] as? Int, apiConfiguration.defaultKernelSize)
         XCTAssertTrue(job["error"] is NSNull)

@@ -58,9 +58,17 @@ final class MetricsTests: ServerTestCase {
         let job = try XCTUnwrap(try queue.claim(workerId: "w", leaseSeconds: 86_400))
         clock.advance(by: seconds)
         switch outcome {
-        case .succeeded: XCTAssertTrue(try queue.succeed(job, results: [ResultBlob(path: "disparity.npy", data: Data([1]))]))
+        case .succeeded:
+            let frames = job.window.resultFrames.map { frame in
+                FrameResult(frameIndex: frame, name: "\(frame)", height: 1, width: 1, disparity: Data(count: 4),
+                            disparityPNG: Data([1]), depthPNG: nil, minDisparity: 0, maxDisparity: 0)
+            }
+            XCTAssertTrue(try queue.succeed(job, frames: frames))
+            XCTAssertTrue(try queue.finish(try XCTUnwrap(try queue.claim(workerId: "w", leaseSeconds: 86_400))))
         case .failed: XCTAssertTrue(try queue.fail(job, error: JobErrorInfo(code: "bad_input", message: "not a PNG")))
-        case .cancelled: XCTAssertTrue(try queue.markCancelled(job))
+        case .cancelled:
+            _ = try store.cancel(id: job.jobId)
+            XCTAssertTrue(try queue.markCancelled(job))
         default: XCTFail("not an outcome: \(outcome)")
         }
     }

@@ -5,40 +5,98 @@
 import Foundation
 @testable import JobQueue
 import Logging
+import Media
 import QueueTestSupport
 import TestSupport
 @testable import Worker
 import XCTest
 
-/// Does real but cheap work: a checksum of each frame's bytes, checking for cancellation before each frame
-/// as the network does between iterations, and optionally held before one frame by a `FrameGate`.
+/// Does real but cheap work: a checksum of each frame's bytes as its 1 × 1 "disparity", checking for
+/// cancellation before each frame as the network does between iterations, and optionally held before one
+/// frame by a `FrameGate`. One call per window.
 final class ChecksumProcessor: JobProcessor {
     let failures: Int
     let gate: FrameGate
     private let lock = NSLock()
     private var calls = 0
 
-    init(failures: Int = 0, holdAt frame: Int? = nil) {
+    /// `gate` may be shared by several processors (it holds whichever reaches its frame first).
+    init(failures: Int = 0, holdAt frame: Int? = nil, gate: FrameGate? = nil, barrier: Barrier? = nil) {
         self.failures = failures
-        gate = FrameGate(holdAt: frame)
+        self.gate = gate ?? FrameGate(holdAt: frame)
+        self.barrier = barrier
     }
+
+    /// Keeps every processor's first window until all of them have one, so that several workers surely run
+    /// windows of one job.
+    let barrier: Barrier?
 
     var callCount: Int { lock.withLock { calls } }
 
-    func process(frames: [InputFrame], parameters: JobParameters, progress: @escaping (Int, Int) -> Void,
-                 isCancelled: @escaping () -> Bool) throws -> [ResultBlob] {
+    func process(window: ClaimedWindow, frames: [InputFrame], progress: @escaping (Int, Int) -> Void,
+                 isCancelled: @escaping () -> Bool) throws -> [FrameResult] {
         let call = lock.withLock { calls += 1; return calls }
-        var results: [ResultBlob] = []
-        for frame in frames {
+        if call == 1 { barrier?.arrive() }
+        var sums: [Float] = []
+        for (done, frame) in frames.enumerated() {
             if frame.left.starts(with: Array("BAD".utf8)) { throw BadJobInput("frame \(frame.name): not a PNG") }
             try gate.pass(frame.index, isCancelled: isCancelled)
             if isCancelled() { throw CancellationError() }
-            let sum = (frame.left + frame.right).reduce(UInt32(0)) { $0 &+ UInt32($1) }
-            results.append(ResultBlob(path: "checksum/\(frame.name).txt", data: Data("\(sum)".utf8)))
-            progress(frame.index + 1, frames.count)
+            sums.append(Float(Self.checksum(frame)))
+            progress(done + 1, frames.count)
         }
         if call <= failures { throw NSError(domain: "test", code: call, userInfo: [NSLocalizedDescriptionKey: "induced failure \(call)"]) }
-        return results
+        // Like the network's, a frame's result depends on the whole window it ran in: a frame stored from the
+        // wrong window would differ.
+        let context = sums.reduce(0, +)
+        let kept = window.keptPositions
+        return try WindowResults.make(window, names: kept.map { frames[$0].name }, disparity: kept.map { sums[$0] * 4096 + context },
+                                      height: 1, width: 1)
+    }
+
+    static func checksum(_ frame: InputFrame) -> UInt32 {
+        (frame.left + frame.right).reduce(UInt32(0)) { $0 &+ UInt32($1) }
+    }
+}
+
+/// Holds in every window it runs (at the window's first frame) until the run is cancelled.
+final class HoldingProcessor: JobProcessor {
+    let gate: FrameGate
+    let barrier: Barrier
+
+    init(gate: FrameGate, barrier: Barrier) {
+        self.gate = gate
+        self.barrier = barrier
+    }
+
+    func process(window: ClaimedWindow, frames: [InputFrame], progress: @escaping (Int, Int) -> Void,
+                 isCancelled: @escaping () -> Bool) throws -> [FrameResult] {
+        barrier.arrive()
+        gate.hold(at: frames[0].index)
+        try gate.pass(frames[0].index, isCancelled: isCancelled)
+        throw CancellationError()
+    }
+}
+
+/// Lets `count` threads through together, once each has arrived (or fails the test at the hang guard).
+final class Barrier: @unchecked Sendable {
+    private let condition = NSCondition()
+    private let count: Int
+    private var arrived = 0
+
+    init(_ count: Int) {
+        self.count = count
+    }
+
+    func arrive() {
+        condition.withLock {
+            arrived += 1
+            condition.broadcast()
+            let deadline = Date(timeIntervalSinceNow: hangGuard)
+            while arrived < count {
+                guard condition.wait(until: deadline) else { XCTFail("only \(arrived) of \(count) arrived"); return }
+            }
+        }
     }
 }
 
@@ -106,11 +164,21 @@ final class QueueWorkerTests: XCTestCase {
         return worker
     }
 
+    /// 1 × 1 PNG frames (the finishing step decodes the left ones for `video/`), or undecodable ones.
     func frames(_ count: Int, bad: Bool = false) -> [InputFrame] {
         (0..<count).map { index in
-            InputFrame(index: index, name: String(format: "%04d", index),
-                       left: bad ? Data("BAD".utf8) : Data([UInt8(index), 1, 2]), right: Data([3, 4, UInt8(index)]))
+            func png(_ pixel: [UInt8]) -> Data { try! PNG.encodeRGB8(RGBImage(width: 1, height: 1, pixels: pixel)) }
+            return InputFrame(index: index, name: String(format: "%04d", index),
+                              left: bad ? Data("BAD".utf8) : png([UInt8(index & 0xFF), UInt8(index >> 8), 2]),
+                              right: png([3, 4, UInt8(index & 0xFF)]))
         }
+    }
+
+    /// The job's disparity.npy as floats.
+    func disparity(_ id: UUID, store: JobStore? = nil) throws -> [Float] {
+        let data = try XCTUnwrap(try (store ?? self.store).result(id: id, path: "disparity.npy"))
+        let header = Int(data[data.startIndex + 8]) | Int(data[data.startIndex + 9]) << 8
+        return data.dropFirst(10 + header).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
     }
 
     func enqueue(_ count: Int, bad: Bool = false, into store: JobStore? = nil) throws -> UUID {
@@ -127,11 +195,12 @@ final class QueueWorkerTests: XCTestCase {
             XCTAssertEqual(job.status, .succeeded)
             XCTAssertEqual(job.attempt, 1)
             XCTAssertEqual(job.framesDone, 2)
-            XCTAssertEqual(try store.resultPaths(id: id), ["checksum/0000.txt", "checksum/0001.txt"])
-            // Frame 1: left [1, 1, 2], right [3, 4, 1].
-            XCTAssertEqual(try store.result(id: id, path: "checksum/0001.txt"), Data("12".utf8))
+            XCTAssertEqual(try store.resultPaths(id: id), ["color/0000.png", "color/0001.png", "disparity.npy",
+                                                           "disparity/0000.png", "disparity/0001.png", "video/0000.png", "video/0001.png"])
+            let sums = frames(2).map { Float(ChecksumProcessor.checksum($0)) }
+            XCTAssertEqual(try disparity(id), sums.map { $0 * 4096 + sums.reduce(0, +) }, "one window of both frames")
         }
-        XCTAssertEqual(processors.map(\.callCount).reduce(0, +), 10, "no job ran twice")
+        XCTAssertEqual(processors.map(\.callCount).reduce(0, +), 10, "one window each, and none ran twice")
     }
 
     func testTheMaintenanceThreadExpiresOldFinishedJobsInBatches() throws {
@@ -154,7 +223,10 @@ final class QueueWorkerTests: XCTestCase {
         let recent = try enqueue(1)
         XCTAssertEqual(try watch.wait(for: recent, store) { $0.status.isTerminal }.status, .succeeded)
         try TestDatabase.psql(url, "UPDATE jobs SET finished_at = finished_at - interval '2 days' WHERE id <> '\(recent.uuidString)'")
+        let expiring = events.count
         clock.advance(by: 0.2)
+        // The pass that expires them also deletes their rows (in batches of rows) before it reports.
+        events.wait(after: expiring) { $0 == .servicePass(.retention, changed: ids.count) }
         for id in ids {
             let job = try watch.wait(for: id, store) { $0.resultsExpiredAt != nil }
             XCTAssertNotNil(job.resultsExpiredAt, "expired by the worker's maintenance")
@@ -162,7 +234,7 @@ final class QueueWorkerTests: XCTestCase {
             XCTAssertEqual(try store.resultPaths(id: id), [])
         }
         XCTAssertEqual(try TestDatabase.psql(url, "SELECT count(*) FROM job_inputs"), "1", "only the recent job's frame is left")
-        XCTAssertEqual(try store.resultPaths(id: recent), ["checksum/0000.txt"])
+        XCTAssertEqual(try store.resultPaths(id: recent), ["color/0000.png", "disparity.npy", "disparity/0000.png", "video/0000.png"])
     }
 
     func testAnIdleWorkerIsWokenByTheEnqueueNotification() throws {
@@ -191,8 +263,10 @@ final class QueueWorkerTests: XCTestCase {
         let job = try watch.wait(for: id, store) { $0.status.isTerminal }
         XCTAssertEqual(job.status, .succeeded)
         XCTAssertEqual(job.attempt, 2)
-        XCTAssertEqual(try XCTUnwrap(job.startedAt).timeIntervalSince(first.record.startedAt!), 5, accuracy: 1e-6,
-                       "claimed at the poll, when the clock reached the backoff's end")
+        XCTAssertEqual(try TestDatabase.psql(url, """
+            SELECT extract(epoch FROM w.started_at - j.started_at) FROM job_windows AS w, jobs AS j WHERE w.kind = 'window'
+            """), "5.000000", "claimed again at the poll, when the clock reached the backoff's end")
+        _ = first
     }
 
     func testTheLeaseReaperRequeuesTheJobOfAWorkerThatStoppedHeartbeating() throws {
@@ -207,8 +281,11 @@ final class QueueWorkerTests: XCTestCase {
         let job = try watch.wait(for: id, store) { $0.status.isTerminal }
         XCTAssertEqual(job.status, .succeeded)
         XCTAssertEqual(job.attempt, 2, "the dead worker's attempt counts")
-        XCTAssertEqual(job.lease, dead.lease + 1)
-        XCTAssertEqual(job.workerId, "test-\(schema)/0")
+        let window = try XCTUnwrap(try store.windows(id: id).first)
+        XCTAssertEqual(window.attempt, 2)
+        XCTAssertEqual(window.workerId, "test-\(schema)/0")
+        XCTAssertEqual(dead.lease, 1)
+        XCTAssertEqual(try TestDatabase.psql(url, "SELECT lease FROM job_windows WHERE window_index = 0"), "2", "the claim after the dead one")
     }
 
     func testCancellingARunningJobStopsItWithinSeconds() throws {
@@ -237,9 +314,9 @@ final class QueueWorkerTests: XCTestCase {
         let job = try watch.wait(for: id, store) { $0.status.isTerminal }
         XCTAssertEqual(job.status, .failed)
         XCTAssertEqual(job.attempt, 1)
-        XCTAssertEqual(job.error, JobErrorInfo(code: "bad_input", message: "frame 0000: not a PNG"))
+        XCTAssertEqual(job.error, JobErrorInfo(code: "bad_input", message: "window 0 (frames 0-1): frame 0000: not a PNG"))
         // The slot looked for work again after recording the failure and found none.
-        guard let ended = events.wait(for: { $0 == .jobEnded(slot: 0, job: id) }) else { return }
+        guard let ended = events.wait(for: { $0 == .windowEnded(slot: 0, job: id, window: 0, kind: .window) }) else { return }
         events.wait(after: ended) { $0 == .slotIdle(slot: 0) }
         XCTAssertEqual(processor.callCount, 1)
     }
@@ -278,7 +355,8 @@ final class QueueWorkerTests: XCTestCase {
         XCTAssertEqual(try watch.wait(for: id, store) { $0.status.isTerminal }.status, .succeeded)
     }
 
-    func testStopCanLetTheRunningJobFinish() throws {
+    /// With windows the unit of work, "finish" lets the running window finish and store its frames.
+    func testStopCanLetTheRunningWindowFinish() throws {
         let id = try enqueue(5)
         clock.advance(by: 0.001)  // created later, so claimed second
         let other = try enqueue(1)
@@ -288,7 +366,11 @@ final class QueueWorkerTests: XCTestCase {
         worker.stop()
         processor.gate.release()
         XCTAssertEqual(workers.last?.join(), true)
-        XCTAssertEqual(try store.job(id: id)?.status, .succeeded)
+        let windows = try store.windows(id: id)
+        XCTAssertEqual(windows.first?.status, .succeeded, "the held window finished and was stored")
+        XCTAssertEqual(windows.dropFirst().map(\.status), Array(repeating: .queued, count: windows.count - 1), "no claims after the stop")
+        XCTAssertEqual(try store.job(id: id)?.status, .running, "part of it is stored")
+        XCTAssertEqual(try store.job(id: id)?.framesDone, windows.first?.resultFrames.count)
         XCTAssertEqual(try store.job(id: other)?.status, .queued, "no claims after the stop")
     }
 
@@ -329,7 +411,122 @@ final class QueueWorkerTests: XCTestCase {
         let job = try watch.wait(for: id, store) { $0.status.isTerminal }
         XCTAssertEqual(job.status, .succeeded)
         XCTAssertEqual(job.attempt, 1, "the restart cost no attempt")
-        XCTAssertEqual(processor.callCount, 1)
-        XCTAssertEqual(try store.resultPaths(id: id).count, 15)
+        XCTAssertEqual(processor.callCount, WindowAssignment.plan(frames: 15, kernelSize: 3).count, "each window once")
+        XCTAssertEqual(try store.resultPaths(id: id).count, 3 * 15 + 1, "disparity/, color/ and video/ per frame, and disparity.npy")
+    }
+
+    /// Issue 13's proof in miniature: one 480-frame job (kernel 10) run by three workers. Windows go to all
+    /// three (shown in `windows`), a frame read while the job still runs equals the same frame after it
+    /// succeeded, and the disparity is bit-identical to one worker's run of the same frames.
+    func testThreeWorkersShareOneLongJobAndGiveOneWorkersDisparity() throws {
+        let count = 480
+        let parameters = JobParameters(iters: 2, kernelSize: 10)
+        let shared = try store.enqueue(parameters: parameters, frames: frames(count), idempotencyKey: nil, payloadDigest: nil).job.id
+        let plan = WindowAssignment.plan(frames: count, kernelSize: 10)
+        // The window that gives the last frame is held until the test has read a frame of the running job.
+        let gate = FrameGate(holdAt: count - 1)
+        let barrier = Barrier(3)
+        for name in ["a", "b", "c"] {
+            var config = configuration()
+            config.workerId = "\(name)-\(schema)"
+            config.leaseSeconds = 600  // the clock never moves here: no lease runs out
+            try startWorker([ChecksumProcessor(gate: gate, barrier: barrier)], config)
+        }
+        gate.waitUntilHeld()
+        let running = try watch.wait(for: shared, store) { $0.framesDone >= count - 10 }
+        XCTAssertEqual(running.status, .running)
+        let early = try XCTUnwrap(try store.result(id: shared, path: "disparity/0007.png"), "a stored frame is readable while the job runs")
+        XCTAssertNil(try store.result(id: shared, path: "color/0007.png"), "colour waits for the finishing step")
+        gate.release()
+        let done = try watch.wait(for: shared, store) { $0.status.isTerminal }
+        XCTAssertEqual(done.status, .succeeded)
+        XCTAssertEqual(done.framesDone, count)
+        XCTAssertEqual(try store.result(id: shared, path: "disparity/0007.png"), early, "the same bytes after success")
+        let windows = try store.windows(id: shared)
+        XCTAssertEqual(windows.count, plan.count + 1)
+        XCTAssertEqual(Set(windows.compactMap(\.workerId).map { $0.prefix(1) }), ["a", "b", "c"], "every worker ran windows")
+        XCTAssertEqual(try TestDatabase.psql(url, "SELECT count(*), count(DISTINCT frame_index) FROM job_frames WHERE job_id = '\(shared)'"),
+                       "\(count)|\(count)", "every frame stored once")
+        let three = try XCTUnwrap(try store.result(id: shared, path: "disparity.npy"))
+
+        // One worker alone, on the same frames.
+        for handle in workers { handle.worker.stop(); XCTAssertTrue(handle.join()) }
+        workers.removeAll()
+        let alone = try store.enqueue(parameters: parameters, frames: frames(count), idempotencyKey: nil, payloadDigest: nil).job.id
+        try startWorker([ChecksumProcessor()], configuration())
+        XCTAssertEqual(try watch.wait(for: alone, store) { $0.status.isTerminal }.status, .succeeded)
+        XCTAssertEqual(Set(try store.windows(id: alone).compactMap(\.workerId)).count, 1)
+        let one = try XCTUnwrap(try store.result(id: alone, path: "disparity.npy"))
+        XCTAssertEqual(one.count, FrameFiles.npySize(frames: count, height: 1, width: 1))
+        XCTAssertTrue(one == three, "bit-identical disparity.npy")
+    }
+
+    /// Chaos in miniature, on real time against a private server: four windows claimed by workers that die at
+    /// once (they never heartbeat, as after a SIGKILL), three live workers, and the server restarted under
+    /// them mid-video. The job succeeds with every frame stored once, only the dead workers' windows ran
+    /// again, and the disparity is bit-identical to a clean run.
+    func testDeadWorkersAndADatabaseRestartMidVideoChangeNothingButTheRerunWindows() throws {
+        let cluster = try PrivateCluster()
+        defer { cluster.destroy() }
+        let (privateURL, privateSchema) = try TestDatabase.makeSchema("chaos", server: cluster.serverURL)
+        try Migrator(url: privateURL).run()
+        let store = try JobStore(url: privateURL)
+        let count = 120
+        let parameters = JobParameters(iters: 2, kernelSize: 6)
+        let id = try store.enqueue(parameters: parameters, frames: frames(count), idempotencyKey: nil, payloadDigest: nil).job.id
+        let dead = WorkerQueue(url: privateURL)
+        let doomed = try (0..<4).map { _ in try XCTUnwrap(try dead.claim(workerId: "killed/0", leaseSeconds: 1)) }
+        dead.disconnect()
+        let gate = FrameGate(holdAt: 60)
+        for name in ["a", "b", "c"] {
+            var config = configuration()
+            config.workerId = "\(name)-chaos"
+            config.leaseSeconds = 60  // far longer than the restart: live windows keep their leases
+            config.heartbeatInterval = 0.3
+            try startWorker([ChecksumProcessor(gate: gate)], config, url: privateURL, clock: SystemClock.shared)
+        }
+        gate.waitUntilHeld()
+        try cluster.restart()
+        gate.release()
+        let watch = try JobWatch(url: privateURL, schema: privateSchema)
+        let done = try watch.wait(for: id, store) { $0.status.isTerminal }
+        XCTAssertEqual(done.status, .succeeded)
+        let windows = try store.windows(id: id)
+        let rerun = Set(doomed.map(\.index))
+        XCTAssertEqual(Set(windows.filter { $0.attempt > 1 }.map(\.index)), rerun, "only the dead workers' windows ran again")
+        XCTAssertTrue(windows.filter { rerun.contains($0.index) }.allSatisfy { $0.workerId?.hasSuffix("-chaos/0") ?? false })
+        XCTAssertEqual(try TestDatabase.psql(privateURL, "SELECT count(*), count(DISTINCT frame_index) FROM job_frames"), "\(count)|\(count)")
+        let chaotic = try XCTUnwrap(try store.result(id: id, path: "disparity.npy"))
+        print("measured: chaos run re-ran \(rerun.count) of \(windows.count - 1) windows")
+
+        for handle in workers { handle.worker.stop(); XCTAssertTrue(handle.join()) }
+        workers.removeAll()
+        let clean = try store.enqueue(parameters: parameters, frames: frames(count), idempotencyKey: nil, payloadDigest: nil).job.id
+        try startWorker([ChecksumProcessor()], configuration(), url: privateURL, clock: SystemClock.shared)
+        XCTAssertEqual(try watch.wait(for: clean, store) { $0.status.isTerminal }.status, .succeeded)
+        XCTAssertTrue(try XCTUnwrap(try store.result(id: clean, path: "disparity.npy")) == chaotic, "bit-identical to a clean run")
+    }
+
+    /// Cancelling mid-video stops every running window at its next heartbeat and ends the job cancelled.
+    func testCancellingMidVideoStopsEveryRunningWindow() throws {
+        let id = try store.enqueue(parameters: JobParameters(iters: 2, kernelSize: 10), frames: frames(100),
+                                   idempotencyKey: nil, payloadDigest: nil).job.id
+        let barrier = Barrier(3)
+        // Every processor holds in the first window it runs, whichever that is, until the cancellation is seen.
+        let gates = (0..<3).map { _ in FrameGate(holdAt: nil) }
+        for (name, gate) in zip(["a", "b", "c"], gates) {
+            var config = configuration()
+            config.workerId = "\(name)-\(schema)"
+            try startWorker([HoldingProcessor(gate: gate, barrier: barrier)], config)
+        }
+        for gate in gates { gate.waitUntilHeld() }
+        XCTAssertEqual(try store.windows(id: id).filter { $0.status == .running }.count, 3)
+        _ = try store.cancel(id: id)
+        XCTAssertEqual(try store.job(id: id)?.status, .running, "three windows still run until their heartbeats")
+        clock.advance(by: 0.2)
+        let job = try watch.wait(for: id, store) { $0.status.isTerminal }
+        XCTAssertEqual(job.status, .cancelled)
+        XCTAssertEqual(Set(try store.windows(id: id).map(\.status)), [.cancelled], "every window, running or queued")
+        XCTAssertEqual(try store.resultPaths(id: id), [])
     }
 }

@@ -93,6 +93,11 @@ final class FrameGate: @unchecked Sendable {
         }
     }
 
+    /// Holds at `index` from now on (for a processor that learns its frame when it starts).
+    func hold(at index: Int) {
+        condition.withLock { holdAt = index }
+    }
+
     func release() {
         condition.withLock {
             holdAt = nil

@@ -1,0 +1,52 @@
+// How far a job has come, from its windows: what the API's `progress` and `frames_ready` report.
+import Foundation
+
+/// A job's progress, derived from its windows (cheap: the windows are a few rows per window, never frame data).
+public struct JobProgress: Equatable, Sendable {
+    /// Windows whose results are stored, of all windows (the finishing step not counted).
+    public let windowsDone: Int
+    public let windowsTotal: Int
+    /// Refinement iterations run, at every scale, summed over the job's windows: a stored window counts all
+    /// of its iterations, a running one what its worker last reported.
+    public let iterationsDone: Int
+    public let iterationsTotal: Int
+    /// Seconds until the job should be done at its own measured speed (windows stored per second since it
+    /// started); nil until a window is stored, and once the job is finished.
+    public let etaSeconds: Double?
+    /// The input frames whose results are stored (downloadable), as sorted, non-adjacent ranges.
+    public let framesReady: [Range<Int>]
+
+    /// The network's iterations of one window: `iters / 2` at 1/16 and at 1/8, `iters` at 1/4
+    /// (`DynamicStereoNetwork.forward`).
+    public static func iterationsPerWindow(iters: Int) -> Int {
+        2 * (iters / 2) + iters
+    }
+
+    /// The progress of a job run with `iters` from its windows (`JobStore.windows`), as of `now`.
+    public init(iters: Int, status: JobStatus, startedAt: Date?, windows: [JobWindow], now: Date) {
+        let perWindow = Self.iterationsPerWindow(iters: iters)
+        let work = windows.filter { $0.kind == .window }
+        let stored = work.filter { $0.status == .succeeded }
+        windowsDone = stored.count
+        windowsTotal = work.count
+        iterationsTotal = work.count * perWindow
+        iterationsDone = stored.count * perWindow
+            + work.filter { $0.status == .running }.reduce(0) { $0 + min($1.iterationsDone, perWindow) }
+        var ranges: [Range<Int>] = []
+        for range in stored.map(\.resultFrames).sorted(by: { $0.lowerBound < $1.lowerBound }) {
+            if let last = ranges.last, last.upperBound == range.lowerBound {
+                ranges[ranges.count - 1] = last.lowerBound..<range.upperBound
+            } else {
+                ranges.append(range)
+            }
+        }
+        framesReady = ranges
+        if !status.isTerminal, let started = startedAt, windowsDone > 0 {
+            let elapsed = max(now.timeIntervalSince(started), 0)
+            // The finishing step costs about what one window does.
+            etaSeconds = elapsed / Double(windowsDone) * Double(windowsTotal - windowsDone + 1)
+        } else {
+            etaSeconds = nil
+        }
+    }
+}

@@ -1,0 +1,63 @@
+// Decoded frames out of an untrusted video, one at a time: a confined ffmpeg writes raw RGB24 to a pipe.
+import Foundation
+import Media
+
+/// Streams the frames of a probed video through a sink; at most one frame is held here at a time.
+public enum VideoDecoder {
+    /// Time allowed: a fixed start-up share plus 0.5 µs per decoded pixel (about 1 s per 1080p frame, ten
+    /// times what a 2-core machine needs for H.264), so a hostile stream cannot stall a run forever.
+    static func wallSeconds(frames: Int, pixels: Int) -> Double {
+        30 + Double(frames) * Double(pixels) * 0.5e-6
+    }
+
+    /// Address space allowed: ffmpeg's libraries (~350 MiB mapped), its threads, and a pool of frames in flight.
+    static func memoryBytes(pixels: Int) -> Int {
+        (1 << 30) + 48 * pixels * 4
+    }
+
+    /// Decodes the first `frames` frames of `video` and hands each to `sink` with its index in the source.
+    /// Throws `VideoError.endedEarly` when the stream stops short of `frames` (a truncated file), and
+    /// `.timedOut` when the decoder outlives its wall-clock limit.
+    public static func decode(_ video: VideoInfo, frames: Int, threads: Int = 2,
+                              _ sink: (Int, RGBImage) throws -> Void) throws {
+        guard frames > 0 else { return }
+        let pixels = video.width * video.height
+        let limits = ProcessLimits(wallSeconds: wallSeconds(frames: frames, pixels: pixels),
+                                   memoryBytes: memoryBytes(pixels: pixels), fileBytes: 0)
+        let arguments = ["-nostdin", "-hide_banner", "-v", "error", "-threads", String(threads),
+                         "-f", video.demuxer] + VideoProbe.inputConfinement + [
+            "-i", VideoProbe.fileURL(video.path),
+            "-map", "0:v:0", "-an", "-sn", "-dn", "-frames:v", String(frames),
+            // One output frame per decoded frame: no duplication or dropping to hit a constant rate.
+            "-fps_mode", "passthrough",
+            "-sws_flags", "bicubic+accurate_rnd+full_chroma_int",
+            "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1",
+        ]
+        let process = try ConfinedProcess(tool: "ffmpeg", arguments: arguments, limits: limits)
+        let frameBytes = pixels * 3
+        var decoded = 0
+        var failure: Error?
+        while decoded < frames {
+            var pixelsRead = [UInt8](repeating: 0, count: frameBytes)
+            let got = pixelsRead.withUnsafeMutableBytes { process.readOutput(into: $0) }
+            guard got == frameBytes else { break }
+            do {
+                try sink(decoded, RGBImage(width: video.width, height: video.height, pixels: pixelsRead))
+            } catch {
+                failure = error
+                process.terminate()
+                break
+            }
+            decoded += 1
+        }
+        let end = process.wait()
+        if let failure { throw failure }
+        if case let .timedOut(seconds) = end { throw VideoError.timedOut(path: video.path, seconds: seconds) }
+        guard end.succeeded else {
+            throw VideoError.unreadable(path: video.path, reason: VideoProbe.reason(process.standardError, end))
+        }
+        guard decoded == frames else {
+            throw VideoError.endedEarly(path: video.path, decoded: decoded, expected: frames)
+        }
+    }
+}
