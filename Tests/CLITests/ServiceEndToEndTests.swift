@@ -3,6 +3,7 @@ import Foundation
 import FoundationNetworking
 #endif
 import Media
+import QueueTestSupport
 import TensorKernels
 import TestSupport
 import XCTest
@@ -14,6 +15,7 @@ final class ServiceEndToEndTests: XCTestCase {
     private var schema: String?
     private var processes: [ChildProcess] = []
     private var base = ""
+    private var watch: JobWatch!
 
     override func setUpWithError() throws {
         scratch = FileManager.default.temporaryDirectory.appendingPathComponent("e2e-\(UUID().uuidString)")
@@ -23,47 +25,37 @@ final class ServiceEndToEndTests: XCTestCase {
     override func tearDownWithError() throws {
         for process in processes { process.signal(SIGKILL) }
         processes.removeAll()
+        watch = nil
         if let schema { TestDatabase.dropSchema(schema) }
         try? FileManager.default.removeItem(at: scratch)
     }
 
     private var checkpoint: String { SharedData.golden.appendingPathComponent("dynamic_stereo_formula.pth").path }
 
-    /// Starts a server on a free port and one worker, both on a schema of their own.
+    /// Starts a server on a port the kernel picks (read back from its log) and one worker, both on a schema
+    /// of their own, and watches that schema's jobs.
     private func startService() throws {
         let database = try TestDatabase.makeSchema("e2e")
         schema = database.schema
         let binary = try BuiltProducts.dynstereo().path
         let migrate = try TestDatabase.run(binary, ["migrate", "--database", database.url])
         XCTAssertEqual(migrate.status, 0, migrate.output)
+        watch = try JobWatch(url: database.url, schema: database.schema)
 
-        for attempt in 0..<5 {
-            let port = Int.random(in: 20_000...60_000)
-            let server = try ChildProcess(binary, ["serve", "--database", database.url, "--listen", "127.0.0.1:\(port)",
-                                                   "--upload-dir", scratch.path, "--skip-migrations"],
-                                          logPath: scratch.appendingPathComponent("serve-\(attempt).log").path)
-            base = "http://127.0.0.1:\(port)"
-            if waitUntilHealthy(server) {
-                processes.append(server)
-                break
-            }
-            server.signal(SIGKILL)
-            _ = server.wait(timeout: 5)
-        }
-        XCTAssertFalse(processes.isEmpty, "the server did not start")
+        let server = try ChildProcess(binary, ["serve", "--database", database.url, "--listen", "127.0.0.1:0",
+                                               "--upload-dir", scratch.path, "--skip-migrations"],
+                                      logPath: scratch.appendingPathComponent("serve.log").path)
+        processes.append(server)
+        // The log line names the address either side of the message, depending on the log handler.
+        let listening = try XCTUnwrap(server.waitForOutput(matching: #"listening.*address=127\.0\.0\.1:(\d+)|address=127\.0\.0\.1:(\d+).*listening"#,
+                                                           timeout: JobWatch.hangGuard),
+                                      "the server did not start listening: \(server.log)")
+        let port = try XCTUnwrap(Int(listening[1].isEmpty ? listening[2] : listening[1]))
+        base = "http://127.0.0.1:\(port)"
+        XCTAssertEqual(try request("GET", "/healthz").status, 200, server.log)
         let worker = try ChildProcess(binary, ["work", "--database", database.url, "--checkpoint", checkpoint],
                                       logPath: scratch.appendingPathComponent("work.log").path)
         processes.append(worker)
-    }
-
-    private func waitUntilHealthy(_ server: ChildProcess) -> Bool {
-        let deadline = Date(timeIntervalSinceNow: 20)
-        while Date() < deadline {
-            if server.wait(timeout: 0) != nil { return false }
-            if let response = try? request("GET", "/healthz"), response.status == 200 { return true }
-            Thread.sleep(forTimeInterval: 0.1)
-        }
-        return false
     }
 
     private struct Response {
@@ -124,16 +116,11 @@ final class ServiceEndToEndTests: XCTestCase {
         return try request("POST", "/jobs", body: body, contentType: "multipart/form-data; boundary=\(boundary)")
     }
 
-    private func waitForStatus(_ id: String, _ wanted: Set<String>, timeout: TimeInterval = 300) throws -> [String: Any] {
-        let deadline = Date(timeIntervalSinceNow: timeout)
-        var last: [String: Any] = [:]
-        while Date() < deadline {
-            last = try request("GET", "/jobs/\(id)").json
-            if let status = last["status"] as? String, wanted.contains(status) { return last }
-            Thread.sleep(forTimeInterval: 0.25)
+    /// The job read over HTTP once its status is one of `wanted`, read again at every change of its row.
+    private func waitForStatus(_ id: String, _ wanted: Set<String>, hangGuard: Double = JobWatch.hangGuard) throws -> [String: Any] {
+        try watch.wait(hangGuard: hangGuard, reading: { try request("GET", "/jobs/\(id)").json }) { job in
+            (job["status"] as? String).map(wanted.contains) ?? false
         }
-        XCTFail("job \(id) never reached \(wanted): \(last)")
-        return last
     }
 
     func testSubmitPollDownloadMatchesInferThenCancelAndDelete() throws {
@@ -145,7 +132,7 @@ final class ServiceEndToEndTests: XCTestCase {
         let id = try XCTUnwrap(submitted.json["id"] as? String)
         XCTAssertEqual(submitted.headers["location"], "/jobs/\(id)")
 
-        let done = try waitForStatus(id, ["succeeded", "failed", "cancelled"])
+        let done = try waitForStatus(id, ["succeeded", "failed", "cancelled"], hangGuard: 300)
         XCTAssertEqual(done["status"] as? String, "succeeded", "\(done)")
         let progress = try XCTUnwrap(done["progress"] as? [String: Any])
         XCTAssertEqual(progress["frames_done"] as? Int, 3)
@@ -180,7 +167,7 @@ final class ServiceEndToEndTests: XCTestCase {
         let second = try submit(left: left, right: right, fields: ["iters": "20"])
         let secondID = try XCTUnwrap(second.json["id"] as? String)
         XCTAssertEqual(try request("POST", "/jobs/\(secondID)/cancel").status, 200)
-        let cancelled = try waitForStatus(secondID, ["cancelled", "succeeded", "failed"], timeout: 60)
+        let cancelled = try waitForStatus(secondID, ["cancelled", "succeeded", "failed"])
         XCTAssertEqual(cancelled["status"] as? String, "cancelled")
         XCTAssertEqual(try request("GET", "/jobs/\(secondID)/disparity.npy").status, 409)
 
@@ -192,7 +179,7 @@ final class ServiceEndToEndTests: XCTestCase {
         // Both processes stop cleanly on SIGTERM.
         for process in processes { process.signal(SIGTERM) }
         for process in processes {
-            XCTAssertEqual(process.wait(timeout: 60), 0, process.log)
+            XCTAssertEqual(process.wait(timeout: JobWatch.hangGuard), 0, process.log)
         }
         processes.removeAll()
     }

@@ -137,56 +137,161 @@ public final class PrivateCluster {
     }
 }
 
-/// A child process the test can signal (SIGTERM, SIGKILL) and wait for; its output goes to a log file.
+/// A child process the test can signal (SIGTERM, SIGKILL) and wait for. Its output (stdout and stderr)
+/// comes through a pipe, read on a thread of its own into the log file and into memory, so a test can block
+/// until a line appears (`waitForOutput`); its exit is noticed by a thread blocked in `waitid`. Nothing
+/// polls: each wait returns at the event, and its timeout only turns a hang into a failure.
 public final class ChildProcess {
     public let pid: pid_t
     public let logPath: String
-    private var exitStatus: Int32?
+    private let exit: ChildExit
+    private let output: ChildOutput
 
     public init(_ executable: String, _ arguments: [String], logPath: String) throws {
         self.logPath = logPath
+        var ends: [Int32] = [-1, -1]
+        guard pipe(&ends) == 0 else { throw TestDatabaseError(description: "pipe() failed: errno \(errno)") }
+        // Close-on-exec, so that no child (this one after its dup2, or any spawned later) holds the pipe
+        // open, which would keep the end of the output from ever being seen.
+        for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        posix_spawn_file_actions_adddup2(&actions, ends[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, ends[1], 2)
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         let envp = ProcessInfo.processInfo.environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { (argv + envp).forEach { free($0) } }
         var pid: pid_t = 0
         let spawned = posix_spawn(&pid, executable, &actions, nil, argv, envp)
-        guard spawned == 0 else { throw TestDatabaseError(description: "cannot run \(executable): error \(spawned)") }
+        close(ends[1])
+        guard spawned == 0 else {
+            close(ends[0])
+            throw TestDatabaseError(description: "cannot run \(executable): error \(spawned)")
+        }
         self.pid = pid
+        output = ChildOutput(descriptor: ends[0], logPath: logPath)
+        exit = ChildExit(pid: pid)
     }
 
+    /// Sends `number` unless the child has been reaped (its pid could then name another process).
     public func signal(_ number: Int32) {
-        if exitStatus == nil { kill(pid, number) }
+        exit.ifRunning { kill(pid, number) }
     }
 
-    /// Waits up to `timeout` seconds; the exit status (128 + signal when killed), or nil if still running.
+    /// Blocks until the child exits and returns its status (128 + signal when killed); nil if it still runs
+    /// after `timeout` seconds, a hang guard rather than a measure.
     public func wait(timeout: Double) -> Int32? {
-        if let exitStatus { return exitStatus }
-        let deadline = Date(timeIntervalSinceNow: timeout)
-        repeat {
-            var status: Int32 = 0
-            if waitpid(pid, &status, WNOHANG) == pid {
-                exitStatus = status & 0x7F == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
-                return exitStatus
-            }
-            Thread.sleep(forTimeInterval: 0.05)
-        } while Date() < deadline
-        return nil
+        exit.wait(until: Date(timeIntervalSinceNow: timeout))
     }
 
-    public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+    /// Blocks until the output matches `pattern` (a regular expression) and returns the first match's
+    /// capture groups (an unmatched group as ""); nil when the output ends without a match, or at the hang
+    /// guard `timeout`.
+    public func waitForOutput(matching pattern: String, timeout: Double) -> [String]? {
+        output.wait(for: pattern, until: Date(timeIntervalSinceNow: timeout))
+    }
 
-    /// Kills the process if it still runs (test cleanup).
+    /// The output so far; all of it once the child has exited (the reader has seen the pipe's end).
+    public var log: String {
+        if exit.wait(until: Date()) != nil { output.waitForEnd(until: Date(timeIntervalSinceNow: 10)) }
+        return output.text
+    }
+
+    /// Kills the process if it still runs (test cleanup); the exit thread reaps it.
     deinit {
-        if exitStatus == nil {
-            kill(pid, SIGKILL)
-            var status: Int32 = 0
-            waitpid(pid, &status, 0)
+        signal(SIGKILL)
+    }
+}
+
+/// A child's exit, seen by a thread blocked in `waitid`. The thread waits without reaping (`WNOWAIT`), then
+/// reaps under the lock, so `ifRunning` never signals a pid the kernel may already have given away.
+private final class ChildExit: @unchecked Sendable {
+    private let condition = NSCondition()
+    // Guarded by `condition`.
+    private var status: Int32?
+
+    init(pid: pid_t) {
+        Thread.detachNewThread { [self] in
+            var info = siginfo_t()
+            while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) == -1 && errno == EINTR {}
+            condition.withLock {
+                var raw: Int32 = 0
+                while waitpid(pid, &raw, 0) == -1 && errno == EINTR {}
+                // WIFEXITED / WEXITSTATUS by hand: the low 7 bits are the terminating signal, 0 for a normal exit.
+                status = raw & 0x7F == 0 ? (raw >> 8) & 0xFF : 128 + (raw & 0x7F)
+                condition.broadcast()
+            }
+        }
+    }
+
+    func ifRunning(_ body: () -> Void) {
+        condition.withLock { if status == nil { body() } }
+    }
+
+    func wait(until deadline: Date) -> Int32? {
+        condition.withLock {
+            while status == nil {
+                if !condition.wait(until: deadline) { break }
+            }
+            return status
+        }
+    }
+}
+
+/// A child's output as it is written, read on a thread of its own into memory and the log file.
+private final class ChildOutput: @unchecked Sendable {
+    private let condition = NSCondition()
+    // Guarded by `condition`.
+    private var data = Data()
+    private var ended = false
+
+    init(descriptor: Int32, logPath: String) {
+        // Appended to, as a log: a test may start a second child on the same file.
+        if !FileManager.default.fileExists(atPath: logPath) {
+            _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        }
+        let file = FileHandle(forWritingAtPath: logPath)
+        file?.seekToEndOfFile()
+        Thread.detachNewThread { [self] in
+            var buffer = [UInt8](repeating: 0, count: 65_536)
+            while true {
+                let count = read(descriptor, &buffer, buffer.count)
+                if count < 0 && errno == EINTR { continue }
+                let chunk = count > 0 ? Data(buffer[0..<count]) : Data()
+                try? file?.write(contentsOf: chunk)
+                condition.withLock {
+                    if count > 0 { data += chunk } else { ended = true }
+                    condition.broadcast()
+                }
+                if count <= 0 { break }
+            }
+            close(descriptor)
+            try? file?.close()
+        }
+    }
+
+    var text: String { condition.withLock { String(decoding: data, as: UTF8.self) } }
+
+    func wait(for pattern: String, until deadline: Date) -> [String]? {
+        let expression = try! NSRegularExpression(pattern: pattern)
+        return condition.withLock {
+            while true {
+                let text = String(decoding: data, as: UTF8.self)
+                if let match = expression.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)) {
+                    return (0..<match.numberOfRanges).map { index in
+                        Range(match.range(at: index), in: text).map { String(text[$0]) } ?? ""
+                    }
+                }
+                if ended || !condition.wait(until: deadline) { return nil }
+            }
+        }
+    }
+
+    func waitForEnd(until deadline: Date) {
+        condition.withLock {
+            while !ended && condition.wait(until: deadline) {}
         }
     }
 }

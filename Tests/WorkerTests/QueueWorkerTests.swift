@@ -6,6 +6,7 @@ import Foundation
 @testable import JobQueue
 import Logging
 import Media
+import QueueTestSupport
 import TestSupport
 @testable import Worker
 import XCTest

@@ -3,6 +3,7 @@
 import Foundation
 @testable import JobQueue
 import Media
+import QueueTestSupport
 import TestSupport
 import XCTest
 

@@ -2,62 +2,13 @@
 // fake network to reach a frame. Never for time to pass.
 import Foundation
 @testable import JobQueue
+import QueueTestSupport
 import TestSupport
 import Worker
 import XCTest
 
-/// How long a wait may take before the test fails instead of hanging. Never reached when the code works, so
-/// it bounds nothing a test asserts; it only turns a hang into a failure.
-let hangGuard: Double = 180
-
-/// Reads a job back each time its row changes, never by sleeping: a trigger in the test's schema NOTIFYs a
-/// channel named after the schema on every update of `jobs`, and this session LISTENs to it. A session lost
-/// (a test restarting its private server) is opened again.
-final class JobWatch {
-    private let url: String
-    private let channel: String
-    private var connection: PostgresConnection
-
-    init(url: String, schema: String) throws {
-        self.url = url
-        channel = schema
-        try TestDatabase.psql(url, """
-            CREATE OR REPLACE FUNCTION notify_job_change() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN PERFORM pg_notify('\(schema)', NEW.id::text); RETURN NULL; END $$;
-            DROP TRIGGER IF EXISTS job_change ON jobs;
-            CREATE TRIGGER job_change AFTER UPDATE ON jobs FOR EACH ROW EXECUTE FUNCTION notify_job_change();
-            """)
-        connection = try Self.listen(url, channel)
-    }
-
-    private static func listen(_ url: String, _ channel: String) throws -> PostgresConnection {
-        let connection = try PostgresConnection(url: url)
-        try connection.executeScript("LISTEN \(channel)", name: "listen")
-        return connection
-    }
-
-    /// The job once `predicate` holds for it; fails the test at the hang guard. The subscription comes
-    /// before every read, so a change committed after a read is always notified.
-    @discardableResult
-    func wait(for id: UUID, _ store: JobStore, file: StaticString = #filePath, line: UInt = #line,
-              until predicate: (JobRecord) -> Bool) throws -> JobRecord {
-        let deadline = Date(timeIntervalSinceNow: hangGuard)
-        while true {
-            let job = try XCTUnwrap(try store.job(id: id), file: file, line: line)
-            if predicate(job) { return job }
-            guard Date() < deadline else {
-                XCTFail("job \(id) never reached the awaited state; last seen \(job.status)", file: file, line: line)
-                return job
-            }
-            do {
-                // Returns at the first notification; the timeout only lets the hang guard be checked.
-                _ = try connection.waitForNotifications(timeout: 1)
-            } catch let error as PostgresError where error.isConnectionLoss {
-                connection = try Self.listen(url, channel)
-            }
-        }
-    }
-}
+/// How long a wait may take before the test fails instead of hanging (see `JobWatch`, in QueueTestSupport).
+let hangGuard = JobWatch.hangGuard
 
 /// Every event a worker reported, in order, which a test can wait on.
 final class EventLog: @unchecked Sendable {
