@@ -77,7 +77,7 @@ public func resizeAreaReference(_ x: Tensor, height ho: Int, width wo: Int) -> T
 /// Bilinear resize with half-pixel centres (PyTorch F.interpolate(mode="bilinear", align_corners=False)):
 /// output i samples the input at (i + 0.5)·in/out − 0.5, clamped to the border.
 public func resizeBilinearHalfPixel(_ x: Tensor, height ho: Int, width wo: Int) -> Tensor {
-    let (n, c, h, w) = x.dims4
+    let (_, _, h, w) = x.dims4
     func taps(_ outSize: Int, _ inSize: Int) -> [(Int, Int, Float)] {
         let scale = Double(inSize) / Double(outSize)
         return (0..<outSize).map { i in
@@ -87,22 +87,5 @@ public func resizeBilinearHalfPixel(_ x: Tensor, height ho: Int, width wo: Int) 
             return (i0, i1, Float(src - Double(i0)))
         }
     }
-    let ys = taps(ho, h), xs = taps(wo, w)
-    return Tensor(shape: [n, c, ho, wo]) { out in
-        x.data.withUnsafeBufferPointer { src in
-            parallelFor(n * c) { range in
-                for p in range {
-                    let plane = src.baseAddress! + p * h * w
-                    for (oy, (y0, y1, ly)) in ys.enumerated() {
-                        for (ox, (x0, x1, lx)) in xs.enumerated() {
-                            // y0, y1 < h and x0, x1 < w: taps clamps both to the last pixel.
-                            let top = (1 - lx) * plane[y0 * w + x0] + lx * plane[y0 * w + x1]
-                            let bottom = (1 - lx) * plane[y1 * w + x0] + lx * plane[y1 * w + x1]
-                            out[(p * ho + oy) * wo + ox] = (1 - ly) * top + ly * bottom
-                        }
-                    }
-                }
-            }
-        }
-    }
+    return interpolateBilinear(x, rows: taps(ho, h), columns: taps(wo, w))
 }

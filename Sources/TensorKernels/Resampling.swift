@@ -23,7 +23,7 @@ public func avgPool(_ x: Tensor, _ k: Int) -> Tensor {
 
 /// Bilinear resize with aligned corners (PyTorch F.interpolate(mode="bilinear", align_corners=True)).
 public func resizeBilinear(_ x: Tensor, height ho: Int, width wo: Int) -> Tensor {
-    let (n, c, h, w) = x.dims4
+    let (_, _, h, w) = x.dims4
     // Source coordinate of output index i: i * (in - 1) / (out - 1), as PyTorch computes it in float.
     func taps(_ outSize: Int, _ inSize: Int) -> [(Int, Int, Float)] {
         let scale: Float = outSize > 1 ? Float(inSize - 1) / Float(outSize - 1) : 0
@@ -34,7 +34,15 @@ public func resizeBilinear(_ x: Tensor, height ho: Int, width wo: Int) -> Tensor
             return (i0, i1, src - Float(i0))
         }
     }
-    let ys = taps(ho, h), xs = taps(wo, w)
+    return interpolateBilinear(x, rows: taps(ho, h), columns: taps(wo, w))
+}
+
+/// Bilinear interpolation of every [H, W] plane of `x` ([N, C, H, W]) at the given taps: for each output row
+/// (and column) the two source rows it blends and the weight of the second. The resizes differ only in how
+/// they place the taps.
+func interpolateBilinear(_ x: Tensor, rows ys: [(Int, Int, Float)], columns xs: [(Int, Int, Float)]) -> Tensor {
+    let (n, c, h, w) = x.dims4
+    let (ho, wo) = (ys.count, xs.count)
     return Tensor(shape: [n, c, ho, wo]) { out in
         x.data.withUnsafeBufferPointer { src in
             parallelFor(n * c) { range in
@@ -42,6 +50,7 @@ public func resizeBilinear(_ x: Tensor, height ho: Int, width wo: Int) -> Tensor
                     let plane = src.baseAddress! + p * h * w
                     for (oy, (y0, y1, ly)) in ys.enumerated() {
                         for (ox, (x0, x1, lx)) in xs.enumerated() {
+                            // y0, y1 < h and x0, x1 < w: every tap builder clamps both to the last pixel.
                             let top = (1 - lx) * plane[y0 * w + x0] + lx * plane[y0 * w + x1]
                             let bottom = (1 - lx) * plane[y1 * w + x0] + lx * plane[y1 * w + x1]
                             out[(p * ho + oy) * wo + ox] = (1 - ly) * top + ly * bottom
