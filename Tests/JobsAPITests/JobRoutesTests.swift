@@ -87,6 +87,7 @@ final class JobRoutesTests: ServerTestCase {
                 $0.file("left", filename: "l.tar", oneLeft); $0.file("right", filename: "r.tar", oneLeft); $0.field("focal_px", "700") }),
             ("unknown part", 422, "unknown_field", { $0.field("colour", "red") }),
             ("duplicate part", 422, "duplicate_field", { $0.field("iters", "3"); $0.field("iters", "4") }),
+            ("oversized field", 422, "field_too_large", { $0.field("iters", String(repeating: "1", count: 300)) }),
             ("too many frames", 413, "too_many_frames", {
                 $0.file("left", filename: "l.tar", frameTar(count: 4)); $0.file("right", filename: "r.tar", frameTar(count: 4)) }),
             ("too many pixels", 413, "frame_too_large", {
@@ -140,6 +141,11 @@ final class JobRoutesTests: ServerTestCase {
         XCTAssertEqual(try get("/jobs?status=bogus").status, 400)
         XCTAssertEqual(try get("/jobs?limit=0").status, 400)
         XCTAssertEqual(try get("/jobs?cursor=nonsense").status, 400)
+        // An empty cursor is no cursor (the contract's cursor is any string; empty means the first page).
+        let empty = try get("/jobs?limit=2&cursor=")
+        XCTAssertEqual(empty.status, 200, empty.text)
+        XCTAssertEqual((empty.json["jobs"] as? [[String: Any]])?.compactMap { $0["id"] as? String }, firstIDs)
+        XCTAssertEqual(empty.json["next_cursor"] as? String, cursor)
     }
 
     func testCancelAndDelete() throws {
@@ -170,6 +176,11 @@ final class JobRoutesTests: ServerTestCase {
         let urls = try XCTUnwrap(job["urls"] as? [String: Any])
         XCTAssertEqual(urls["results"] as? [String], files.keys.sorted().map { "\(base)/\($0)" })
         XCTAssertEqual(urls["result_tar"] as? String, "\(base)/result.tar")
+        // The list gives the same URLs as the job's own JSON, and a null `windows` (the summary is in progress).
+        let listed = try XCTUnwrap((try get("/jobs").json["jobs"] as? [[String: Any]])?.first { $0["id"] as? String == id.uuidString.lowercased() })
+        XCTAssertEqual((listed["urls"] as? [String: Any])?["results"] as? [String], files.keys.sorted().map { "\(base)/\($0)" })
+        XCTAssertEqual((listed["urls"] as? [String: Any])?["result_tar"] as? String, "\(base)/result.tar")
+        XCTAssertTrue(listed["windows"] is NSNull)
         for (path, data) in files {
             let response = try get("\(base)/\(path)")
             XCTAssertEqual(response.status, 200, path)
@@ -207,7 +218,13 @@ final class JobRoutesTests: ServerTestCase {
         let ready = try get("/readyz")
         XCTAssertEqual(ready.status, 503)
         XCTAssertEqual(ready.errorCode, "not_ready")
-        XCTAssertEqual(try get("/jobs").status, 503)
+        let jobs = try get("/jobs")
+        XCTAssertEqual(jobs.status, 503)
+        XCTAssertEqual(jobs.errorCode, "storage_unavailable")
+        // The database's address stays in the server's log.
+        for response in [ready, jobs] {
+            XCTAssertFalse(response.text.contains("10.9.8.7") || response.text.contains("6543"), response.text)
+        }
         XCTAssertEqual(try get("/healthz").status, 200)
     }
 
