@@ -53,20 +53,20 @@ public final class JobStoreBackend: JobBackend, @unchecked Sendable {
                                                       return try frames.frame(at: index)
                                                   })
         // Read back with the windows its transaction planned (the job itself if it vanished meanwhile).
-        return (try store.report(id: record.id).map(Self.snapshot) ?? Self.snapshot(record), created)
+        return (try store.report(id: record.id).map { Self.snapshot(of: $0) } ?? Self.snapshot(record), created)
     }
 
-    public func job(id: UUID, owner: UUID?) throws -> JobSnapshot? { try store.report(id: id, owner: owner).map(Self.snapshot) }
+    public func job(id: UUID, owner: UUID?) throws -> JobSnapshot? { try store.report(id: id, owner: owner).map { Self.snapshot(of: $0) } }
 
     public func list(status: JobStatus?, limit: Int, after cursor: String?,
                      owner: UUID?) throws -> (jobs: [JobSnapshot], next: String?) {
         let (reports, next) = try store.reports(status: status, limit: limit, after: cursor, owner: owner)
-        return (reports.map(Self.snapshot), next)
+        return (reports.map { Self.snapshot(of: $0) }, next)
     }
 
     public func cancel(id: UUID, owner: UUID?) throws -> JobSnapshot? {
         guard let record = try store.cancel(id: id, owner: owner) else { return nil }
-        return try store.report(id: id, owner: owner).map(Self.snapshot) ?? Self.snapshot(record)
+        return try store.report(id: id, owner: owner).map { Self.snapshot(of: $0) } ?? Self.snapshot(record)
     }
     public func delete(id: UUID, owner: UUID?) throws -> Bool { try store.delete(id: id, owner: owner) }
     public func resultPaths(id: UUID) throws -> [String] { try store.resultPaths(id: id) }
@@ -83,10 +83,10 @@ public final class JobStoreBackend: JobBackend, @unchecked Sendable {
     }
 
     static func snapshot(_ record: JobRecord) -> JobSnapshot {
-        snapshot(JobReport(job: record, windows: []))
+        snapshot(of: JobReport(job: record, windows: []))
     }
 
-    static func snapshot(_ report: JobReport) -> JobSnapshot {
+    static func snapshot(of report: JobReport) -> JobSnapshot {
         let record = report.job
         return JobSnapshot(id: record.id, status: record.status, parameters: record.parameters, attempt: record.attempt,
                            framesDone: record.framesDone, framesTotal: record.framesTotal, error: record.error,

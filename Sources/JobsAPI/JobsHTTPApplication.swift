@@ -398,7 +398,7 @@ public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
                                        owner: owner, uploadBytes: form.bodyBytes)
         submission.clientGone = request.clientGone
         let (job, created) = try backend.submit(submission)
-        var response = json(created ? .accepted : .ok, try view(job).bytes)
+        var response = json(created ? .accepted : .ok, try view(job, owner: owner).bytes)
         response.headers.add(name: "Location", value: "/jobs/\(job.id.lowercased)")
         // The temp files live until here: `form` is released when this request's handler returns.
         withExtendedLifetime(form) {}
@@ -449,9 +449,9 @@ public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
         let (jobs, next) = try backend.list(status: status, limit: limit, after: cursor, owner: owner)
         var views: [JobView] = []
         for job in jobs {
-            var view = try view(job, owner: owner)
-            view.listsWindows = false
-            views.append(view)
+            var item = try view(job, owner: owner)
+            item.listsWindows = false
+            views.append(item)
         }
         return json(.ok, JobListView(jobs: views, nextCursor: next).bytes)
     }
@@ -466,8 +466,8 @@ public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
         var results: [String]?
         let available = job.status == .succeeded && job.resultsExpiredAt == nil
         if available {
-            results = job.windows.isEmpty ? try backend.resultPaths(id: job.id).map { "\(base)/\($0)" }
-                                          : ["\(base)/\(FrameFiles.disparityArray)"]
+            results = try job.windows.isEmpty ? backend.resultPaths(id: job.id).map { "\(base)/\($0)" }
+                                              : ["\(base)/\(FrameFiles.disparityArray)"]
         }
         var view = JobView(job: job, urls: JobView.URLs(job: base, cancel: "\(base)/cancel",
                                                         resultTar: available ? "\(base)/result.tar" : nil,

@@ -247,6 +247,7 @@ final class WindowQueueTests: QueueTestCase {
     func testAReportHasTheJobAndEveryWindowAsTheirOwnStatementsReadThem() throws {
         let store = try JobStore(url: url, clock: clock)
         let job = try enqueue(store, frames: 40, kernel: 10)
+        clock.advance(by: 1)  // created later: listed first
         let other = try enqueue(store, frames: 3, kernel: 3)
         let queue = WorkerQueue(url: url, clock: clock)
         let awkward = ["NULL", "a \"quoted\", spaced {id}", "back\\slash", "", "ünï"]
