@@ -3,7 +3,7 @@
 import Foundation
 import HTTPTestSupport
 import HTTPTransport
-import JobQueue
+@testable import JobQueue
 import TestSupport
 import XCTest
 @testable import JobsAPI
@@ -192,6 +192,40 @@ final class JobRoutesTests: ServerTestCase {
         let entries = untar(tarResponse.body)
         XCTAssertEqual(entries.map(\.0), files.keys.sorted())
         for (name, bytes) in entries { XCTAssertEqual(Data(bytes), files[name], name) }
+    }
+
+    /// A status poll of a long video reads the job (with its windows) once and nothing per frame or file; its
+    /// JSON grows with the windows only: ready frames as ranges and templates, the whole-video file by URL.
+    func testThePollOfALongVideoIsOneReadAndItsJSONHasNoURLPerFile() throws {
+        func poll(frames: Int) throws -> (calls: [String], json: [String: Any], bytes: Int) {
+            let id = try jobID(try submitJob())
+            let plan = JobWindow.plan(frames: frames, kernelSize: 20)
+            backend.update(id) { job in
+                job.status = .succeeded
+                job.framesTotal = frames
+                job.framesDone = frames
+                job.windows = plan.map { JobWindow(index: $0.index, kind: $0.kind, inputFrames: $0.inputFrames, resultFrames: $0.resultFrames,
+                                                  status: .succeeded, attempt: 1, workerId: "w/0", iterationsDone: 10,
+                                                  iterationsTotal: 10, error: nil) }
+            }
+            backend.results[id] = Dictionary(uniqueKeysWithValues: (0..<frames).map { ("disparity/\(String(format: "%04d", $0)).png", Data([1])) })
+            _ = backend.takeCalls()
+            let response = try get("/jobs/\(id.uuidString.lowercased())")
+            XCTAssertEqual(response.status, 200)
+            return (backend.takeCalls(), response.json, response.body.count)
+        }
+        let long = try poll(frames: 1000)
+        XCTAssertEqual(long.calls, ["job(id:owner:)"], "one read, nothing per frame or file")
+        let ready = try XCTUnwrap(long.json["frames_ready"] as? [String: Any])
+        XCTAssertEqual(ready["ranges"] as? [[Int]], [[0, 1000]])
+        let id = try XCTUnwrap(long.json["id"] as? String)
+        XCTAssertEqual((ready["url_templates"] as? [String: String])?["color"], "/jobs/\(id)/color/{name}.png")
+        XCTAssertEqual((long.json["urls"] as? [String: Any])?["results"] as? [String], ["/jobs/\(id)/disparity.npy"])
+        XCTAssertEqual((long.json["windows"] as? [Any])?.count, JobWindow.plan(frames: 1000, kernelSize: 20).count - 1)
+        // Ten times the frames: only the windows' part grows (about 100 bytes a window), no URL per file.
+        let short = try poll(frames: 100)
+        let windowsAdded = JobWindow.plan(frames: 1000, kernelSize: 20).count - JobWindow.plan(frames: 100, kernelSize: 20).count
+        XCTAssertLessThan(long.bytes - short.bytes, 120 * windowsAdded, "\(short.bytes) -> \(long.bytes) bytes")
     }
 
     func testMetricsCountJobsAndRequests() throws {
