@@ -17,7 +17,8 @@ import PackageDescription
 //   JobsAPI             the REST API on HTTPTransport: routes, views, metrics, OpenAPI, job-store and frame adapters
 //   Worker              headless job runner
 //   Evaluation          the reference's disparity metrics (EPE, temporal EPE) against ground truth files
-//   Benchmarks          `dynstereo bench` and `queue-bench`: network and queue figures; no library depends on it
+//   Benchmarks          `dynstereo bench`, `queue-bench` and `volume-bench`: network, queue and large-job figures;
+//                       no library depends on it
 //   dynstereo           the executable
 // Build tools: the EmbedMigrations and EmbedOpenAPI plugins (through the TextEmbedder tool) compile
 // migrations/*.sql and openapi.yaml into the modules that use them, so the executable carries them alone.
@@ -66,8 +67,9 @@ let package = Package(
         .target(name: "Worker", dependencies: ["JobQueue", "DynamicStereo", "Inference", "Media", .product(name: "Logging", package: "swift-log")]),
         .target(name: "Evaluation", dependencies: ["Media"]),
         .target(name: "Benchmarks", dependencies: [
-            "DynamicStereo", "Inference", "Media", "JobQueue", "TensorKernels",
+            "DynamicStereo", "Inference", "Media", "JobQueue", "TensorKernels", "Worker",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "dynstereo", dependencies: [
             "Checkpoint", "DynamicStereo", "Inference", "Media", "JobQueue", "APIKeys", "HTTPTransport", "JobsAPI", "Worker",

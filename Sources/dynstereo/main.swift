@@ -7,7 +7,7 @@ struct DynStereo: ParsableCommand {
         commandName: "dynstereo",
         abstract: "Temporally consistent disparity and depth from rectified stereo videos (DynamicStereo on CPU).",
         subcommands: [InferCommand.self, BenchCommand.self, CheckpointCommand.self, ServeCommand.self, WorkCommand.self,
-                      MigrateCommand.self, KeysCommand.self, QueueBenchCommand.self, DemoCommand.self,
+                      MigrateCommand.self, KeysCommand.self, QueueBenchCommand.self, VolumeBenchCommand.self, DemoCommand.self,
                       EvaluateCommand.self]
     )
 }
