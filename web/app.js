@@ -111,6 +111,13 @@ function statusBadge(status) {
   return el("span", { class: `status ${status}` }, status);
 }
 
+function etaText(job) {
+  if (isFinished(job)) return "—";
+  if (job.status === "queued") return "waiting for a worker";
+  const eta = progressOf(job).eta;
+  return eta === null ? "measuring…" : formatSeconds(eta);
+}
+
 function progressOf(job) {
   const p = job.progress || {};
   return {
@@ -408,7 +415,7 @@ function jobRow(job) {
   const p = progressOf(job);
   const link = el("a", { href: `#/jobs/${job.id}`, title: job.id }, el("code", {}, job.id.slice(0, 8)));
   const windows = p.windowsTotal === null ? "—" : `${p.windowsDone} / ${p.windowsTotal}`;
-  const eta = isFinished(job) ? "—" : p.eta === null ? "measuring…" : formatSeconds(p.eta);
+  const eta = etaText(job);
   const actions = el("td", { class: "actions-cell" });
   if (!isFinished(job)) actions.append(el("button", { type: "button", class: "cancel", onclick: () => cancelJob(job.id) }, "Cancel"));
   actions.append(deleteButton(job.id, () => state.poller && state.poller.run()));
@@ -498,7 +505,7 @@ async function refreshJob(id) {
   state.job = job;
   await renderJob(job);
   // A finished job changes no more: one last render, then the loop stops.
-  return isFinished(job) && wasFinished ? null : isFinished(job) ? POLL_ACTIVE_MS : POLL_ACTIVE_MS;
+  return isFinished(job) && wasFinished ? null : POLL_ACTIVE_MS;
 }
 
 /** The input frame indices whose files are stored: the job's `frames_ready` ranges (every frame once succeeded). */
@@ -562,11 +569,11 @@ async function renderJob(job) {
     ["Frames stored", `${p.framesDone} / ${p.framesTotal}`],
     ["Windows stored", p.windowsTotal === null ? "—" : `${p.windowsDone} / ${p.windowsTotal}`],
     ["Iterations", p.itersTotal === null ? "—" : `${p.itersDone} / ${p.itersTotal}`],
-    ["ETA", isFinished(job) ? "—" : p.eta === null ? "measuring…" : formatSeconds(p.eta)],
+    ["ETA", etaText(job)],
     ["Attempt", job.attempt ?? "—"],
   ];
   for (const [name, value] of Object.entries(job.parameters || {})) {
-    if (value !== null && value !== undefined) facts.push([name, String(value)]);
+    if (value !== null && value !== undefined) facts.push([`parameter ${name}`, String(value)]);
   }
   $("job-summary").replaceChildren(...facts.map(([name, value]) => el("div", {}, el("span", {}, name), String(value))));
   const bar = $("job-progress");

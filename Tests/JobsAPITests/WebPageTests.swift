@@ -63,6 +63,13 @@ final class WebPageTests: ServerTestCase {
         XCTAssertEqual(post.header("Allow"), "GET")
     }
 
+    func testTheNewRoutesAreDocumented() throws {
+        let file = try String(contentsOf: SharedData.projectRoot.appendingPathComponent("openapi.yaml"), encoding: .utf8)
+        for path in ["/:", "/web/{file}:", "/jobs/{id}/signed-urls:", "/jobs/{id}/preview/{file}:"] {
+            XCTAssertTrue(file.contains("\n  \(path)\n"), path)
+        }
+    }
+
     private func matches(_ pattern: String, in text: String) -> [String] {
         let expression = try! NSRegularExpression(pattern: pattern)
         return expression.matches(in: text, range: NSRange(text.startIndex..., in: text)).map { match in
