@@ -391,8 +391,10 @@ async function refreshJobs() {
     return POLL_IDLE_MS;
   }
   const jobs = page.jobs || [];
-  // A list leaves windows and the ETA out; each job's own JSON has them (fetched once for a finished job).
+  // Where a list leaves the window counts and the ETA out (null), each job's own JSON has them (fetched
+  // once for a finished job, which changes no more).
   const details = await Promise.all(jobs.map(async (job) => {
+    if (job.progress && job.progress.windows_total != null) return job;
     if (isFinished(job) && state.finishedJobs.has(job.id)) return state.finishedJobs.get(job.id);
     try {
       const detail = await api("GET", `/jobs/${job.id}`);

@@ -35,7 +35,8 @@ extension JobStore {
             }
             var lower: Float?, upper: Float?
             if let range = try connection.execute(Queries.disparityRange, [.uuid(id)]).first, !range.isNull(0), !range.isNull(1) {
-                (lower, upper) = (Float(try range.double(0)), Float(try range.double(1)))
+                lower = Float(try range.double(0))
+                upper = Float(try range.double(1))
             }
             return StoredDisparity(height: height, width: width, disparity: disparity, lower: lower, upper: upper)
         }

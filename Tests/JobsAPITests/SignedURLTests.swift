@@ -15,8 +15,17 @@ final class SignerClock: @unchecked Sendable {
     private let lock = NSLock()
     private var time = Date(timeIntervalSince1970: 1_800_000_000)
 
-    var now: Date { lock.withLock { time } }
-    func advance(by seconds: Double) { lock.withLock { time += seconds } }
+    var now: Date {
+        lock.lock()
+        defer { lock.unlock() }
+        return time
+    }
+
+    func advance(by seconds: Double) {
+        lock.lock()
+        defer { lock.unlock() }
+        time += seconds
+    }
 }
 
 final class SignedURLTests: KeyedServerTestCase {
@@ -118,10 +127,11 @@ final class SignedURLTests: KeyedServerTestCase {
         let path = String(url.prefix { $0 != "?" })
         let signature = value("signature")
         let flipped = String(signature.dropLast()) + (signature.last == "A" ? "B" : "A")
+        let bobID = try keyID("bob")
         let tampered = [
             "another path": path.replacingOccurrences(of: "disparity/0000.png", with: "preview/0000.png") + "?" + url.split(separator: "?")[1],
             "a later expiry": "\(path)?expires=\(Int(value("expires"))! + 3600)&key=\(value("key"))&signature=\(signature)",
-            "another key": "\(path)?expires=\(value("expires"))&key=\(try keyID("bob"))&signature=\(signature)",
+            "another key": "\(path)?expires=\(value("expires"))&key=\(bobID)&signature=\(signature)",
             "no key": "\(path)?expires=\(value("expires"))&signature=\(signature)",
             "a changed signature": "\(path)?expires=\(value("expires"))&key=\(value("key"))&signature=\(flipped)",
             "no expiry": "\(path)?key=\(value("key"))&signature=\(signature)",
