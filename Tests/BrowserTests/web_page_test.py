@@ -49,6 +49,9 @@ CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 SHOTS = os.environ.get("DYNSTEREO_SCREENSHOTS")
 # Every wait of the browser, in milliseconds; a working page needs a fraction of it.
 WAIT_MS = 45_000
+# Playwright's wait_for_function would evaluate a string in the page, which its CSP forbids (no
+# 'unsafe-eval'): waits are on selectors and URLs.
+JOB_URL = re.compile(r"#/jobs/[0-9a-f-]{36}$")
 # The demo clip: 5 frames; frames from tars become MP4s at 30 fps by default.
 FRAMES, FPS = 5, 30.0
 
@@ -196,7 +199,7 @@ def submit_through_form(page, clip, iters="2", kernel="2"):
     page.fill("#iters", iters)
     page.fill("#kernel_size", kernel)
     page.click("#submit-button")
-    page.wait_for_function("/^#\\/jobs\\/[0-9a-f-]{36}$/.test(location.hash)", timeout=WAIT_MS)
+    page.wait_for_url(JOB_URL, timeout=WAIT_MS)
     return page.evaluate("location.hash.split('/')[2]")
 
 
@@ -206,7 +209,8 @@ def check_video_and_downloads(page, base, job_id, key, label):
     can_play = page.evaluate("document.createElement('video').canPlayType('video/mp4; codecs=\"avc1.42E01E\"')")
     check(f"{label}: the browser can play H.264 ({can_play})", can_play in ("probably", "maybe"))
     if check(f"{label}: the job lists video.mp4", "video.mp4" in listed, listed):
-        page.wait_for_function("document.getElementById('job-video').readyState >= 1", timeout=WAIT_MS)
+        # The page writes the video's size and duration beside it once the browser has read its metadata.
+        page.locator("#video-note", has_text=" s: ").wait_for(timeout=WAIT_MS)
         duration = page.evaluate("document.getElementById('job-video').duration")
         check(f"{label}: the video's duration {duration:.4f} s is the job's {FRAMES} frames at {FPS:g} fps, within one frame",
               abs(duration - FRAMES / FPS) <= 1 / FPS, duration)
@@ -263,7 +267,7 @@ def open_server(browser, base, clip, work_arguments, scratch):
     page.fill("#kernel_size", "2")
     shot(page, "1-submit")
     page.click("#submit-button")
-    page.wait_for_function("/^#\\/jobs\\/[0-9a-f-]{36}$/.test(location.hash)", timeout=WAIT_MS)
+    page.wait_for_url(JOB_URL, timeout=WAIT_MS)
     job_id = page.evaluate("location.hash.split('/')[2]")
     check("open: the upload's progress bar filled", page.evaluate("document.getElementById('upload-progress').value") == 1)
     page.wait_for_selector("#job-status .status.queued", timeout=WAIT_MS)
@@ -277,9 +281,10 @@ def open_server(browser, base, clip, work_arguments, scratch):
         paused = job_json(base, job_id)
         check("open: the job runs, a frame stored, while the worker is paused",
               paused["status"] == "running" and paused["frames_ready"]["ranges"], (paused["status"], paused["frames_ready"]))
-        page.wait_for_function("""() => { const image = document.getElementById('preview-image');
-            return image.dataset.scale === 'provisional' && image.complete && image.naturalWidth > 0 && !image.hidden; }""",
-                               timeout=WAIT_MS)
+        # The page marks the image provisional in its load handler: it has loaded by then.
+        page.wait_for_selector("#preview-image.provisional[data-scale=provisional]:not([hidden])", timeout=WAIT_MS)
+        check("open: the provisional preview is a decoded image",
+              page.evaluate("document.getElementById('preview-image').naturalWidth") > 0)
         check("open: a provisional preview frame showed before success",
               page.locator("#job-status .status.running").count() == 1 and "provisional" in page.inner_text("#preview-caption"))
         check("open: the windows table shows the worker",
@@ -288,7 +293,7 @@ def open_server(browser, base, clip, work_arguments, scratch):
         worker.child.send_signal(signal.SIGCONT)
         page.wait_for_selector("#job-status .status.succeeded", timeout=WAIT_MS)
         check("open: the job succeeded on the page", True)
-        page.wait_for_function("document.getElementById('preview-image').dataset.scale === 'final'", timeout=WAIT_MS)
+        page.wait_for_selector("#preview-image[data-scale=final]", state="attached", timeout=WAIT_MS)
         check_video_and_downloads(page, base, job_id, None, "open")
         shot(page, "3-job-succeeded")
     finally:
@@ -346,7 +351,7 @@ def keyed_through_proxy(browser, base, page_base, clip, work_arguments, scratch,
         check("keyed: the job succeeded on the page", True)
     finally:
         worker.stop()
-    page.wait_for_function("document.getElementById('preview-image').dataset.scale === 'final'", timeout=WAIT_MS)
+    page.wait_for_selector("#preview-image[data-scale=final]", state="attached", timeout=WAIT_MS)
     check("keyed: the preview image is a signed URL", "signature=" in page.get_attribute("#preview-image", "src"))
     href = check_video_and_downloads(page, base, job_id, key, "keyed")
 
