@@ -339,6 +339,7 @@ def keyed_through_proxy(browser, base, page_base, clip, work_arguments, scratch,
     page.wait_for_selector("#key-error:not([hidden])", timeout=WAIT_MS)
     check("keyed: a wrong key is refused in the API's words", "unknown API key" in page.inner_text("#key-error"),
           page.inner_text("#key-error"))
+    shot(page, "5-key-asked")
     page.fill("#key-input", key)
     page.click("#key-form button")
     page.wait_for_selector("#view-jobs:not([hidden])", timeout=WAIT_MS)
