@@ -21,6 +21,16 @@ import PackageDescription
 //   dynstereo           the executable
 // Build tools: the EmbedMigrations and EmbedOpenAPI plugins (through the TextEmbedder tool) compile
 // migrations/*.sql and openapi.yaml into the modules that use them, so the executable carries them alone.
+// The network's own loops (Winograd transforms, GRU gates, packing) are a third of its CPU time: on x86-64 the two
+// modules that hold them are compiled for AVX2 (Haswell and later, every AMD Zen), twice the SSE width of the
+// baseline target. DYNSTEREO_PORTABLE=1 at build time keeps the baseline for older processors.
+#if arch(x86_64)
+let vectorSettings: [SwiftSetting] = Context.environment["DYNSTEREO_PORTABLE"] == "1" ? []
+    : [.unsafeFlags(["-target-cpu", "haswell"])]
+#else
+let vectorSettings: [SwiftSetting] = []
+#endif
+
 let package = Package(
     name: "dynstereo",
     platforms: [.macOS(.v13)],
@@ -39,11 +49,11 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
 
-        .target(name: "TensorKernels", dependencies: ["CBLAS"]),
+        .target(name: "TensorKernels", dependencies: ["CBLAS"], swiftSettings: vectorSettings),
         .target(name: "VideoPlan"),
         .target(name: "Checkpoint", dependencies: ["TensorKernels", "CZlib"]),
         .target(name: "Media", dependencies: ["TensorKernels", "CPNGShim", "CZlib"]),
-        .target(name: "DynamicStereo", dependencies: ["TensorKernels", "VideoPlan"]),
+        .target(name: "DynamicStereo", dependencies: ["TensorKernels", "VideoPlan"], swiftSettings: vectorSettings),
         .target(name: "Inference", dependencies: ["DynamicStereo", "Checkpoint", "Media"]),
         .target(name: "CSpawnShim"),
         .target(name: "VideoIO", dependencies: ["CSpawnShim", "Media", "TensorKernels", "VideoPlan"]),

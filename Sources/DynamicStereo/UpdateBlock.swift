@@ -303,13 +303,13 @@ extension SequenceUpdateBlock3D {
                     // buffer below exists (its own packed copy of inp is gone by then).
                     var pre: [Float]
                     if let context {
-                        pre = context.preactivations[index]?[number]
+                        pre = (context.preactivations[index]?[number]).map(parallelCopy)
                             ?? Self.preactivations(pass, inp: chunk.gather(context.inp!))
                     } else {
                         pre = pass.biasGrid(layout)
                     }
-                    // The pass's buffer holds [h | input] of this chunk in the pass's layout.
-                    var buffer = [Float](repeating: 0, count: channels * layout.channelStride)
+                    // The pass's buffer holds [h | input] of this chunk in the pass's layout (zero gaps).
+                    var buffer = parallelZeros(channels * layout.channelStride)
                     let (stateChunk, inputChunk) = (chunk.gather(state), chunk.gather(input))
                     stateChunk.data.withUnsafeBufferPointer { hb in
                     inputChunk.data.withUnsafeBufferPointer { xb in

@@ -64,4 +64,19 @@ public struct JobRecord: Equatable, Sendable {
     public let finishedAt: Date?
     /// When retention deleted the job's inputs and results (nil while they are kept).
     public let resultsExpiredAt: Date?
+    /// The job's windows, the finishing step not counted; nil until they are planned, and for a job that
+    /// finished before windows existed (migration 0006), whose results are whole files.
+    public let windowsTotal: Int?
+}
+
+/// A job with its windows and finishing step (in index order; none for a job stored before windows), as one
+/// statement reads them for the API.
+public struct JobReport: Equatable, Sendable {
+    public let job: JobRecord
+    public let windows: [JobWindow]
+
+    public init(job: JobRecord, windows: [JobWindow]) {
+        self.job = job
+        self.windows = windows
+    }
 }

@@ -104,7 +104,9 @@ public final class JobStore: @unchecked Sendable {
             try WindowPlanner.store(job: id, frames: frameCount, kernelSize: parameters.kernelSize, maxAttempts: maxAttempts,
                                     now: now, on: connection)
             try connection.execute(Queries.notifyWorkers, [.text(id.uuidString)])
-            return (try Queries.decodeJob(row), true)
+            // Read again: planning set `windows_total`.
+            let planned = try connection.execute(Queries.jobByID, [.uuid(id), .null]).first ?? row
+            return (try Queries.decodeJob(planned), true)
         }
     }
 
@@ -145,11 +147,30 @@ public final class JobStore: @unchecked Sendable {
         }
     }
 
+    /// The job with its windows, read in one indexed statement whatever the video's length: what the API's
+    /// job view shows. Nil if unknown or (with `owner`) created by another API key.
+    public func report(id: UUID, owner: UUID? = nil) throws -> JobReport? {
+        try pool.withConnection { connection in
+            try connection.execute(Queries.jobReport, [.uuid(id), owner.map(SQLValue.uuid) ?? .null]).first.map(Self.decodeReport)
+        }
+    }
+
+    private static func decodeReport(_ row: Row) throws -> JobReport {
+        JobReport(job: try Queries.decodeJob(row), windows: try Queries.decodeWindowArrays(row, from: Queries.jobColumnCount))
+    }
+
     /// Jobs newest first, optionally of one status. `next` is an opaque cursor for the following page
     /// (nil on the last page); pass it back as `after`.
     /// With `owner`, only that API key's jobs.
     public func list(status: JobStatus?, limit: Int, after cursor: String?,
                      owner: UUID? = nil) throws -> (jobs: [JobRecord], next: String?) {
+        let (reports, next) = try reports(status: status, limit: limit, after: cursor, owner: owner)
+        return (reports.map(\.job), next)
+    }
+
+    /// `list` with each job's windows, in one statement: what the API's job list shows.
+    public func reports(status: JobStatus?, limit: Int, after cursor: String?,
+                        owner: UUID? = nil) throws -> (jobs: [JobReport], next: String?) {
         guard (1...1000).contains(limit) else { throw JobQueueError.invalidParameters("limit must be in 1...1000, got \(limit)") }
         var cursorValues: [SQLValue] = [.null, .null]
         if let cursor {
@@ -160,10 +181,10 @@ public final class JobStore: @unchecked Sendable {
         let jobs = try pool.withConnection { connection in
             try connection.execute(Queries.listJobs, [.optional(status?.rawValue)] + cursorValues
                                    + [.int(limit + 1), owner.map(SQLValue.uuid) ?? .null])
-                .rows.map(Queries.decodeJob)
+                .rows.map(Self.decodeReport)
         }
         guard jobs.count > limit, let last = jobs.prefix(limit).last else { return (jobs, nil) }
-        return (Array(jobs.prefix(limit)), Self.encodeCursor(last))
+        return (Array(jobs.prefix(limit)), Self.encodeCursor(last.job))
     }
 
     /// Cancels a job: its queued windows end at once, and so does the job when none of its windows runs;

@@ -125,6 +125,77 @@ struct Row {
 
     func optionalDouble(_ column: Int) throws -> Double? { isNull(column) ? nil : try double(column) }
 
+    /// A one-dimensional array in PostgreSQL's text output, `{a,"b c",NULL}`: an element is quoted (with `\`
+    /// escaping `"` and `\`) when it holds a delimiter, a quote, a backslash or white space, is empty or reads
+    /// NULL; an unquoted NULL is SQL NULL. A NULL cell (an aggregate over no rows) is the empty array.
+    func textArray(_ column: Int) throws -> [String?] {
+        precondition(!binary, "arrays are only decoded from text results")
+        guard let cell = cells[column] else { return [] }
+        let bytes = [UInt8](cell)
+        let (open, close, comma, quote, backslash) = (UInt8(ascii: "{"), UInt8(ascii: "}"), UInt8(ascii: ","), UInt8(ascii: "\""), UInt8(ascii: "\\"))
+        func malformed() -> PostgresError { .decoding("column \(column) '\(String(decoding: bytes, as: UTF8.self))' is not a text array") }
+        guard bytes.count >= 2, bytes[0] == open, bytes[bytes.count - 1] == close else { throw malformed() }
+        let end = bytes.count - 1
+        var elements: [String?] = []
+        var i = 1
+        while i < end {
+            if bytes[i] == quote {
+                var element: [UInt8] = []
+                i += 1
+                while i < end && bytes[i] != quote {
+                    if bytes[i] == backslash { i += 1 }
+                    guard i < end else { throw malformed() }
+                    element.append(bytes[i])
+                    i += 1
+                }
+                guard i < end else { throw malformed() }
+                i += 1
+                elements.append(String(decoding: element, as: UTF8.self))
+            } else {
+                let start = i
+                while i < end && bytes[i] != comma { i += 1 }
+                let token = bytes[start..<i]
+                guard !token.isEmpty, !token.contains(open) else { throw malformed() }
+                elements.append(token.elementsEqual("NULL".utf8) ? nil : String(decoding: token, as: UTF8.self))
+            }
+            if i < end {
+                guard bytes[i] == comma, i + 1 < end else { throw malformed() }
+                i += 1
+            }
+        }
+        return elements
+    }
+
+    /// The integers of an integer array of any dimensions in text output (`{{1,2},{3,-4}}`), in order; a NULL
+    /// cell is none. NULL elements are refused.
+    func integers(_ column: Int) throws -> [Int] {
+        precondition(!binary, "arrays are only decoded from text results")
+        guard let cell = cells[column] else { return [] }
+        var values: [Int] = []
+        var current = 0, negative = false, inNumber = false
+        for byte in cell {
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"):
+                let (times, overflow1) = current.multipliedReportingOverflow(by: 10)
+                let (sum, overflow2) = times.addingReportingOverflow(Int(byte - UInt8(ascii: "0")))
+                guard !overflow1, !overflow2 else { throw PostgresError.decoding("column \(column): an integer out of range") }
+                current = sum
+                inNumber = true
+            case UInt8(ascii: "-") where !inNumber:
+                negative = true
+            case UInt8(ascii: "{"), UInt8(ascii: "}"), UInt8(ascii: ","):
+                if inNumber { values.append(negative ? -current : current) }
+                current = 0
+                negative = false
+                inNumber = false
+            default:
+                throw PostgresError.decoding("column \(column) '\(String(decoding: cell, as: UTF8.self))' is not an integer array")
+            }
+        }
+        guard !inNumber, !negative else { throw PostgresError.decoding("column \(column) is not a closed integer array") }
+        return values
+    }
+
     func bool(_ column: Int) throws -> Bool {
         if binary { return try data(column).first == 1 }
         return try string(column) == "t"
@@ -151,6 +222,8 @@ struct Row {
 final class PostgresConnection {
     private var handle: OpaquePointer?
     let url: String
+    /// This session's prepared statements by SQL text (and parameter types), with their names.
+    private var prepared: [String: String] = [:]
 
     /// Connects, failing with `PostgresError.connection` carrying libpq's message.
     init(url: String) throws {
@@ -252,10 +325,30 @@ final class PostgresConnection {
             case .null: buffers.append(nil)
             }
         }
+        guard count > 0 else {
+            return try collect(PQexecParams(handle, query.sql, 0, nil, nil, nil, nil, binaryResults ? 1 : 0),
+                               query: query.name, binary: binaryResults)
+        }
+        let statement = try preparedStatement(query, types: types, on: handle)
         let result: OpaquePointer? = Self.withPointers(buffers) { values in
-            PQexecParams(handle, query.sql, Int32(count), types, values, lengths, formats, binaryResults ? 1 : 0)
+            PQexecPrepared(handle, statement, Int32(count), values, lengths, formats, binaryResults ? 1 : 0)
         }
         return try collect(result, query: query.name, binary: binaryResults)
+    }
+
+    /// The name of this session's prepared statement for `query` with these parameter types, preparing it the
+    /// first time. Parsing and analysing a statement costs as much as running a small one, and the API runs
+    /// the same few thousands of times a second (a status poll). PQexecParams is an unnamed prepare plus an
+    /// execute, so preparing with the same types behaves the same; statements last as long as the session
+    /// (a rollback keeps them), and a new session prepares its own. Statements without parameters (BEGIN,
+    /// COMMIT, a ping) are sent unnamed.
+    private func preparedStatement(_ query: Query, types: [Oid], on handle: OpaquePointer) throws -> String {
+        let key = types.allSatisfy({ $0 == 0 }) ? query.sql : query.sql + "\u{0}" + types.map(String.init).joined(separator: ",")
+        if let name = prepared[key] { return name }
+        let name = "dynstereo_\(prepared.count + 1)"
+        _ = try collect(PQprepare(handle, name, query.sql, Int32(types.count), types), query: query.name, binary: false)
+        prepared[key] = name
+        return name
     }
 
     /// Runs a script of several statements without parameters: only for migration files and fixed

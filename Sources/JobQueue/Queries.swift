@@ -31,8 +31,10 @@ enum Queries {
         \(micros("created_at")) AS created_us, \(micros("queued_at")) AS queued_us, \(micros("run_after")) AS run_after_us,
         \(micros("started_at")) AS started_us, \(micros("heartbeat_at")) AS heartbeat_us,
         \(micros("lease_expires_at")) AS lease_expires_us, \(micros("finished_at")) AS finished_us,
-        \(micros("results_expired_at")) AS results_expired_us
+        \(micros("results_expired_at")) AS results_expired_us, windows_total
         """
+    /// How many columns `jobColumns` selects: what follows them in a row starts here.
+    static let jobColumnCount = 26
 
     static func decodeJob(_ row: Row) throws -> JobRecord {
         guard let status = JobStatus(rawValue: try row.string(1)) else {
@@ -49,7 +51,50 @@ enum Queries {
             createdAt: try row.date(17), queuedAt: try row.date(18), runAfter: try row.date(19),
             startedAt: try row.optionalDate(20), heartbeatAt: try row.optionalDate(21),
             leaseExpiresAt: try row.optionalDate(22), finishedAt: try row.optionalDate(23),
-            resultsExpiredAt: try row.optionalDate(24))
+            resultsExpiredAt: try row.optionalDate(24), windowsTotal: row.isNull(25) ? nil : try row.int(25))
+    }
+
+    // MARK: Jobs with their windows, for the API
+
+    /// Every window of the job `jobs.id` (and its finishing step) as parallel arrays, aggregated in the one
+    /// statement that reads the job: a LEFT JOIN LATERAL, so the job's JSON costs one indexed statement
+    /// whatever the video's length (the windows are a few rows per hundred frames; no frame row is read).
+    /// `decodeWindowArrays` reads the six columns `windowArrayColumns` names. Aggregates without ORDER BY:
+    /// the arrays share one pass over the rows, so their elements line up, and the decoder sorts by index.
+    static let windowArraysJoin = """
+        LEFT JOIN LATERAL (
+            SELECT array_agg(ARRAY[w.window_index, w.first_frame, w.frames, w.result_first, w.result_end, w.attempt,
+                                   w.iterations_done, coalesce(w.iterations_total, -1)]) AS window_numbers,
+                   array_agg(w.kind) AS window_kinds, array_agg(w.status) AS window_statuses,
+                   array_agg(w.worker_id) AS window_workers, array_agg(w.error_code) AS window_error_codes,
+                   array_agg(w.error_message) AS window_error_messages
+            FROM job_windows AS w WHERE w.job_id = jobs.id
+        ) AS job_window_arrays ON true
+        """
+    static let windowArrayColumns = """
+        window_numbers, window_kinds, window_statuses, window_workers, window_error_codes, window_error_messages
+        """
+
+    /// The windows `windowArraysJoin` aggregated, from column `first` on, sorted by index (none for a job
+    /// stored before windows).
+    static func decodeWindowArrays(_ row: Row, from first: Int) throws -> [JobWindow] {
+        let numbers = try row.integers(first)
+        let kinds = try row.textArray(first + 1), statuses = try row.textArray(first + 2)
+        let workers = try row.textArray(first + 3), codes = try row.textArray(first + 4), messages = try row.textArray(first + 5)
+        let count = kinds.count
+        guard numbers.count == 8 * count, [statuses, workers, codes, messages].allSatisfy({ $0.count == count }) else {
+            throw PostgresError.decoding("window arrays of different lengths")
+        }
+        return try (0..<count).map { i -> JobWindow in
+            let n = numbers[(8 * i)..<(8 * i + 8)].map { $0 }
+            guard let kind = kinds[i].flatMap(JobWindow.Kind.init(rawValue:)), let status = statuses[i].flatMap(JobStatus.init(rawValue:)),
+                  n[2] >= 0, n[4] >= n[3] else {
+                throw PostgresError.decoding("window kind '\(kinds[i] ?? "NULL")', status '\(statuses[i] ?? "NULL")' or frames \(n)")
+            }
+            return JobWindow(index: n[0], kind: kind, inputFrames: n[1]..<(n[1] + n[2]), resultFrames: n[3]..<n[4], status: status,
+                             attempt: n[5], workerId: workers[i], iterationsDone: n[6], iterationsTotal: n[7] < 0 ? nil : n[7],
+                             error: codes[i].map { JobErrorInfo(code: $0, message: messages[i] ?? "") })
+        }.sorted { $0.index < $1.index }
     }
 
     // MARK: Sessions and transactions
@@ -101,10 +146,16 @@ enum Queries {
     static let jobByIdempotencyKey = Query(name: "job_by_idempotency_key", sql: """
         SELECT \(jobColumns) FROM jobs WHERE idempotency_key = $1 AND api_key_id IS NOT DISTINCT FROM $2::uuid
         """)
-    /// Newest first. $1 status or NULL; $2, $3 the cursor (created_at in microseconds, id) or NULL; $4 limit;
-    /// $5 the asking API key or NULL.
+    /// `jobByID` with the job's windows (`windowArraysJoin`): the API's job view in one statement.
+    static let jobReport = Query(name: "job_report", sql: """
+        SELECT \(jobColumns), \(windowArrayColumns) FROM jobs \(windowArraysJoin)
+        WHERE id = $1 AND ($2::uuid IS NULL OR api_key_id = $2::uuid)
+        """)
+    /// Newest first, each job with its windows (`windowArraysJoin`, run only for the rows the limit keeps).
+    /// $1 status or NULL; $2, $3 the cursor (created_at in microseconds, id) or NULL; $4 limit; $5 the asking
+    /// API key or NULL.
     static let listJobs = Query(name: "list_jobs", sql: """
-        SELECT \(jobColumns) FROM jobs
+        SELECT \(jobColumns), \(windowArrayColumns) FROM jobs \(windowArraysJoin)
         WHERE ($1::text IS NULL OR status = $1::text)
           AND ($5::uuid IS NULL OR api_key_id = $5::uuid)
           AND ($2::bigint IS NULL

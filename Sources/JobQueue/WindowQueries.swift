@@ -56,6 +56,20 @@ extension Queries {
 
     // MARK: The claim
 
+    /// What makes window `w` claimable apart from its backoff (`run_after`): queued ($queued), of a job ($unfinished)
+    /// whose cancellation was not requested, and for the finishing step, every window of its job stored
+    /// ($succeeded). The claim and `secondsUntilClaimable` share it, so a worker's wait for the next backoff to
+    /// end looks at exactly the windows a claim could take. The job's table is `jobs` (or `open_jobs`, which
+    /// filtered it already) under the alias `j`.
+    private static func claimable(queued: Int, succeeded: Int, unfinished: Int?) -> String {
+        let job = unfinished.map { "AND j.status = ANY($\($0)::text[]) AND NOT j.cancel_requested" } ?? ""
+        return """
+            w.status = $\(queued) \(job)
+              AND (w.kind = 'window' OR NOT EXISTS (
+                    SELECT 1 FROM job_windows AS o WHERE o.job_id = w.job_id AND o.kind = 'window' AND o.status <> $\(succeeded)))
+            """
+    }
+
     /// One statement, committed on its own: among claimable windows (queued, past their backoff, of a job not
     /// being cancelled; the finishing step only once every window of its job is stored), those of the job
     /// with the fewest running windows first, then the oldest job, then the first window. So idle workers
@@ -72,9 +86,7 @@ extension Queries {
         ), candidate AS (
             SELECT w.job_id, w.window_index
             FROM job_windows AS w JOIN open_jobs AS j ON j.id = w.job_id
-            WHERE w.status = $1 AND w.run_after <= \(now(5))
-              AND (w.kind = 'window' OR NOT EXISTS (
-                    SELECT 1 FROM job_windows AS o WHERE o.job_id = w.job_id AND o.kind = 'window' AND o.status <> $6))
+            WHERE \(claimable(queued: 1, succeeded: 6, unfinished: nil)) AND w.run_after <= \(now(5))
             ORDER BY j.running, j.created_at, j.id, w.window_index
             LIMIT 1
             FOR UPDATE OF w SKIP LOCKED
@@ -96,6 +108,18 @@ extension Queries {
         )
         SELECT c.*, job.iters, job.kernel_size, job.focal_px, job.baseline_m, job.frames_total
         FROM claimed AS c JOIN job ON job.id = c.job_id
+        """)
+
+    /// Seconds from now ($4) until the earliest backoff among claimable windows ends (zero or less: one is
+    /// claimable now), NULL when no window waits. An idle worker waits no longer than that, so a retry is
+    /// claimed when its backoff ends rather than at the next poll. The claimable index (`run_after` of queued
+    /// windows) gives the earliest first. $1 `claim.from`, $2 `succeed.to`, $3 `JobStatus.unfinished`.
+    static let secondsUntilClaimable = Query(name: "seconds_until_claimable", sql: """
+        SELECT extract(epoch FROM w.run_after - \(now(4)))::double precision
+        FROM job_windows AS w JOIN jobs AS j ON j.id = w.job_id
+        WHERE \(claimable(queued: 1, succeeded: 2, unfinished: 3))
+        ORDER BY w.run_after
+        LIMIT 1
         """)
 
     // MARK: The window's worker

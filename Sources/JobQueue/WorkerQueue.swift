@@ -93,6 +93,16 @@ public final class WorkerQueue {
         }
     }
 
+    /// Seconds until a window becomes claimable by its backoff ending (zero or less when one is claimable
+    /// now), nil when none waits: how long an idle worker may wait before it must look again, notified or not.
+    public func secondsUntilClaimable() throws -> Double? {
+        try run { connection in
+            try connection.execute(Queries.secondsUntilClaimable, [
+                .text(JobTransition.claim.from.rawValue), .text(JobTransition.succeed.to.rawValue), .statuses(JobStatus.unfinished), now,
+            ]).first.map { try $0.double(0) }
+        }
+    }
+
     /// The window's input frames in order: only those it reads.
     public func inputs(of window: ClaimedWindow) throws -> [InputFrame] {
         try run { connection in
@@ -237,6 +247,10 @@ public final class WorkerQueue {
                                                  + [.text(JobTransition.retry.from.rawValue)]).first
                 guard let status = try row.flatMap({ JobStatus(rawValue: try $0.string(0)) }) else { return nil }
                 try WindowPlanner.afterAttempt(job: window.jobId, window: window.window, status: status, error: error, now: now, on: connection)
+                if status == JobTransition.retry.to {
+                    // Idle workers learn of the retry now and wait for its backoff to end (`secondsUntilClaimable`).
+                    try connection.execute(Queries.notifyWorkers, [.text(window.jobId.uuidString)])
+                }
                 return status
             }
         }
@@ -276,8 +290,9 @@ public final class WorkerQueue {
                         .first { $0.index == index }
                     try WindowPlanner.afterAttempt(job: job, window: window, status: status, error: window?.error ?? error, now: now, on: connection)
                 }
-                if expired.contains(where: { $0.status == JobTransition.retry.to }) {
-                    try connection.execute(Queries.notifyWorkers, [.text("")])
+                // Idle workers claim the re-queued windows at once (or when their backoff ends), not at their next poll.
+                for id in Set(expired.filter { $0.status == JobTransition.retry.to }.map(\.id)) {
+                    try connection.execute(Queries.notifyWorkers, [.text(id.uuidString)])
                 }
                 return expired
             }

@@ -16,8 +16,9 @@ public protocol RequestAuthenticator: Sendable {
     func owner(keyID: UUID) throws -> UUID
 }
 
-/// `RequestAuthenticator` over `APIKeyVerifier`: the header is read only once the server is known to be
-/// closed, so an open server ignores whatever a client sends.
+/// `RequestAuthenticator` over `APIKeyVerifier`. An open server ignores whatever a client sends. One statement
+/// per request in the usual cases: a key that is found proves the server closed (and names the owner), so
+/// whether any key exists is asked only when none is presented or the presented one is unknown.
 public final class BearerAuthenticator: RequestAuthenticator, @unchecked Sendable {
     private let verifier: APIKeyVerifier
 
@@ -26,20 +27,23 @@ public final class BearerAuthenticator: RequestAuthenticator, @unchecked Sendabl
     }
 
     public func owner(authorization: String?) throws -> UUID? {
-        guard try !verifier.isOpen() else { return nil }
         let challenge = [("WWW-Authenticate", "Bearer")]
         guard let authorization else {
+            guard try !verifier.isOpen() else { return nil }
             throw APIError(.unauthorized, "unauthorized", "this server needs 'Authorization: Bearer <key>'", headers: challenge)
         }
         let parts = authorization.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
         guard parts.count == 2, parts[0].lowercased() == "bearer" else {
+            guard try !verifier.isOpen() else { return nil }
             throw APIError(.unauthorized, "unauthorized", "the Authorization header must be 'Bearer <key>'", headers: challenge)
         }
         do {
             return try verifier.owner(of: parts[1].trimmingCharacters(in: .whitespaces))
         } catch let refusal as APIKeyRefusal {
             switch refusal {
-            case .unknown: throw APIError(.unauthorized, "unauthorized", refusal.description, headers: challenge)
+            case .unknown:
+                guard try !verifier.isOpen() else { return nil }
+                throw APIError(.unauthorized, "unauthorized", refusal.description, headers: challenge)
             case .revoked: throw APIError(.forbidden, "key_revoked", refusal.description)
             }
         }

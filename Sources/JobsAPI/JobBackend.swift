@@ -17,9 +17,13 @@ public struct JobSnapshot: Equatable, Sendable {
     public var finishedAt: Date?
     /// When retention deleted the job's inputs and results; nil while they are kept.
     public var resultsExpiredAt: Date?
+    /// Its windows and finishing step, in index order, read with the job; empty for a job stored before
+    /// windows (whose results are whole files) or one not planned yet.
+    public var windows: [JobWindow]
 
     public init(id: UUID, status: JobStatus, parameters: JobParameters, attempt: Int, framesDone: Int, framesTotal: Int,
-                error: JobErrorInfo?, createdAt: Date, startedAt: Date?, finishedAt: Date?, resultsExpiredAt: Date? = nil) {
+                error: JobErrorInfo?, createdAt: Date, startedAt: Date?, finishedAt: Date?, resultsExpiredAt: Date? = nil,
+                windows: [JobWindow] = []) {
         self.id = id
         self.status = status
         self.parameters = parameters
@@ -31,6 +35,7 @@ public struct JobSnapshot: Equatable, Sendable {
         self.startedAt = startedAt
         self.finishedAt = finishedAt
         self.resultsExpiredAt = resultsExpiredAt
+        self.windows = windows
     }
 }
 
@@ -58,8 +63,9 @@ public struct JobSubmission {
 public protocol JobBackend: AnyObject, Sendable {
     /// Validates the frames and queues a job; `created` is false when an idempotent retry matched a job.
     func submit(_ submission: JobSubmission) throws -> (job: JobSnapshot, created: Bool)
+    /// The job with its windows: what a status poll shows, so one cheap read whatever the video's length.
     func job(id: UUID, owner: UUID?) throws -> JobSnapshot?
-    /// Newest first; `next` is an opaque cursor for the following page.
+    /// Newest first, each job with its windows; `next` is an opaque cursor for the following page.
     func list(status: JobStatus?, limit: Int, after cursor: String?, owner: UUID?) throws -> (jobs: [JobSnapshot], next: String?)
     /// Nil when there is no such job; a finished job comes back unchanged.
     func cancel(id: UUID, owner: UUID?) throws -> JobSnapshot?

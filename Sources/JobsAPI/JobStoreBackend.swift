@@ -52,18 +52,22 @@ public final class JobStoreBackend: JobBackend, @unchecked Sendable {
                                                       if clientGone() { throw APIError.clientGone }
                                                       return try frames.frame(at: index)
                                                   })
-        return (Self.snapshot(record), created)
+        // Read back with the windows its transaction planned (the job itself if it vanished meanwhile).
+        return (try store.report(id: record.id).map { Self.snapshot(of: $0) } ?? Self.snapshot(record), created)
     }
 
-    public func job(id: UUID, owner: UUID?) throws -> JobSnapshot? { try store.job(id: id, owner: owner).map(Self.snapshot) }
+    public func job(id: UUID, owner: UUID?) throws -> JobSnapshot? { try store.report(id: id, owner: owner).map { Self.snapshot(of: $0) } }
 
     public func list(status: JobStatus?, limit: Int, after cursor: String?,
                      owner: UUID?) throws -> (jobs: [JobSnapshot], next: String?) {
-        let (records, next) = try store.list(status: status, limit: limit, after: cursor, owner: owner)
-        return (records.map(Self.snapshot), next)
+        let (reports, next) = try store.reports(status: status, limit: limit, after: cursor, owner: owner)
+        return (reports.map { Self.snapshot(of: $0) }, next)
     }
 
-    public func cancel(id: UUID, owner: UUID?) throws -> JobSnapshot? { try store.cancel(id: id, owner: owner).map(Self.snapshot) }
+    public func cancel(id: UUID, owner: UUID?) throws -> JobSnapshot? {
+        guard let record = try store.cancel(id: id, owner: owner) else { return nil }
+        return try store.report(id: id, owner: owner).map { Self.snapshot(of: $0) } ?? Self.snapshot(record)
+    }
     public func delete(id: UUID, owner: UUID?) throws -> Bool { try store.delete(id: id, owner: owner) }
     public func resultPaths(id: UUID) throws -> [String] { try store.resultPaths(id: id) }
     public func result(id: UUID, path: String) throws -> Data? { try store.result(id: id, path: path) }
@@ -80,9 +84,14 @@ public final class JobStoreBackend: JobBackend, @unchecked Sendable {
     }
 
     static func snapshot(_ record: JobRecord) -> JobSnapshot {
-        JobSnapshot(id: record.id, status: record.status, parameters: record.parameters, attempt: record.attempt,
-                    framesDone: record.framesDone, framesTotal: record.framesTotal, error: record.error,
-                    createdAt: record.createdAt, startedAt: record.startedAt, finishedAt: record.finishedAt,
-                    resultsExpiredAt: record.resultsExpiredAt)
+        snapshot(of: JobReport(job: record, windows: []))
+    }
+
+    static func snapshot(of report: JobReport) -> JobSnapshot {
+        let record = report.job
+        return JobSnapshot(id: record.id, status: record.status, parameters: record.parameters, attempt: record.attempt,
+                           framesDone: record.framesDone, framesTotal: record.framesTotal, error: record.error,
+                           createdAt: record.createdAt, startedAt: record.startedAt, finishedAt: record.finishedAt,
+                           resultsExpiredAt: record.resultsExpiredAt, windows: report.windows)
     }
 }

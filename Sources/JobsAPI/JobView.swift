@@ -2,41 +2,33 @@
 import Foundation
 import JobQueue
 
-/// `GET /jobs/{id}`: every field is always present, null when not yet known.
-struct JobView: Encodable {
-    struct URLs: Encodable {
+/// `GET /jobs/{id}` and each job of `GET /jobs`: every field is always present, null when not yet known.
+/// Its size grows with the job's windows (a few per hundred frames), never with its frames or files: which
+/// frames are ready is a list of ranges and URL templates, not a URL per file.
+struct JobView {
+    struct URLs {
         var job: String
         var cancel: String
         var resultTar: String?
-        /// Every result file (only once the job has succeeded).
+        /// Once the job has succeeded: its whole-video files (`disparity.npy`; each frame's files are in
+        /// `frames_ready`), or every file of a job stored before windows, whose results are whole files.
         var results: [String]?
-
-        enum CodingKeys: String, CodingKey { case job = "self", cancel, resultTar = "result_tar", results }
-
-        func encode(to encoder: Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(job, forKey: .job)
-            try container.encode(cancel, forKey: .cancel)
-            try container.encode(resultTar, forKey: .resultTar)
-            try container.encode(results, forKey: .results)
-        }
     }
 
     let job: JobSnapshot
     let urls: URLs
-    /// The job's windows (nil in a list, where they would make every page large; the job's own JSON has them).
-    var windows: [JobWindow]?
-    /// From the windows; nil for a job stored before windows.
-    var progress: JobProgress?
+    /// Whether `windows` lists them (the job's own JSON) or is null (a list, where they would make every page
+    /// large; the summary in `progress` and `frames_ready` is there either way).
+    var listsWindows = true
     /// Whether worker ids may be shown (not to keyed clients: the ids name the operator's machines).
     var showsWorkers = true
     /// `/jobs/{id}`, for the frame URL templates.
     var base = ""
 
-    enum CodingKeys: String, CodingKey {
-        case id, status, progress, createdAt = "created_at", startedAt = "started_at", finishedAt = "finished_at"
-        case attempt, parameters, error, urls, results, resultsExpiredAt = "results_expired_at"
-        case windows, framesReady = "frames_ready"
+    /// From the windows; nil for a job stored before windows.
+    var progress: JobProgress? {
+        job.windows.isEmpty ? nil : JobProgress(iters: job.parameters.iters, status: job.status, startedAt: job.startedAt,
+                                                windows: job.windows, now: Date())
     }
 
     /// Where the job's results stand: `pending` until it finishes, `available` once it has succeeded,
@@ -49,88 +41,130 @@ struct JobView: Encodable {
         case .failed, .cancelled: return "none"
         }
     }
-    enum ProgressKeys: String, CodingKey {
-        case framesDone = "frames_done", framesTotal = "frames_total", windowsDone = "windows_done", windowsTotal = "windows_total"
-        case iterationsDone = "iterations_done", iterationsTotal = "iterations_total", etaSeconds = "eta_seconds"
-    }
-    enum WindowKeys: String, CodingKey { case index, firstFrame = "first_frame", frames, status, attempt, worker }
-    enum FramesReadyKeys: String, CodingKey { case ranges, urlTemplates = "url_templates" }
-    enum ParameterKeys: String, CodingKey { case iters, kernelSize = "kernel_size", focalPx = "focal_px", baselineM = "baseline_m" }
-    enum ErrorKeys: String, CodingKey { case code, message }
 
-    func encode(to encoder: Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(job.id.lowercased, forKey: .id)
-        try container.encode(job.status.rawValue, forKey: .status)
-        var progress = container.nestedContainer(keyedBy: ProgressKeys.self, forKey: .progress)
-        try progress.encode(job.framesDone, forKey: .framesDone)
-        try progress.encode(job.framesTotal, forKey: .framesTotal)
-        try progress.encode(self.progress?.windowsDone, forKey: .windowsDone)
-        try progress.encode(self.progress?.windowsTotal, forKey: .windowsTotal)
-        try progress.encode(self.progress?.iterationsDone, forKey: .iterationsDone)
-        try progress.encode(self.progress?.iterationsTotal, forKey: .iterationsTotal)
-        try progress.encode(self.progress?.etaSeconds.map { $0.rounded() }, forKey: .etaSeconds)
-        try container.encode(Self.timestamp(job.createdAt), forKey: .createdAt)
-        try container.encode(job.startedAt.map(Self.timestamp), forKey: .startedAt)
-        try container.encode(job.finishedAt.map(Self.timestamp), forKey: .finishedAt)
-        try container.encode(job.attempt, forKey: .attempt)
-        var parameters = container.nestedContainer(keyedBy: ParameterKeys.self, forKey: .parameters)
-        try parameters.encode(job.parameters.iters, forKey: .iters)
-        try parameters.encode(job.parameters.kernelSize, forKey: .kernelSize)
-        try parameters.encode(job.parameters.focalPx, forKey: .focalPx)
-        try parameters.encode(job.parameters.baselineM, forKey: .baselineM)
+    /// The per-frame files a ready frame has, by folder: disparity (and depth, for calibrated jobs) as soon as
+    /// its window is stored; color and video once the job has succeeded (they need the video's one scale).
+    static func frameKinds(_ job: JobSnapshot) -> [String] {
+        var kinds = ["disparity"]
+        if job.parameters.focalPx != nil { kinds.append("depth") }
+        if job.status == .succeeded { kinds += ["color", "video"] }
+        return kinds.sorted()
+    }
+
+    /// Keys in sorted order, as `JSON.encode` writes them.
+    func write(to json: inout JSONWriter) {
+        let progress = self.progress
+        json.beginObject()
+        json.key("attempt"); json.int(job.attempt)
+        json.key("created_at"); json.timestamp(job.createdAt)
+        json.key("error")
         if let error = job.error {
-            var nested = container.nestedContainer(keyedBy: ErrorKeys.self, forKey: .error)
-            try nested.encode(error.code, forKey: .code)
-            try nested.encode(error.message, forKey: .message)
+            json.beginObject()
+            json.key("code"); json.string(error.code)
+            json.key("message"); json.string(error.message)
+            json.endObject()
         } else {
-            try container.encodeNil(forKey: .error)
+            json.null()
         }
-        try container.encode(Self.resultsState(job), forKey: .results)
-        try container.encode(job.resultsExpiredAt.map(Self.timestamp), forKey: .resultsExpiredAt)
-        try container.encode(urls, forKey: .urls)
-        if let windows {
-            var list = container.nestedUnkeyedContainer(forKey: .windows)
-            for window in windows where window.kind == .window {
-                var item = list.nestedContainer(keyedBy: WindowKeys.self)
-                try item.encode(window.index, forKey: .index)
-                try item.encode(window.inputFrames.lowerBound, forKey: .firstFrame)
-                try item.encode(window.inputFrames.count, forKey: .frames)
-                try item.encode(window.status.rawValue, forKey: .status)
-                try item.encode(window.attempt, forKey: .attempt)
-                try item.encode(showsWorkers ? window.workerId : nil, forKey: .worker)
-            }
-        } else {
-            try container.encodeNil(forKey: .windows)
-        }
+        json.key("finished_at"); json.timestamp(job.finishedAt)
         // Which frames' per-frame files can be downloaded now, while the job runs too: half-open ranges of
         // input frame indices, and the URL of each file with {name} the input frame's name without `.png`.
-        var ready = container.nestedContainer(keyedBy: FramesReadyKeys.self, forKey: .framesReady)
-        let ranges = job.resultsExpiredAt == nil ? (self.progress?.framesReady ?? []) : []
-        try ready.encode(ranges.map { [$0.lowerBound, $0.upperBound] }, forKey: .ranges)
-        var templates = ["disparity": "\(base)/disparity/{name}.png"]
-        if job.parameters.focalPx != nil { templates["depth"] = "\(base)/depth/{name}.png" }
-        try ready.encode(templates, forKey: .urlTemplates)
+        json.key("frames_ready")
+        json.beginObject()
+        json.key("ranges")
+        json.beginArray()
+        for range in job.resultsExpiredAt == nil ? (progress?.framesReady ?? []) : [] {
+            json.beginArray(); json.int(range.lowerBound); json.int(range.upperBound); json.endArray()
+        }
+        json.endArray()
+        json.key("url_templates")
+        json.beginObject()
+        for kind in Self.frameKinds(job) { json.key(kind); json.string("\(base)/\(kind)/{name}.png") }
+        json.endObject()
+        json.endObject()
+        json.key("id"); json.string(job.id.lowercased)
+        json.key("parameters")
+        json.beginObject()
+        json.key("baseline_m"); json.double(job.parameters.baselineM)
+        json.key("focal_px"); json.double(job.parameters.focalPx)
+        json.key("iters"); json.int(job.parameters.iters)
+        json.key("kernel_size"); json.int(job.parameters.kernelSize)
+        json.endObject()
+        json.key("progress")
+        json.beginObject()
+        json.key("eta_seconds"); json.double(progress?.etaSeconds.map { $0.rounded() })
+        json.key("frames_done"); json.int(job.framesDone)
+        json.key("frames_total"); json.int(job.framesTotal)
+        json.key("iterations_done"); json.int(progress?.iterationsDone)
+        json.key("iterations_total"); json.int(progress?.iterationsTotal)
+        json.key("windows_done"); json.int(progress?.windowsDone)
+        json.key("windows_total"); json.int(progress?.windowsTotal)
+        json.endObject()
+        json.key("results"); json.string(Self.resultsState(job))
+        json.key("results_expired_at"); json.timestamp(job.resultsExpiredAt)
+        json.key("started_at"); json.timestamp(job.startedAt)
+        json.key("status"); json.string(job.status.rawValue)
+        json.key("urls")
+        json.beginObject()
+        json.key("cancel"); json.string(urls.cancel)
+        json.key("result_tar"); json.string(urls.resultTar)
+        json.key("results")
+        if let results = urls.results {
+            json.beginArray()
+            for url in results { json.string(url) }
+            json.endArray()
+        } else {
+            json.null()
+        }
+        json.key("self"); json.string(urls.job)
+        json.endObject()
+        json.key("windows")
+        if listsWindows {
+            json.beginArray()
+            for window in job.windows where window.kind == .window {
+                json.beginObject()
+                json.key("attempt"); json.int(window.attempt)
+                json.key("first_frame"); json.int(window.inputFrames.lowerBound)
+                json.key("frames"); json.int(window.inputFrames.count)
+                json.key("index"); json.int(window.index)
+                json.key("status"); json.string(window.status.rawValue)
+                json.key("worker"); json.string(showsWorkers ? window.workerId : nil)
+                json.endObject()
+            }
+            json.endArray()
+        } else {
+            json.null()
+        }
+        json.endObject()
+    }
+
+    /// The JSON body, with a final newline as `JSON.encode` ends it.
+    var bytes: [UInt8] {
+        var json = JSONWriter(capacity: 1024 + 128 * job.windows.count)
+        write(to: &json)
+        return json.bytes + [10]
     }
 
     /// RFC 3339 in UTC with milliseconds.
     static func timestamp(_ date: Date) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: date)
+        JSONWriter.timestampText(date)
     }
 }
 
 /// `GET /jobs`: a page of jobs, newest first, and the cursor of the next page (null on the last).
-struct JobListView: Encodable {
+struct JobListView {
     let jobs: [JobView]
     let nextCursor: String?
 
-    enum CodingKeys: String, CodingKey { case jobs, nextCursor = "next_cursor" }
-
-    func encode(to encoder: Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(jobs, forKey: .jobs)
-        try container.encode(nextCursor, forKey: .nextCursor)
+    var bytes: [UInt8] {
+        var json = JSONWriter(capacity: 1024 * max(1, jobs.count))
+        json.beginObject()
+        json.key("jobs")
+        json.beginArray()
+        for job in jobs { job.write(to: &json) }
+        json.endArray()
+        json.key("next_cursor"); json.string(nextCursor)
+        json.endObject()
+        return json.bytes + [10]
     }
 }

@@ -166,9 +166,11 @@ public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
     public func prepare(_ head: HTTPRequestHead) -> RequestPreparation<JobsRequestBody> {
         let route = Self.route(method: head.method, path: head.path)
         var asking: UUID?
-        if case let .success(matched) = route {
-            // Refused before the body is read, so an unauthenticated upload costs nothing.
-            do { asking = try owner(matched, head) } catch { return .reject(response(for: error)) }
+        if case .success(.submit) = route {
+            // Refused before the body is read, so an unauthenticated upload costs nothing. Other routes carry
+            // at most a small body and are checked on their handler thread (`respond`), not on this loop,
+            // which serves every connection.
+            do { asking = try owner(.submit, head) } catch { return .reject(response(for: error)) }
         }
         switch route {
         case let .failure(error):
@@ -262,8 +264,9 @@ public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
         // The transport's own refusals (malformed requests, timeouts) get the API's JSON error body.
         if let error = error as? HTTPTransportError { return APIError(error.status, error.code, error.description).response }
         if let error = error as? JobQueueError, let refusal = apiError(for: error) { return refusal.response }
+        // The details (the database's host and port, its message) go to the log, not to the client.
         logger.error("storage error", metadata: ["error": "\(error)"])
-        return APIError(.unavailable, "storage_unavailable", "the job store is unavailable: \(error)").response
+        return APIError(.unavailable, "storage_unavailable", "the job store is unavailable; try again shortly").response
     }
 
     // MARK: - Handlers
@@ -277,7 +280,8 @@ public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
                 try backend.ping()
                 return json(.ok, ["status": "ready"])
             } catch {
-                return APIError(.unavailable, "not_ready", "the database does not answer: \(error)").response
+                logger.warning("readiness check failed", metadata: ["error": "\(error)"])
+                return APIError(.unavailable, "not_ready", "the database does not answer").response
             }
         case .metrics:
             let text = MetricsText.render(statusCounts: try backend.statusCounts(), counters: try backend.jobCounters(),
@@ -298,11 +302,12 @@ public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
         case .list:
             return try list(request.head.query, owner: owner)
         case let .job(id):
+            // The poll: one read of the job with its windows, nothing per frame or file.
             guard let job = try backend.job(id: id, owner: owner) else { throw APIError.notFound("no job \(id.lowercased)") }
-            return json(.ok, try view(job, owner: owner))
+            return json(.ok, try view(job, owner: owner).bytes)
         case let .cancel(id):
             guard let job = try backend.cancel(id: id, owner: owner) else { throw APIError.notFound("no job \(id.lowercased)") }
-            return json(.ok, try view(job, owner: owner))
+            return json(.ok, try view(job, owner: owner).bytes)
         case let .delete(id):
             guard try backend.delete(id: id, owner: owner) else { throw APIError.notFound("no job \(id.lowercased)") }
             return HTTPResponse(status: .noContent)
@@ -364,10 +369,8 @@ public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
         if let data = try backend.result(id: id, path: path) {
             return HTTPResponse(status: .ok, contentType: ResultFiles.contentType(of: path), bytes: Array(data))
         }
-        guard !job.status.isTerminal else { return nil }
-        let windows = try backend.windows(id: id)
-        guard !windows.isEmpty else { return nil }
-        let progress = JobProgress(iters: job.parameters.iters, status: job.status, startedAt: job.startedAt, windows: windows, now: Date())
+        guard !job.status.isTerminal, !job.windows.isEmpty else { return nil }
+        let progress = JobProgress(iters: job.parameters.iters, status: job.status, startedAt: job.startedAt, windows: job.windows, now: Date())
         // About one window's time at the job's own speed, within 1 s ... 60 s.
         let perWindow = progress.etaSeconds.map { $0 / Double(max(1, progress.windowsTotal - progress.windowsDone + 1)) } ?? 10
         let retryAfter = Int(min(60, max(1, perWindow.rounded(.up))))
@@ -429,7 +432,7 @@ public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
                                        owner: owner, uploadBytes: form.bodyBytes)
         submission.clientGone = request.clientGone
         let (job, created) = try backend.submit(submission)
-        var response = json(created ? .accepted : .ok, try view(job))
+        var response = json(created ? .accepted : .ok, try view(job, owner: owner).bytes)
         response.headers.add(name: "Location", value: "/jobs/\(job.id.lowercased)")
         // The temp files live until here: `form` is released when this request's handler returns.
         withExtendedLifetime(form) {}
@@ -475,34 +478,41 @@ public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
             guard let parsed = Int(text), (1...1000).contains(parsed) else { throw APIError.badRequest("limit must be 1 to 1000") }
             limit = parsed
         }
-        let (jobs, next) = try backend.list(status: status, limit: limit, after: query["cursor"], owner: owner)
-        return json(.ok, JobListView(jobs: try jobs.map { try view($0, withResults: false) }, nextCursor: next))
+        // An empty cursor is no cursor: the first page (what a client that pastes an empty next_cursor means).
+        let cursor = query["cursor"].flatMap { $0.isEmpty ? nil : $0 }
+        let (jobs, next) = try backend.list(status: status, limit: limit, after: cursor, owner: owner)
+        var views: [JobView] = []
+        for job in jobs {
+            var item = try view(job, owner: owner)
+            item.listsWindows = false
+            views.append(item)
+        }
+        return json(.ok, JobListView(jobs: views, nextCursor: next).bytes)
     }
 
     // MARK: - Views
 
-    /// `owner` non-nil (a keyed client) hides the windows' worker ids.
-    private func view(_ job: JobSnapshot, withResults: Bool = true, owner: UUID? = nil) throws -> JobView {
+    /// `owner` non-nil (a keyed client) hides the windows' worker ids. No statement runs for a job with
+    /// windows: what the view shows came with the job. A succeeded job stored before windows lists its whole
+    /// files (one read of their paths).
+    private func view(_ job: JobSnapshot, owner: UUID? = nil) throws -> JobView {
         let base = "/jobs/\(job.id.lowercased)"
         var results: [String]?
         let available = job.status == .succeeded && job.resultsExpiredAt == nil
-        if available && withResults {
-            results = try backend.resultPaths(id: job.id).map { "\(base)/\($0)" }
+        if available {
+            results = try job.windows.isEmpty ? backend.resultPaths(id: job.id).map { "\(base)/\($0)" }
+                                              : ["\(base)/\(FrameFiles.disparityArray)"]
         }
         var view = JobView(job: job, urls: JobView.URLs(job: base, cancel: "\(base)/cancel",
                                                         resultTar: available ? "\(base)/result.tar" : nil,
                                                         results: results))
         view.base = base
-        if withResults {
-            let windows = try backend.windows(id: job.id)
-            if !windows.isEmpty {
-                view.windows = windows
-                view.progress = JobProgress(iters: job.parameters.iters, status: job.status, startedAt: job.startedAt,
-                                            windows: windows, now: Date())
-            }
-            view.showsWorkers = owner == nil
-        }
+        view.showsWorkers = owner == nil
         return view
+    }
+
+    private func json(_ status: HTTPStatus, _ bytes: [UInt8]) -> HTTPResponse {
+        HTTPResponse(status: status, contentType: "application/json", bytes: bytes)
     }
 
     private func json<T: Encodable>(_ status: HTTPStatus, _ value: T) -> HTTPResponse {

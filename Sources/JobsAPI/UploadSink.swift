@@ -185,7 +185,9 @@ public final class MultipartUploadSink: RequestBodySink {
             } else {
                 part.text += bytes
                 if part.text.count > schema.maxFieldBytes {
-                    throw APIError(.payloadTooLarge, "field_too_large", "form field '\(part.name)' exceeds \(schema.maxFieldBytes) bytes")
+                    // 422 as for any invalid parameter: the form field holds no value this long (a number), while
+                    // 413 stays for a body or frames past the server's limits.
+                    throw APIError.unprocessable("field_too_large", "form field '\(part.name)' exceeds \(schema.maxFieldBytes) bytes")
                 }
             }
             current = part

@@ -2,6 +2,7 @@
 import CBLAS
 import Dispatch
 import Foundation
+import Synchronization
 
 /// Thin, typed entry points to OpenBLAS's sgemm.
 ///
@@ -67,11 +68,19 @@ public enum BLAS {
         }
     }
 
+    /// Multiply-adds issued to sgemm since the process started: the work actually run, which `dynstereo bench`
+    /// sets beside torch's count of the reference's work (Winograd, the context computed once per scale and the
+    /// skipped mask heads make ours smaller). One relaxed atomic add per call, about a microsecond apart at most.
+    public static var multiplyAdds: Int { issued.load(ordering: .relaxed) }
+    @usableFromInline
+    static let issued = Atomic<Int>(0)
+
     /// One cblas_sgemm call on the calling thread, for callers that split the work across cores themselves.
     @inlinable
     public static func serialSgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                             a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                             beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        issued.add(m * n * k, ordering: .relaxed)
         cblas_sgemm(CblasRowMajor,
                     transA ? CblasTrans : CblasNoTrans,
                     transB ? CblasTrans : CblasNoTrans,

@@ -38,3 +38,30 @@ public func parallelFor(_ count: Int, minimumPerThread: Int = 1, _ body: (Range<
         if start < end { body(start..<end) }
     }
 }
+
+/// `count` zeros, written by all cores: a single core's memset of the GRU's 100 MB pass buffers (5 frames of
+/// 480x640) left the other core idle for tens of milliseconds per pass.
+public func parallelZeros(_ count: Int) -> [Float] {
+    guard count > 0 else { return [] }
+    return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+        let base = buffer.baseAddress!
+        parallelFor(count, minimumPerThread: 1 << 18) { range in
+            (base + range.lowerBound).initialize(repeating: 0, count: range.count)
+        }
+        initialized = count
+    }
+}
+
+/// A copy of `source` written by all cores (the copy-on-write copy of an array is one core's memmove).
+public func parallelCopy(_ source: [Float]) -> [Float] {
+    guard !source.isEmpty else { return [] }
+    return source.withUnsafeBufferPointer { from in
+        [Float](unsafeUninitializedCapacity: from.count) { buffer, initialized in
+            let (base, origin) = (buffer.baseAddress!, from.baseAddress!)
+            parallelFor(from.count, minimumPerThread: 1 << 18) { range in
+                (base + range.lowerBound).initialize(from: origin + range.lowerBound, count: range.count)
+            }
+            initialized = from.count
+        }
+    }
+}

@@ -8,7 +8,7 @@ import Logging
 ///
 /// Threads: one per slot (claims a job, runs the processor, writes the outcome), one heartbeat per running
 /// job (`JobHeartbeat`), and the `WorkerService`s, each on threads of its own with its own interval:
-/// wake-ups (a LISTEN session for enqueue notifications, and a poll timer), the lease reaper, and retention
+/// wake-ups (a LISTEN session for the queue's notifications, and a poll timer), the lease reaper, and retention
 /// of finished jobs' data. Each that talks to the database has its own session; any of them that loses the
 /// database reconnects with backoff on its own, and a slot never claims a second job while it holds one.
 ///
@@ -105,8 +105,9 @@ public final class QueueWorker: @unchecked Sendable {
     // MARK: Services
 
     /// The notification half of `WorkerService.wakeups`: a LISTEN session that wakes the slots on every
-    /// enqueue, resubscribing after a lost session. Its waits on the socket are short, in real time, only so
-    /// that a stop is noticed within a second; the service's poll half runs on the clock.
+    /// notification (an enqueue, a stored window, a retry, a re-queue, a hand-back), resubscribing after a lost
+    /// session. Its waits on the socket are short, in real time, only so that a stop is noticed within a
+    /// second; the service's poll half runs on the clock.
     private func runNotifications() {
         let queue = WorkerQueue(url: url, clock: clock)
         var listening = false
@@ -183,14 +184,23 @@ public final class QueueWorker: @unchecked Sendable {
         let queue = WorkerQueue(url: url, clock: clock)
         let heartbeatQueue = WorkerQueue(url: url, clock: clock)
         var delay = configuration.reconnectMin
+        // Claims in a row that found nothing while a window was claimable: another worker's claim held it.
+        var missed = 0
         while true {
             let seen = wake.withLock { wakeups }
             if isStopping { return }
             let job: ClaimedWindow?
+            // When the earliest backoff among queued windows ends, on the clock: an idle slot waits no longer.
+            var backoffEnds: Date?
             do {
                 // Jobs queued before windows existed get theirs first (a cheap indexed look when there is none).
                 try queue.planPendingJobs()
                 job = try queue.claim(workerId: workerId, leaseSeconds: configuration.leaseSeconds)
+                if job == nil {
+                    // Read before the statement, so the deadline is never later than the backoff's end.
+                    let asked = clock.now()
+                    backoffEnds = try queue.secondsUntilClaimable().map { asked.addingTimeInterval(max(0, $0)) }
+                }
                 delay = configuration.reconnectMin
             } catch {
                 logger.warning("claim failed; retrying", metadata: ["slot": "\(slot)", "error": "\(error)", "delay": "\(delay)"])
@@ -200,15 +210,31 @@ public final class QueueWorker: @unchecked Sendable {
                 continue
             }
             guard let job else {
-                // Idle until notified, polled or stopped; a wake-up since `seen` means look again now. The
-                // event is sent under the lock, so a watcher that sees it knows the slot is really waiting.
+                if let ends = backoffEnds, ends <= clock.now() {
+                    // Claimable now, yet another claimer held it: look once more, then wait as usual.
+                    missed += 1
+                    if missed <= 1 { continue }
+                    backoffEnds = nil
+                } else {
+                    missed = 0
+                }
+                // Idle until notified, polled, stopped or the earliest backoff ends; a wake-up since `seen`
+                // means look again now. The event is sent under the lock, so a watcher that sees it knows the
+                // slot is really waiting.
                 wake.withLock {
                     guard !stopping && wakeups == seen else { return }
                     emit(.slotIdle(slot: slot))
-                    while !stopping && wakeups == seen { wake.wait() }
+                    while !stopping && wakeups == seen {
+                        if let ends = backoffEnds {
+                            if clock.wait(wake, until: ends) { return }
+                        } else {
+                            wake.wait()
+                        }
+                    }
                 }
                 continue
             }
+            missed = 0
             runWindow(job, slot: slot, queue: queue, heartbeatQueue: heartbeatQueue)
             emit(.windowEnded(slot: slot, job: job.jobId, window: job.index, kind: job.kind))
         }

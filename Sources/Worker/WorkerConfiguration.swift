@@ -20,7 +20,8 @@ public struct WorkerConfiguration: Sendable {
     /// re-queued at most `leaseSeconds + reapInterval` (25 s) after the last heartbeat.
     public var leaseSeconds: Double
     public var heartbeatInterval: Double
-    /// Fallback poll when no notification arrives (a lost LISTEN session, a backoff that just ended).
+    /// Fallback poll in case a notification was missed (a lost LISTEN session). Enqueues, retries, re-queues
+    /// by the lease reaper and hand-backs notify, and an idle slot waits no longer than the earliest backoff.
     public var pollInterval: Double
     /// How often this worker looks for expired leases (every worker does; the statement is idempotent).
     public var reapInterval: Double

@@ -8,7 +8,8 @@ import JobQueue
 public enum WorkerEvent: Equatable, Sendable {
     /// `JobWakeups` subscribed to enqueue notifications (again, after a reconnect) and woke the slots.
     case listening
-    /// A slot found nothing to claim and now waits for a wake-up: a notification, a poll, or the stop.
+    /// A slot found nothing to claim and now waits for a wake-up: a notification, a poll, the stop, or the
+    /// end of the earliest backoff among queued windows.
     case slotIdle(slot: Int)
     /// A slot recorded what became of a window or a finishing step of a job (or gave up recording it, when its
     /// lease was lost). The job has succeeded when a finishing step ended this way and the job reads so.
@@ -23,8 +24,9 @@ public enum WorkerEvent: Equatable, Sendable {
 /// The worker's background duties, each on its own thread with its own interval (and its own session, for
 /// those that need the database).
 public enum WorkerService: String, CaseIterable, Sendable {
-    /// Wakes idle slots: on every enqueue notification (LISTEN), and every `pollInterval` in case one was
-    /// missed (a lost LISTEN session, a backoff that just ended, a job handed back by a stopped worker).
+    /// Wakes idle slots: on every notification (LISTEN: an enqueue, a stored window, a retry, a re-queue by a
+    /// lease reaper, a hand-back), and every `pollInterval` in case one was missed (a lost LISTEN session).
+    /// A slot waiting for a backoff to end wakes at its end by itself.
     case wakeups
     /// Every `reapInterval`: running jobs whose worker stopped heartbeating go back to the queue (or fail,
     /// or end cancelled), exactly as the worker would have done (`WorkerQueue.expireLeases`).

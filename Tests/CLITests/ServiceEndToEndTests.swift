@@ -138,8 +138,17 @@ final class ServiceEndToEndTests: XCTestCase {
         XCTAssertEqual(progress["frames_done"] as? Int, 3)
         XCTAssertEqual(progress["frames_total"] as? Int, 3)
 
-        // Every advertised result downloads; 3 frames x (disparity, color, depth, video) + disparity.npy.
-        let urls = try XCTUnwrap((done["urls"] as? [String: Any])?["results"] as? [String])
+        // Every advertised result downloads: disparity.npy by URL, and 3 frames x (disparity, color, depth,
+        // video) by frames_ready's ranges and templates, {name} being the uploaded frames' names.
+        let wholeFiles = try XCTUnwrap((done["urls"] as? [String: Any])?["results"] as? [String])
+        XCTAssertEqual(wholeFiles, ["/jobs/\(id)/disparity.npy"])
+        let ready = try XCTUnwrap(done["frames_ready"] as? [String: Any])
+        XCTAssertEqual(ready["ranges"] as? [[Int]], [[0, 3]])
+        let templates = try XCTUnwrap(ready["url_templates"] as? [String: String])
+        XCTAssertEqual(templates.keys.sorted(), ["color", "depth", "disparity", "video"])
+        let names = try FileManager.default.contentsOfDirectory(atPath: SharedData.goldenSet("B").appendingPathComponent("left").path)
+            .sorted().map { String($0.dropLast(4)) }
+        let urls = wholeFiles + templates.values.flatMap { template in names.map { template.replacingOccurrences(of: "{name}", with: $0) } }
         XCTAssertEqual(urls.count, 13, "\(urls)")
         for url in urls {
             let response = try request("GET", url)

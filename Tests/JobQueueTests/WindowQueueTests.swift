@@ -242,6 +242,92 @@ final class WindowQueueTests: QueueTestCase {
         XCTAssertEqual(try store.windows(id: old.id), [])
     }
 
+    /// The API's read: the job and every window in one statement (arrays aggregated beside the job row),
+    /// decoded to exactly what the per-window statement gives, whatever the worker ids and messages hold.
+    func testAReportHasTheJobAndEveryWindowAsTheirOwnStatementsReadThem() throws {
+        let store = try JobStore(url: url, clock: clock)
+        let job = try enqueue(store, frames: 40, kernel: 10)
+        clock.advance(by: 1)  // created later: listed first
+        let other = try enqueue(store, frames: 3, kernel: 3)
+        let queue = WorkerQueue(url: url, clock: clock)
+        let awkward = ["NULL", "a \"quoted\", spaced {id}", "back\\slash", "", "ünï"]
+        var claims: [ClaimedWindow] = []
+        for worker in awkward { claims.append(try XCTUnwrap(try queue.claim(workerId: worker, leaseSeconds: 30))) }
+        XCTAssertTrue(try queue.succeed(claims[0], frames: results(claims[0])))
+        XCTAssertEqual(try queue.heartbeat(claims[1], iterationsDone: 3, iterationsTotal: 4, leaseSeconds: 30), .held(cancelRequested: false))
+        XCTAssertEqual(try queue.retry(claims[2], error: JobErrorInfo(code: "processing_failed", message: "line one\nline \"two\", {3} \\ NULL"),
+                                       backoff: RetryBackoff(base: 5, cap: 5)), .queued)
+        for id in [job.id, other.id] {
+            let report = try XCTUnwrap(try store.report(id: id))
+            XCTAssertEqual(report.job, try store.job(id: id))
+            XCTAssertEqual(report.windows, try store.windows(id: id))
+        }
+        let windows = try XCTUnwrap(try store.report(id: job.id)).windows
+        XCTAssertEqual(windows.count, WindowAssignment.plan(frames: 40, kernelSize: 10).count + 1)
+        let workers = try [job.id, other.id].flatMap { try XCTUnwrap(try store.report(id: $0)).windows.compactMap(\.workerId) }
+        XCTAssertEqual(workers.sorted(), awkward.sorted())
+        XCTAssertEqual(try XCTUnwrap(try store.report(id: job.id)).job.windowsTotal, windows.count - 1)
+        let (page, _) = try store.reports(status: nil, limit: 10, after: nil)
+        XCTAssertEqual(page.map(\.job.id), [other.id, job.id], "newest first")
+        XCTAssertEqual(page.last?.windows, windows)
+        XCTAssertNil(try store.report(id: UUID()))
+        // A job stored before windows has none.
+        try TestDatabase.psql(url, "DELETE FROM job_windows WHERE job_id = '\(other.id)'")
+        XCTAssertEqual(try store.report(id: other.id)?.windows, [])
+    }
+
+    /// How long an idle worker may wait: until the earliest backoff among claimable windows ends; not for a
+    /// finishing step whose windows are not all stored, nor for a job being cancelled.
+    func testSecondsUntilClaimableIsTheEarliestBackoffOfAClaimableWindow() throws {
+        let store = try JobStore(url: url, clock: clock)
+        let queue = WorkerQueue(url: url, clock: clock)
+        XCTAssertNil(try queue.secondsUntilClaimable(), "an empty queue")
+        let job = try enqueue(store, frames: 1, kernel: 3)
+        XCTAssertEqual(try queue.secondsUntilClaimable(), 0, "claimable now")
+        let window = try XCTUnwrap(try queue.claim(workerId: "w", leaseSeconds: 30))
+        XCTAssertNil(try queue.secondsUntilClaimable(), "running, and the finishing step waits for it")
+        XCTAssertEqual(try queue.retry(window, error: JobErrorInfo(code: "processing_failed", message: "once"),
+                                       backoff: RetryBackoff(base: 7, cap: 60)), .queued)
+        XCTAssertEqual(try queue.secondsUntilClaimable(), 7)
+        clock.advance(by: 3)
+        let other = try enqueue(store, frames: 1, kernel: 3)
+        let otherWindow = try XCTUnwrap(try queue.claim(workerId: "w", leaseSeconds: 30))
+        XCTAssertEqual(otherWindow.jobId, other.id)
+        XCTAssertEqual(try queue.retry(otherWindow, error: JobErrorInfo(code: "processing_failed", message: "once"),
+                                       backoff: RetryBackoff(base: 2, cap: 60)), .queued)
+        XCTAssertEqual(try queue.secondsUntilClaimable(), 2, "the earlier of the two backoffs")
+        _ = try store.cancel(id: other.id)
+        XCTAssertEqual(try queue.secondsUntilClaimable(), 4, "a cancelled job's window is not waited for")
+        clock.advance(by: 5)
+        XCTAssertEqual(try queue.secondsUntilClaimable(), -1, "past its end: claimable now")
+        XCTAssertEqual(try queue.claim(workerId: "w", leaseSeconds: 30)?.jobId, job.id)
+    }
+
+    /// Every way a window goes back to the queue notifies, as an enqueue does: a retry, a re-queue by the
+    /// lease reaper, a hand-back.
+    func testRetriesReapedLeasesAndHandBacksNotifyListeningWorkers() throws {
+        let store = try JobStore(url: url, clock: clock)
+        let job = try enqueue(store, frames: 20, kernel: 10)
+        let queue = WorkerQueue(url: url, clock: clock)
+        let listener = WorkerQueue(url: url, clock: clock)
+        try listener.listen()
+        let retried = try XCTUnwrap(try queue.claim(workerId: "w", leaseSeconds: 30))
+        let dead = try XCTUnwrap(try queue.claim(workerId: "dead", leaseSeconds: 1))
+        let stopped = try XCTUnwrap(try queue.claim(workerId: "w", leaseSeconds: 30))
+        XCTAssertFalse(try listener.waitForJobs(timeout: 0), "claims notify nobody")
+        // Each wait returns at the notification; the timeout only turns a missing one into a failure.
+        XCTAssertEqual(try queue.retry(retried, error: JobErrorInfo(code: "processing_failed", message: "once"),
+                                       backoff: RetryBackoff(base: 5, cap: 5)), .queued)
+        XCTAssertTrue(try listener.waitForJobs(timeout: 180), "the retry notified")
+        clock.advance(by: 2)
+        XCTAssertEqual(try queue.expireLeases(backoff: backoff).map(\.window), [dead.index])
+        XCTAssertTrue(try listener.waitForJobs(timeout: 180), "the re-queue by the reaper notified")
+        XCTAssertEqual(try queue.handBack(stopped), .queued)
+        XCTAssertTrue(try listener.waitForJobs(timeout: 180), "the hand-back notified")
+        XCTAssertFalse(try listener.waitForJobs(timeout: 0))
+        XCTAssertEqual(try store.job(id: job.id)?.status, .queued)
+    }
+
     func testEnqueueWakesAListeningWorker() throws {
         let store = try JobStore(url: url)
         let listener = WorkerQueue(url: url)

@@ -117,6 +117,17 @@ final class EndToEndTests: ServerTestCase {
         XCTAssertEqual(ready["url_templates"] as? [String: String],
                        ["disparity": "\(base)/disparity/{name}.png", "depth": "\(base)/depth/{name}.png"])
         XCTAssertEqual((partial.json["progress"] as? [String: Any])?["frames_done"] as? Int, 1)
+        // The list carries the same summary (progress and frames_ready), with `windows` left null.
+        let listed = try XCTUnwrap((try get("/jobs").json["jobs"] as? [[String: Any]])?.first)
+        XCTAssertEqual(listed["id"] as? String, id)
+        // eta_seconds moves with the clock between the two reads; the rest is the same.
+        func steady(_ progress: Any?) -> NSDictionary? {
+            (progress as? [String: Any]).map { $0.filter { $0.key != "eta_seconds" } as NSDictionary }
+        }
+        XCTAssertEqual(steady(listed["progress"]), steady(partial.json["progress"]))
+        XCTAssertNotNil((listed["progress"] as? [String: Any])?["eta_seconds"] as? Double)
+        XCTAssertEqual(listed["frames_ready"] as? NSDictionary, partial.json["frames_ready"] as? NSDictionary)
+        XCTAssertTrue(listed["windows"] is NSNull)
         XCTAssertFalse((partial.json["progress"] as? [String: Any])?["eta_seconds"] is NSNull, "one window's speed measured")
         let early = try get("\(base)/disparity/0000.png")
         XCTAssertEqual(early.status, 200)
@@ -167,8 +178,17 @@ final class EndToEndTests: ServerTestCase {
         XCTAssertEqual(tarPart.status, 206)
         XCTAssertEqual(tarPart.body, Array(tar.body[600...4000]))
         XCTAssertFalse(done.json["finished_at"] is NSNull)
+        // The whole-video file by URL, each frame's files by ranges and templates: every result is reachable.
         let urls = try XCTUnwrap(done.json["urls"] as? [String: Any])
-        XCTAssertEqual(urls["results"] as? [String], results.map(\.path).sorted().map { "\(base)/\($0)" })
+        XCTAssertEqual(urls["results"] as? [String], ["\(base)/disparity.npy"])
+        let finished = try XCTUnwrap(done.json["frames_ready"] as? [String: Any])
+        XCTAssertEqual(finished["ranges"] as? [[Int]], [[0, 3]])
+        let templates = try XCTUnwrap(finished["url_templates"] as? [String: String])
+        XCTAssertEqual(templates, Dictionary(uniqueKeysWithValues: ["disparity", "color", "depth", "video"].map { ($0, "\(base)/\($0)/{name}.png") }))
+        let advertised = (urls["results"] as? [String] ?? []) + templates.values.flatMap { template in
+            (0..<3).map { template.replacingOccurrences(of: "{name}", with: String(format: "%04d", $0)) }
+        }
+        XCTAssertEqual(advertised.sorted(), results.map(\.path).sorted().map { "\(base)/\($0)" })
         for result in results {
             let response = try get("\(base)/\(result.path)")
             XCTAssertEqual(response.status, 200, result.path)
@@ -267,6 +287,7 @@ final class EndToEndTests: ServerTestCase {
         let queued = try get("/jobs?status=queued")
         XCTAssertEqual((queued.json["jobs"] as? [[String: Any]])?.compactMap { $0["id"] as? String }, [secondID])
         XCTAssertEqual(try get("/jobs?cursor=garbage").status, 400)
+        XCTAssertEqual(try get("/jobs?cursor=").json["jobs"] as? NSArray, try get("/jobs").json["jobs"] as? NSArray, "an empty cursor: the first page")
 
         XCTAssertEqual(try send("DELETE", "/jobs/\(firstID)").status, 204)
         XCTAssertEqual(try count("jobs"), 1)

@@ -53,11 +53,24 @@ final class InMemoryJobBackend: JobBackend, @unchecked Sendable {
     var results: [UUID: [String: Data]] = [:]
     var submissions = 0
     var available = true
+    static let outage = "connection to server at \"10.9.8.7\", port 6543 failed: Connection refused"
 
-    private func locked<T>(_ body: () throws -> T) throws -> T {
+    /// The backend's methods called, in order (`#function` names), since the last `takeCalls()`.
+    private var calls: [String] = []
+
+    func takeCalls() -> [String] {
+        lock.withLock {
+            defer { calls = [] }
+            return calls
+        }
+    }
+
+    private func locked<T>(_ caller: String = #function, _ body: () throws -> T) throws -> T {
         lock.lock()
         defer { lock.unlock() }
-        guard available else { throw ClientError(description: "storage down") }
+        calls.append(caller)
+        // What libpq says when the server is away: its host and port, which no client may see.
+        guard available else { throw ClientError(description: InMemoryJobBackend.outage) }
         return try body()
     }
 

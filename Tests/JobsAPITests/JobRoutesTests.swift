@@ -3,7 +3,7 @@
 import Foundation
 import HTTPTestSupport
 import HTTPTransport
-import JobQueue
+@testable import JobQueue
 import TestSupport
 import XCTest
 @testable import JobsAPI
@@ -87,6 +87,7 @@ final class JobRoutesTests: ServerTestCase {
                 $0.file("left", filename: "l.tar", oneLeft); $0.file("right", filename: "r.tar", oneLeft); $0.field("focal_px", "700") }),
             ("unknown part", 422, "unknown_field", { $0.field("colour", "red") }),
             ("duplicate part", 422, "duplicate_field", { $0.field("iters", "3"); $0.field("iters", "4") }),
+            ("oversized field", 422, "field_too_large", { $0.field("iters", String(repeating: "1", count: 300)) }),
             ("too many frames", 413, "too_many_frames", {
                 $0.file("left", filename: "l.tar", frameTar(count: 4)); $0.file("right", filename: "r.tar", frameTar(count: 4)) }),
             ("too many pixels", 413, "frame_too_large", {
@@ -140,6 +141,11 @@ final class JobRoutesTests: ServerTestCase {
         XCTAssertEqual(try get("/jobs?status=bogus").status, 400)
         XCTAssertEqual(try get("/jobs?limit=0").status, 400)
         XCTAssertEqual(try get("/jobs?cursor=nonsense").status, 400)
+        // An empty cursor is no cursor (the contract's cursor is any string; empty means the first page).
+        let empty = try get("/jobs?limit=2&cursor=")
+        XCTAssertEqual(empty.status, 200, empty.text)
+        XCTAssertEqual((empty.json["jobs"] as? [[String: Any]])?.compactMap { $0["id"] as? String }, firstIDs)
+        XCTAssertEqual(empty.json["next_cursor"] as? String, cursor)
     }
 
     func testCancelAndDelete() throws {
@@ -170,6 +176,11 @@ final class JobRoutesTests: ServerTestCase {
         let urls = try XCTUnwrap(job["urls"] as? [String: Any])
         XCTAssertEqual(urls["results"] as? [String], files.keys.sorted().map { "\(base)/\($0)" })
         XCTAssertEqual(urls["result_tar"] as? String, "\(base)/result.tar")
+        // The list gives the same URLs as the job's own JSON, and a null `windows` (the summary is in progress).
+        let listed = try XCTUnwrap((try get("/jobs").json["jobs"] as? [[String: Any]])?.first { $0["id"] as? String == id.uuidString.lowercased() })
+        XCTAssertEqual((listed["urls"] as? [String: Any])?["results"] as? [String], files.keys.sorted().map { "\(base)/\($0)" })
+        XCTAssertEqual((listed["urls"] as? [String: Any])?["result_tar"] as? String, "\(base)/result.tar")
+        XCTAssertTrue(listed["windows"] is NSNull)
         for (path, data) in files {
             let response = try get("\(base)/\(path)")
             XCTAssertEqual(response.status, 200, path)
@@ -181,6 +192,40 @@ final class JobRoutesTests: ServerTestCase {
         let entries = untar(tarResponse.body)
         XCTAssertEqual(entries.map(\.0), files.keys.sorted())
         for (name, bytes) in entries { XCTAssertEqual(Data(bytes), files[name], name) }
+    }
+
+    /// A status poll of a long video reads the job (with its windows) once and nothing per frame or file; its
+    /// JSON grows with the windows only: ready frames as ranges and templates, the whole-video file by URL.
+    func testThePollOfALongVideoIsOneReadAndItsJSONHasNoURLPerFile() throws {
+        func poll(frames: Int) throws -> (calls: [String], json: [String: Any], bytes: Int) {
+            let id = try jobID(try submitJob())
+            let plan = JobWindow.plan(frames: frames, kernelSize: 20)
+            backend.update(id) { job in
+                job.status = .succeeded
+                job.framesTotal = frames
+                job.framesDone = frames
+                job.windows = plan.map { JobWindow(index: $0.index, kind: $0.kind, inputFrames: $0.inputFrames, resultFrames: $0.resultFrames,
+                                                  status: .succeeded, attempt: 1, workerId: "w/0", iterationsDone: 10,
+                                                  iterationsTotal: 10, error: nil) }
+            }
+            backend.results[id] = Dictionary(uniqueKeysWithValues: (0..<frames).map { ("disparity/\(String(format: "%04d", $0)).png", Data([1])) })
+            _ = backend.takeCalls()
+            let response = try get("/jobs/\(id.uuidString.lowercased())")
+            XCTAssertEqual(response.status, 200)
+            return (backend.takeCalls(), response.json, response.body.count)
+        }
+        let long = try poll(frames: 1000)
+        XCTAssertEqual(long.calls, ["job(id:owner:)"], "one read, nothing per frame or file")
+        let ready = try XCTUnwrap(long.json["frames_ready"] as? [String: Any])
+        XCTAssertEqual(ready["ranges"] as? [[Int]], [[0, 1000]])
+        let id = try XCTUnwrap(long.json["id"] as? String)
+        XCTAssertEqual((ready["url_templates"] as? [String: String])?["color"], "/jobs/\(id)/color/{name}.png")
+        XCTAssertEqual((long.json["urls"] as? [String: Any])?["results"] as? [String], ["/jobs/\(id)/disparity.npy"])
+        XCTAssertEqual((long.json["windows"] as? [Any])?.count, JobWindow.plan(frames: 1000, kernelSize: 20).count - 1)
+        // Ten times the frames: only the windows' part grows (about 100 bytes a window), no URL per file.
+        let short = try poll(frames: 100)
+        let windowsAdded = JobWindow.plan(frames: 1000, kernelSize: 20).count - JobWindow.plan(frames: 100, kernelSize: 20).count
+        XCTAssertLessThan(long.bytes - short.bytes, 120 * windowsAdded, "\(short.bytes) -> \(long.bytes) bytes")
     }
 
     func testMetricsCountJobsAndRequests() throws {
@@ -207,7 +252,13 @@ final class JobRoutesTests: ServerTestCase {
         let ready = try get("/readyz")
         XCTAssertEqual(ready.status, 503)
         XCTAssertEqual(ready.errorCode, "not_ready")
-        XCTAssertEqual(try get("/jobs").status, 503)
+        let jobs = try get("/jobs")
+        XCTAssertEqual(jobs.status, 503)
+        XCTAssertEqual(jobs.errorCode, "storage_unavailable")
+        // The database's address stays in the server's log.
+        for response in [ready, jobs] {
+            XCTAssertFalse(response.text.contains("10.9.8.7") || response.text.contains("6543"), response.text)
+        }
         XCTAssertEqual(try get("/healthz").status, 200)
     }
 

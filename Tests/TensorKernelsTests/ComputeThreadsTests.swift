@@ -20,4 +20,21 @@ final class ComputeThreadsTests: XCTestCase {
         ComputeThreads.count = 1
         XCTAssertEqual(ranges(10), [0..<10])
     }
+
+    /// The parallel fills write every element once, whatever the split: sizes below, at and above the
+    /// per-thread minimum (2^18), odd ones, and on three threads.
+    func testParallelZerosAndCopyCoverEveryElement() {
+        let original = ComputeThreads.count
+        defer { ComputeThreads.count = original }
+        for threads in [1, 2, 3] {
+            ComputeThreads.count = threads
+            for count in [0, 1, 7, (1 << 18) - 1, 1 << 18, 3 * (1 << 18) + 5] {
+                let zeros = parallelZeros(count)
+                XCTAssertEqual(zeros.count, count)
+                XCTAssertNil(zeros.firstIndex { $0 != 0 }, "parallelZeros(\(count)) on \(threads) threads")
+                let source = (0..<count).map { Float($0 % 1009) - 500.5 }
+                XCTAssertEqual(parallelCopy(source), source, "parallelCopy of \(count) on \(threads) threads")
+            }
+        }
+    }
 }

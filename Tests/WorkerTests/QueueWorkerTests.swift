@@ -147,9 +147,12 @@ final class QueueWorkerTests: XCTestCase {
 
     /// Heartbeat every 0.2 s of the clock, lease 1 s, poll 0.5 s, reaper 0.3 s, no retry backoff: the figures
     /// only matter against how far a test moves the clock.
-    func configuration(concurrency: Int = 1, onStop: WorkerConfiguration.StopBehaviour = .handBack) -> WorkerConfiguration {
+    /// `polling: false` sets a poll interval this clock never reaches: only notifications (and backoffs
+    /// ending) wake an idle slot.
+    func configuration(concurrency: Int = 1, onStop: WorkerConfiguration.StopBehaviour = .handBack,
+                       polling: Bool = true) -> WorkerConfiguration {
         WorkerConfiguration(workerId: "test-\(schema)", concurrency: concurrency, leaseSeconds: 1, heartbeatInterval: 0.2,
-                            pollInterval: 0.5, reapInterval: 0.3, backoff: RetryBackoff(base: 0, cap: 0), onStop: onStop,
+                            pollInterval: polling ? 0.5 : 1e9, reapInterval: 0.3, backoff: RetryBackoff(base: 0, cap: 0), onStop: onStop,
                             reconnectMin: 0.1, reconnectMax: 0.5)
     }
 
@@ -247,7 +250,8 @@ final class QueueWorkerTests: XCTestCase {
     }
 
     func testAPollWakesTheSlotsForAJobWhoseBackoffEnded() throws {
-        // A job retried with a 5 s backoff: its backoff ends without a notification, so the poll finds it.
+        // A job retried with a 5 s backoff before the worker started: its slot waits no longer than the
+        // backoff, and the poll fires at the same moment.
         let id = try enqueue(1)
         let earlier = WorkerQueue(url: url, clock: clock)
         let first = try XCTUnwrap(try earlier.claim(workerId: "earlier", leaseSeconds: 30))
@@ -265,8 +269,81 @@ final class QueueWorkerTests: XCTestCase {
         XCTAssertEqual(job.attempt, 2)
         XCTAssertEqual(try TestDatabase.psql(url, """
             SELECT extract(epoch FROM w.started_at - j.started_at) FROM job_windows AS w, jobs AS j WHERE w.kind = 'window'
-            """), "5.000000", "claimed again at the poll, when the clock reached the backoff's end")
+            """), "5.000000", "claimed again when the clock reached the backoff's end")
         _ = first
+    }
+
+    /// Polling off (its interval never comes on this clock): another worker's retry notifies, the idle slot
+    /// finds the window backing off and wakes exactly when the backoff ends.
+    func testWithoutPollingARetryIsClaimedWhenItsBackoffEnds() throws {
+        let id = try enqueue(1)
+        let earlier = WorkerQueue(url: url, clock: clock)
+        let first = try XCTUnwrap(try earlier.claim(workerId: "earlier", leaseSeconds: 30))
+        try startWorker([ChecksumProcessor()], configuration(polling: false))
+        guard let listening = events.wait(for: { $0 == .listening }) else { return }
+        events.wait(after: listening) { $0 == .slotIdle(slot: 0) }
+        let mark = events.count
+        XCTAssertEqual(try earlier.retry(first, error: JobErrorInfo(code: "processing_failed", message: "once"),
+                                         backoff: RetryBackoff(base: 5, cap: 5)), .queued)
+        // The retry's notification woke the slot, which found nothing claimable yet and waits again.
+        events.wait(after: mark) { $0 == .slotIdle(slot: 0) }
+        XCTAssertEqual(try store.job(id: id)?.status, .queued, "still backing off")
+        clock.advance(by: 5)
+        let job = try watch.wait(for: id, store) { $0.status.isTerminal }
+        XCTAssertEqual(job.status, .succeeded)
+        XCTAssertEqual(job.attempt, 2)
+        XCTAssertEqual(try TestDatabase.psql(url, """
+            SELECT extract(epoch FROM w.started_at - j.started_at) FROM job_windows AS w, jobs AS j WHERE w.kind = 'window'
+            """), "5.000000", "claimed when the backoff ended")
+        XCTAssertFalse(events.all.contains { if case .servicePass(.wakeups, _) = $0 { return true } else { return false } }, "no poll ran")
+    }
+
+    /// Issue 17's proof, polling off: a dead worker's window, re-queued by the lease reaper (with a 2 s
+    /// backoff), is claimed through the reaper's notification and the backoff's end alone.
+    func testWithoutPollingALeaseReapedWindowIsClaimedThroughTheNotification() throws {
+        let id = try enqueue(1)
+        let dead = try XCTUnwrap(try WorkerQueue(url: url, clock: clock).claim(workerId: "dead", leaseSeconds: 1))
+        var config = configuration(polling: false)
+        config.backoff = RetryBackoff(base: 2, cap: 2)
+        try startWorker([ChecksumProcessor()], config)
+        guard let listening = events.wait(for: { $0 == .listening }) else { return }
+        events.wait(after: listening) { $0 == .slotIdle(slot: 0) }
+        let mark = events.count
+        clock.advance(by: 1.5)
+        events.wait(after: mark) { $0 == .servicePass(.leaseReaper, changed: 1) }
+        XCTAssertEqual(try store.windows(id: id).first?.status, .queued, "re-queued, backing off")
+        clock.advance(by: 2)
+        let job = try watch.wait(for: id, store) { $0.status.isTerminal }
+        XCTAssertEqual(job.status, .succeeded)
+        XCTAssertEqual(job.attempt, 2, "the dead worker's attempt counts")
+        XCTAssertEqual(try store.windows(id: id).first?.workerId, "test-\(schema)/0")
+        XCTAssertEqual(try TestDatabase.psql(url, """
+            SELECT extract(epoch FROM w.started_at - j.started_at) FROM job_windows AS w, jobs AS j WHERE w.kind = 'window'
+            """), "3.500000", "claimed at the end of the backoff that followed the reap (lease 1 s, reaped at 1.5 s, backoff 2 s)")
+        XCTAssertFalse(events.all.contains { if case .servicePass(.wakeups, _) = $0 { return true } else { return false } }, "no poll ran")
+        _ = dead
+    }
+
+    /// Polling off: a window handed back by a stopping worker wakes an idle one, which runs it at once.
+    func testWithoutPollingAHandedBackWindowWakesAnIdleWorker() throws {
+        let id = try enqueue(1)
+        let holding = ChecksumProcessor(holdAt: 0)
+        var first = configuration(polling: false)
+        first.workerId = "a-\(schema)"
+        let stopping = try startWorker([holding], first)
+        holding.gate.waitUntilHeld()
+        let mark = events.count
+        var second = configuration(polling: false)
+        second.workerId = "b-\(schema)"
+        try startWorker([ChecksumProcessor()], second)
+        // The first worker's only slot holds the window, so this is the second worker's slot.
+        events.wait(after: mark) { $0 == .slotIdle(slot: 0) }
+        stopping.stop()
+        let job = try watch.wait(for: id, store) { $0.status.isTerminal }
+        XCTAssertEqual(job.status, .succeeded)
+        XCTAssertEqual(job.attempt, 1, "the hand-back gave its attempt back")
+        XCTAssertEqual(try store.windows(id: id).first?.workerId, "b-\(schema)/0")
+        XCTAssertFalse(events.all.contains { if case .servicePass(.wakeups, _) = $0 { return true } else { return false } }, "no poll ran")
     }
 
     func testTheLeaseReaperRequeuesTheJobOfAWorkerThatStoppedHeartbeating() throws {
