@@ -40,4 +40,12 @@ public final class APIKeyVerifier: @unchecked Sendable {
         guard !record.isRevoked else { throw APIKeyRefusal.revoked(name: record.name) }
         return record.id
     }
+
+    /// The id of the key a signed URL was issued to, checked to be in force still: throws
+    /// `APIKeyRefusal` for a key since deleted (unknown) or revoked, so its signed URLs end with it.
+    public func owner(id: UUID) throws -> UUID {
+        guard let record = try store.key(id: id) else { throw APIKeyRefusal.unknown }
+        guard !record.isRevoked else { throw APIKeyRefusal.revoked(name: record.name) }
+        return record.id
+    }
 }

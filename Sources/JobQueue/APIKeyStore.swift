@@ -18,7 +18,7 @@ public struct APIKeyRecord: Equatable, Sendable {
 
 /// Creates, lists, revokes and looks up API keys in PostgreSQL. Thread-safe.
 public final class APIKeyStore: @unchecked Sendable {
-    private let pool: ConnectionPool
+    let pool: ConnectionPool
 
     /// Connects once to fail early on a bad URL or an unreachable server.
     public init(url: String) throws {

@@ -3,7 +3,7 @@ import Foundation
 
 /// Jobs in PostgreSQL as the HTTP API sees them. Thread-safe: calls share a small connection pool.
 public final class JobStore: @unchecked Sendable {
-    private let pool: ConnectionPool
+    let pool: ConnectionPool
     /// Attempts a new job gets before it stays failed.
     public let maxAttempts: Int
     /// The limits of an API key that has none of its own (`api_keys` columns left NULL).

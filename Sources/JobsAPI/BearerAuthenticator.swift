@@ -9,6 +9,11 @@ public protocol RequestAuthenticator: Sendable {
     /// The asking key's id, or nil when the server runs open (no key was ever created). Throws `APIError`:
     /// 401 for a missing, malformed or unknown key, 403 for a revoked one.
     func owner(authorization: String?) throws -> UUID?
+    /// Whether the server runs open (no key was ever created): then no request needs a key or signature.
+    func isOpen() throws -> Bool
+    /// The key a signed URL was issued to, if it is still in force; throws `APIError` 403 for one since
+    /// revoked or deleted, so that a key's signed URLs end with it.
+    func owner(keyID: UUID) throws -> UUID
 }
 
 /// `RequestAuthenticator` over `APIKeyVerifier`. An open server ignores whatever a client sends. One statement
@@ -40,6 +45,19 @@ public final class BearerAuthenticator: RequestAuthenticator, @unchecked Sendabl
                 guard try !verifier.isOpen() else { return nil }
                 throw APIError(.unauthorized, "unauthorized", refusal.description, headers: challenge)
             case .revoked: throw APIError(.forbidden, "key_revoked", refusal.description)
+            }
+        }
+    }
+
+    public func isOpen() throws -> Bool { try verifier.isOpen() }
+
+    public func owner(keyID: UUID) throws -> UUID {
+        do {
+            return try verifier.owner(id: keyID)
+        } catch let refusal as APIKeyRefusal {
+            switch refusal {
+            case .unknown: throw APIError(.forbidden, "invalid_signature", "the key this URL was signed for no longer exists")
+            case .revoked: throw APIError(.forbidden, "key_revoked", "\(refusal.description); its signed URLs ended with it")
             }
         }
     }

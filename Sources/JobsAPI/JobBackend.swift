@@ -86,12 +86,16 @@ public protocol JobBackend: AnyObject, Sendable {
     func frameLayout(id: UUID) throws -> FrameLayout?
     /// Writes bytes `bytes` of the job's `disparity.npy` from its per-frame rows, one frame at a time.
     func writeDisparityArray(id: UUID, layout: FrameLayout, bytes: Range<Int>, to sink: (Data) throws -> Void) throws
+    /// A stored frame's disparity, by name, with the colour scale of the frames stored so far (the preview
+    /// route); nil when the frame is not stored or the job's results are whole files.
+    func storedDisparity(id: UUID, name: String) throws -> StoredDisparity?
 }
 
 /// Backends that store whole files only (the route tests' in-memory double) have no windows or frame rows.
 extension JobBackend {
     public func windows(id: UUID) throws -> [JobWindow] { [] }
     public func frameLayout(id: UUID) throws -> FrameLayout? { nil }
+    public func storedDisparity(id: UUID, name: String) throws -> StoredDisparity? { nil }
     public func writeDisparityArray(id: UUID, layout: FrameLayout, bytes: Range<Int>, to sink: (Data) throws -> Void) throws {
         preconditionFailure("a backend without frame rows has no frame layout")
     }

@@ -78,6 +78,7 @@ public final class JobStoreBackend: JobBackend, @unchecked Sendable {
     public func jobCounters() throws -> JobCounters { try store.counters() }
     public func windows(id: UUID) throws -> [JobWindow] { try store.windows(id: id) }
     public func frameLayout(id: UUID) throws -> FrameLayout? { try store.frameLayout(id: id) }
+    public func storedDisparity(id: UUID, name: String) throws -> StoredDisparity? { try store.storedDisparity(id: id, name: name) }
     public func writeDisparityArray(id: UUID, layout: FrameLayout, bytes: Range<Int>, to sink: (Data) throws -> Void) throws {
         try store.streamDisparityArray(id: id, layout: layout, bytes: bytes, sink: sink)
     }

@@ -39,18 +39,22 @@ public enum JobsRequestBody {
 
 /// The job API as an `HTTPApplication`.
 public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
-    private let backend: JobBackend
+    let backend: JobBackend
     /// Nil: every request is served as on an open server.
     private let authenticator: RequestAuthenticator?
+    /// Signs and checks result URLs (`SignedURLs.swift`).
+    let signer: URLSigner
     private let configuration: JobsAPIConfiguration
     private let logger: Logger
     private let counters = RequestCounters()
     private static let uploadSchema = FormSchema(fileParts: ["left", "right"], fieldParts: ["iters", "kernel_size", "focal_px", "baseline_m"])
 
     public init(backend: JobBackend, configuration: JobsAPIConfiguration = JobsAPIConfiguration(),
-                authenticator: RequestAuthenticator? = nil, logger: Logger = Logger(label: "dynstereo.api")) {
+                authenticator: RequestAuthenticator? = nil, signer: URLSigner = .ephemeral(),
+                logger: Logger = Logger(label: "dynstereo.api")) {
         self.backend = backend
         self.authenticator = authenticator
+        self.signer = signer
         self.configuration = configuration
         self.logger = logger
     }
@@ -60,9 +64,11 @@ public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
     /// A matched route: the label used in metrics and the handler's arguments.
     enum Route: Equatable {
         case health, ready, metrics, openAPI
+        case page, asset(String)
         case submit, list
         case job(UUID), cancel(UUID), delete(UUID)
         case resultTar(UUID), result(UUID, String)
+        case preview(UUID, String), signURLs(UUID)
 
         var label: String {
             switch self {
@@ -70,6 +76,10 @@ public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
             case .ready: return "GET /readyz"
             case .metrics: return "GET /metrics"
             case .openAPI: return "GET /openapi.yaml"
+            case .page: return "GET /"
+            case .asset: return "GET /web/{file}"
+            case .preview: return "GET /jobs/{id}/preview/{frame}"
+            case .signURLs: return "POST /jobs/{id}/signed-urls"
             case .submit: return "POST /jobs"
             case .list: return "GET /jobs"
             case .job: return "GET /jobs/{id}"
@@ -83,8 +93,16 @@ public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
         /// Probes and documentation stay reachable without a key.
         var needsKey: Bool {
             switch self {
-            case .health, .ready, .metrics, .openAPI: return false
+            case .health, .ready, .metrics, .openAPI, .page, .asset: return false
             default: return true
+            }
+        }
+
+        /// Results a browser loads by URL (media, images, downloads) also open with a signed URL.
+        var acceptsSignedURL: Bool {
+            switch self {
+            case .resultTar, .result, .preview: return true
+            default: return false
             }
         }
     }
@@ -103,6 +121,7 @@ public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
         switch segments.count {
         case 1:
             switch segments[0] {
+            case "": return only(["GET": .page])
             case "healthz": return only(["GET": .health])
             case "readyz": return only(["GET": .ready])
             case "metrics": return only(["GET": .metrics])
@@ -110,6 +129,8 @@ public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
             case "jobs": return only(["GET": .list, "POST": .submit])
             default: break
             }
+        case 2 where segments[0] == "web":
+            return only(["GET": .asset(segments[1])])
         case 2 where segments[0] == "jobs":
             guard let id = jobID(segments[1]) else { return .failure(.notFound("no job '\(segments[1])'")) }
             return only(["GET": .job(id), "DELETE": .delete(id)])
@@ -117,11 +138,15 @@ public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
             guard let id = jobID(segments[1]) else { return .failure(.notFound("no job '\(segments[1])'")) }
             switch segments[2] {
             case "cancel": return only(["POST": .cancel(id)])
+            case "signed-urls": return only(["POST": .signURLs(id)])
             case "result.tar": return only(["GET": .resultTar(id)])
             default: return only(["GET": .result(id, segments[2])])
             }
         case 4 where segments[0] == "jobs":
             guard let id = jobID(segments[1]) else { return .failure(.notFound("no job '\(segments[1])'")) }
+            if segments[2] == "preview", segments[3].hasSuffix(".png"), segments[3].count > 4 {
+                return only(["GET": .preview(id, String(segments[3].dropLast(4)))])
+            }
             return only(["GET": .result(id, segments[2] + "/" + segments[3])])
         default:
             break
@@ -134,6 +159,7 @@ public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
     /// The asking key for a route that needs one (nil when open or not needed); throws 401/403.
     private func owner(_ route: Route, _ head: HTTPRequestHead) throws -> UUID? {
         guard route.needsKey, let authenticator else { return nil }
+        if route.acceptsSignedURL, head.query["signature"] != nil { return try signedOwner(head, authenticator: authenticator) }
         return try authenticator.owner(authorization: head.headers["Authorization"])
     }
 
@@ -263,6 +289,14 @@ public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
             return HTTPResponse(status: .ok, contentType: "text/plain; version=0.0.4", bytes: Array(text.utf8))
         case .openAPI:
             return HTTPResponse(status: .ok, contentType: "application/yaml", bytes: Array(OpenAPIDocument.yaml.utf8))
+        case .page:
+            return try WebPage.response(WebPage.indexName)
+        case let .asset(name):
+            return try WebPage.response(name)
+        case let .preview(id, name):
+            return try preview(id, name: name, owner: owner)
+        case let .signURLs(id):
+            return try signURLs(id, body: request.body, owner: owner)
         case .submit:
             return try submit(request, owner: owner)
         case .list:
@@ -328,7 +362,7 @@ public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
     /// A per-frame file (`disparity/NNNN.png`, `depth/NNNN.png`) of a job that has not succeeded: the stored
     /// frame (of a running job, or of one that failed or was cancelled), or 409 `not_ready` with a
     /// Retry-After while the job may still store it. Nil for anything else, which the finished routes answer.
-    private func storedFrameWhileUnfinished(_ id: UUID, path: String, owner: UUID?) throws -> HTTPResponse? {
+    func storedFrameWhileUnfinished(_ id: UUID, path: String, owner: UUID?) throws -> HTTPResponse? {
         guard let (kind, _) = FrameFiles.parse(path), kind == .disparity || kind == .depth,
               let job = try backend.job(id: id, owner: owner), job.status != .succeeded, job.resultsExpiredAt == nil
         else { return nil }
