@@ -64,4 +64,23 @@ public struct JobRecord: Equatable, Sendable {
     public let finishedAt: Date?
     /// When retention deleted the job's inputs and results (nil while they are kept).
     public let resultsExpiredAt: Date?
+    /// What the frames came from (migration 0007; `frames` before it).
+    public var source: JobSource = .frames
+    /// The MP4s' frame rate as `N/D`.
+    public var videoRate: String = "30/1"
+}
+
+/// What a job's frames were uploaded as.
+public enum JobSource: String, Sendable, CaseIterable {
+    /// Tars of PNG or JPEG frames, stored as job inputs at upload.
+    case frames
+    /// A left and a right video file, decoded by the preparing step.
+    case videos
+    /// One video with both views, left | right.
+    case sbs
+    /// One video with both views, top over bottom.
+    case tb
+
+    /// Whether a preparing step decodes the frames (they are not stored at upload).
+    public var isVideo: Bool { self != .frames }
 }

@@ -17,9 +17,13 @@ public struct JobSnapshot: Equatable, Sendable {
     public var finishedAt: Date?
     /// When retention deleted the job's inputs and results; nil while they are kept.
     public var resultsExpiredAt: Date?
+    /// What the frames were uploaded as.
+    public var source: JobSource
 
     public init(id: UUID, status: JobStatus, parameters: JobParameters, attempt: Int, framesDone: Int, framesTotal: Int,
-                error: JobErrorInfo?, createdAt: Date, startedAt: Date?, finishedAt: Date?, resultsExpiredAt: Date? = nil) {
+                error: JobErrorInfo?, createdAt: Date, startedAt: Date?, finishedAt: Date?, resultsExpiredAt: Date? = nil,
+                source: JobSource = .frames) {
+        self.source = source
         self.id = id
         self.status = status
         self.parameters = parameters
@@ -34,10 +38,16 @@ public struct JobSnapshot: Equatable, Sendable {
     }
 }
 
-/// A validated-by-shape job submission: the uploaded tars on disk and the parsed parameters.
+/// A validated-by-shape job submission: the uploaded tars or videos on disk and the parsed parameters.
 public struct JobSubmission {
+    /// The left and right uploads; for one packed `stereo` video (`layout` set) both are that file.
     public var left: URL
     public var right: URL
+    /// `sbs` or `tb` for one packed `stereo` video; nil for a left and a right upload.
+    public var layout: String? = nil
+    /// The file names the client gave the parts, hints of what they hold (`left.mp4`, `right.tar`).
+    public var leftFilename: String? = nil
+    public var rightFilename: String? = nil
     public var parameters: JobParameters
     public var idempotencyKey: String?
     /// SHA-256 of the form payload, so a retried key can be told apart from a reused one.
@@ -80,6 +90,10 @@ public protocol JobBackend: AnyObject, Sendable {
     func frameLayout(id: UUID) throws -> FrameLayout?
     /// Writes bytes `bytes` of the job's `disparity.npy` from its per-frame rows, one frame at a time.
     func writeDisparityArray(id: UUID, layout: FrameLayout, bytes: Range<Int>, to sink: (Data) throws -> Void) throws
+    /// The size of a whole-file result stored in chunks (`video.mp4`, `color.mp4`, `points/NNNN.ply`), nil if none.
+    func fileSize(id: UUID, path: String) throws -> Int?
+    /// Writes bytes `bytes` of such a file, one chunk at a time.
+    func writeFile(id: UUID, path: String, bytes: Range<Int>, to sink: (Data) throws -> Void) throws
 }
 
 /// Backends that store whole files only (the route tests' in-memory double) have no windows or frame rows.
@@ -88,5 +102,9 @@ extension JobBackend {
     public func frameLayout(id: UUID) throws -> FrameLayout? { nil }
     public func writeDisparityArray(id: UUID, layout: FrameLayout, bytes: Range<Int>, to sink: (Data) throws -> Void) throws {
         preconditionFailure("a backend without frame rows has no frame layout")
+    }
+    public func fileSize(id: UUID, path: String) throws -> Int? { nil }
+    public func writeFile(id: UUID, path: String, bytes: Range<Int>, to sink: (Data) throws -> Void) throws {
+        preconditionFailure("a backend without chunked files has none to write")
     }
 }

@@ -55,7 +55,11 @@ struct JobView: Encodable {
     }
     enum WindowKeys: String, CodingKey { case index, firstFrame = "first_frame", frames, status, attempt, worker }
     enum FramesReadyKeys: String, CodingKey { case ranges, urlTemplates = "url_templates" }
-    enum ParameterKeys: String, CodingKey { case iters, kernelSize = "kernel_size", focalPx = "focal_px", baselineM = "baseline_m" }
+    enum ParameterKeys: String, CodingKey {
+        case iters, kernelSize = "kernel_size", focalPx = "focal_px", baselineM = "baseline_m"
+        case startFrame = "start_frame", frameStep = "frame_step", frameCount = "frame_count", maxSize = "max_size", fps
+        case cxPx = "cx_px", cyPx = "cy_px", maxDepthM = "max_depth_m", outputs, input, layout
+    }
     enum ErrorKeys: String, CodingKey { case code, message }
 
     func encode(to encoder: Encoder) throws {
@@ -79,6 +83,19 @@ struct JobView: Encodable {
         try parameters.encode(job.parameters.kernelSize, forKey: .kernelSize)
         try parameters.encode(job.parameters.focalPx, forKey: .focalPx)
         try parameters.encode(job.parameters.baselineM, forKey: .baselineM)
+        try parameters.encode(job.parameters.selection.start, forKey: .startFrame)
+        try parameters.encode(job.parameters.selection.step, forKey: .frameStep)
+        try parameters.encode(job.parameters.selection.count, forKey: .frameCount)
+        try parameters.encode(job.parameters.maxSize, forKey: .maxSize)
+        try parameters.encode(job.parameters.fps, forKey: .fps)
+        try parameters.encode(job.parameters.cxPx, forKey: .cxPx)
+        try parameters.encode(job.parameters.cyPx, forKey: .cyPx)
+        try parameters.encode(job.parameters.maxDepthM, forKey: .maxDepthM)
+        // The kinds in force (the defaults spelled out when `outputs` was not given), in the documented order.
+        try parameters.encode(ResultKind.allCases.filter(job.parameters.resultKinds.contains).map(\.rawValue), forKey: .outputs)
+        // `frames` (tars), `videos` (left and right files) or `stereo` (one packed file, with its layout).
+        try parameters.encode(job.source == .frames ? "frames" : job.source == .videos ? "videos" : "stereo", forKey: .input)
+        try parameters.encode(job.source == .sbs || job.source == .tb ? job.source.rawValue : nil, forKey: .layout)
         if let error = job.error {
             var nested = container.nestedContainer(keyedBy: ErrorKeys.self, forKey: .error)
             try nested.encode(error.code, forKey: .code)
