@@ -410,13 +410,15 @@ public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
                 throw APIError.unprocessable("invalid_parameters", "send either 'stereo' (with 'layout') or 'left' and 'right', not both")
             }
             guard layout != nil else { throw APIError.unprocessable("invalid_parameters", "'stereo' needs 'layout' sbs or tb") }
-            (left, right) = (stereo, stereo)
+            left = stereo
+            right = stereo
         } else {
             guard let l = form.files["left"], let r = form.files["right"] else {
                 throw APIError.unprocessable("missing_frames", "the form needs both 'left' and 'right' parts (tars of frames or videos), or 'stereo' with 'layout'")
             }
             guard layout == nil else { throw APIError.unprocessable("invalid_parameters", "'layout' goes with 'stereo', not with 'left' and 'right'") }
-            (left, right) = (l, r)
+            left = l
+            right = r
         }
         let key = request.head.headers["Idempotency-Key"]
         if let key, key.isEmpty || key.utf8.count > 200 {

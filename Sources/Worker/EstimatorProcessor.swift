@@ -37,10 +37,10 @@ public final class EstimatorProcessor: JobProcessor {
         }
         // `max_size`: the network sees the frames area-averaged down to the cap, and its disparity comes back
         // at the input's size (bilinear, times input width / network width), exactly as `dynstereo infer` does it.
-        let (width, height) = (left.first?.width ?? 0, left.first?.height ?? 0)
-        let network = window.parameters.maxSize.map { ResolutionCap(maxSize: $0).networkSize(width: width, height: height) }
-            ?? (width: width, height: height)
-        if network != (width, height) {
+        let (inputWidth, inputHeight) = (left.first?.width ?? 0, left.first?.height ?? 0)
+        let network = window.parameters.maxSize.map { ResolutionCap(maxSize: $0).networkSize(width: inputWidth, height: inputHeight) }
+            ?? (width: inputWidth, height: inputHeight)
+        if network != (inputWidth, inputHeight) {
             left = left.map { ResolutionCap.downscale($0, width: network.width, height: network.height) }
             right = right.map { ResolutionCap.downscale($0, width: network.width, height: network.height) }
         }
@@ -53,7 +53,7 @@ public final class EstimatorProcessor: JobProcessor {
         } catch let error as InferenceError {
             throw BadJobInput(error.description)
         }
-        disparity = ResolutionCap.upsample(disparity, width: width, height: height)
+        disparity = ResolutionCap.upsample(disparity, width: inputWidth, height: inputHeight)
         progress(1, 1)
         let (count, height, width) = disparity.dims3
         precondition(count == frames.count, "one output per input frame of a single window")
@@ -65,7 +65,7 @@ public final class EstimatorProcessor: JobProcessor {
 
     private static func decode(_ data: Data, frame: String, side: String) throws -> RGBImage {
         do {
-            return try PNG.decodeRGB(data)
+            return try FrameImage.decodeRGB(data)
         } catch let error as MediaError {
             throw BadJobInput("frame \(frame) (\(side)): \(error)")
         }

@@ -39,7 +39,7 @@ enum FinishingStep {
             let values = frame.disparity.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }[...]
             let needsLeft = kinds.contains(.video) || kinds.contains(.videoMP4) || kinds.contains(.points)
             let left = try needsLeft ? frame.leftPNG.map { data -> RGBImage in
-                do { return try PNG.decodeRGB(data) } catch let error as MediaError {
+                do { return try FrameImage.decodeRGB(data) } catch let error as MediaError {
                     throw BadJobInput("frame \(index) (left): \(error)")
                 }
             } : nil
@@ -51,7 +51,7 @@ enum FinishingStep {
             let rendered: RenderedFrame
             do {
                 rendered = RenderedFrame(colorPNG: kinds.contains(.color) ? try PNG.encodeRGB8(colored) : nil,
-                                         videoPNG: kinds.contains(.video) ? try sideBySide.map(PNG.encodeRGB8) : nil)
+                                         videoPNG: kinds.contains(.video) ? try sideBySide.map { try PNG.encodeRGB8($0) } : nil)
             } catch let error as MediaError {
                 throw BadJobInput("cannot render frame \(index): \(error)")
             }
