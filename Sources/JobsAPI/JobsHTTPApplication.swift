@@ -348,6 +348,9 @@ public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
         guard let (kind, _) = FrameFiles.parse(path), kind == .disparity || kind == .depth,
               let job = try backend.job(id: id, owner: owner), job.status != .succeeded, job.resultsExpiredAt == nil
         else { return nil }
+        if let rendered = ResultKind(rawValue: kind.rawValue), !job.parameters.resultKinds.contains(rendered) {
+            throw APIError.notFound("job \(id.lowercased) renders no \(kind.rawValue)/ files (its outputs leave them out)")
+        }
         if let data = try backend.result(id: id, path: path) {
             return HTTPResponse(status: .ok, contentType: ResultFiles.contentType(of: path), bytes: Array(data))
         }

@@ -136,6 +136,26 @@ public struct InferenceParameters: Codable, Equatable, Sendable {
         self.outputs = outputs
     }
 
+    private enum CodingKeys: String, CodingKey {
+        case iters, kernelSize, focalPx, baselineM, selection, maxSize, fps, cxPx, cyPx, maxDepthM, outputs
+    }
+
+    /// Values encoded before the video settings existed (the first four keys only) decode with their defaults.
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(iters: try container.decode(Int.self, forKey: .iters),
+                  kernelSize: try container.decode(Int.self, forKey: .kernelSize),
+                  focalPx: try container.decodeIfPresent(Double.self, forKey: .focalPx),
+                  baselineM: try container.decodeIfPresent(Double.self, forKey: .baselineM),
+                  selection: try container.decodeIfPresent(FrameSelection.self, forKey: .selection) ?? .all,
+                  maxSize: try container.decodeIfPresent(Int.self, forKey: .maxSize),
+                  fps: try container.decodeIfPresent(Double.self, forKey: .fps),
+                  cxPx: try container.decodeIfPresent(Double.self, forKey: .cxPx),
+                  cyPx: try container.decodeIfPresent(Double.self, forKey: .cyPx),
+                  maxDepthM: try container.decodeIfPresent(Double.self, forKey: .maxDepthM),
+                  outputs: try container.decodeIfPresent(Set<ResultKind>.self, forKey: .outputs))
+    }
+
     /// Whether depth outputs can be made (both calibration values are set).
     public var isCalibrated: Bool { focalPx != nil && baselineM != nil }
 

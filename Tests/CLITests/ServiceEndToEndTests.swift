@@ -138,9 +138,10 @@ final class ServiceEndToEndTests: XCTestCase {
         XCTAssertEqual(progress["frames_done"] as? Int, 3)
         XCTAssertEqual(progress["frames_total"] as? Int, 3)
 
-        // Every advertised result downloads; 3 frames x (disparity, color, depth, video) + disparity.npy.
+        // Every advertised result downloads; 3 frames x (disparity, color, depth, video, points) + disparity.npy,
+        // video.mp4 and color.mp4 (the default outputs of a calibrated job).
         let urls = try XCTUnwrap((done["urls"] as? [String: Any])?["results"] as? [String])
-        XCTAssertEqual(urls.count, 13, "\(urls)")
+        XCTAssertEqual(urls.count, 18, "\(urls)")
         for url in urls {
             let response = try request("GET", url)
             XCTAssertEqual(response.status, 200, url)

@@ -168,8 +168,7 @@ final class VideoJobTests: XCTestCase {
 
         // The selection keeps exactly source frames 1 and 3, named by their index in the source.
         for id in [fromTars, fromVideos, fromPacked] {
-            let urls = try XCTUnwrap((try get("/jobs/\(id)").json["urls"] as? [String: Any])?["results"] as? [String])
-            XCTAssertEqual(urls.map { String($0.dropFirst("/jobs/\(id)/".count)) },
+            XCTAssertEqual(try store.resultPaths(id: try XCTUnwrap(UUID(uuidString: id))),
                            ["color.mp4", "color/0001.png", "color/0003.png", "disparity.npy", "disparity/0001.png", "disparity/0003.png", "video.mp4"],
                            "only the kinds asked for")
         }
@@ -239,8 +238,7 @@ final class VideoJobTests: XCTestCase {
                                   ("cx_px", "30"), ("max_depth_m", "40"), ("outputs", "points,npy")] { form.field(name, value) }
         })
         let job = try get("/jobs/\(id)")
-        let urls = try XCTUnwrap((job.json["urls"] as? [String: Any])?["results"] as? [String])
-        XCTAssertEqual(urls, ["/jobs/\(id)/disparity.npy", "/jobs/\(id)/points/0000.ply"])
+        XCTAssertEqual(try store.resultPaths(id: try XCTUnwrap(UUID(uuidString: id))), ["disparity.npy", "points/0000.ply"])
         let parameters = try XCTUnwrap(job.json["parameters"] as? [String: Any])
         XCTAssertEqual(parameters["cx_px"] as? Double, 30)
         XCTAssertTrue(parameters["cy_px"] is NSNull)
