@@ -36,11 +36,13 @@ final class VideoUploadTests: ServerTestCase {
         Int(try TestDatabase.psql(TestDatabase.serverURL, "SELECT count(*) FROM \(schema).\(table)")) ?? -1
     }
 
-    /// A test-pattern video of `frames` frames of `size` at `rate` fps: FFV1 in Matroska, made by ffmpeg.
+    /// A test-pattern video of `frames` frames of `size` at `rate` fps, made by ffmpeg: FFV1 (`.mkv`), or
+    /// uncompressed (`.avi`, for a file of a known, large size).
     private func video(_ name: String, frames: Int, size: String = "64x48", rate: Int = 10) throws -> [UInt8] {
         let file = videos.appendingPathComponent(name)
-        try VideoFixtures.ffmpeg(["-f", "lavfi", "-i", "testsrc=size=\(size):rate=\(rate)", "-frames:v", String(frames),
-                                  "-c:v", "ffv1", file.path])
+        let codec = name.hasSuffix(".avi") ? ["-c:v", "rawvideo", "-pix_fmt", "bgr24"] : ["-c:v", "ffv1"]
+        try VideoFixtures.ffmpeg(["-f", "lavfi", "-i", "testsrc=size=\(size):rate=\(rate)", "-frames:v", String(frames)]
+                                 + codec + [file.path])
         return [UInt8](try Data(contentsOf: file))
     }
 
@@ -142,10 +144,10 @@ final class VideoUploadTests: ServerTestCase {
     }
 
     func testAVideoIsStoredInChunksAndItsPreparingStepRunsBeforeItsWindows() throws {
-        // Big enough for several chunks.
-        let left = try video("left.mkv", frames: 12, size: "320x240"), right = try video("right.mkv", frames: 12, size: "320x240")
+        // Uncompressed, 230400 bytes a frame: several chunks.
+        let left = try video("left.avi", frames: 16, size: "320x240"), right = try video("right.avi", frames: 16, size: "320x240")
         XCTAssertGreaterThan(left.count, 2 * JobStore.chunkBytes, "the fixture spans several chunks")
-        let response = try submit([("left", "left.mkv", left), ("right", "right.mkv", right)],
+        let response = try submit([("left", "left.avi", left), ("right", "right.avi", right)],
                                   fields: [("kernel_size", "4"), ("frame_step", "3"), ("max_size", "64")])
         XCTAssertEqual(response.status, 202, response.text)
         let id = try XCTUnwrap(UUID(uuidString: try XCTUnwrap(response.json["id"] as? String)))
@@ -162,7 +164,7 @@ final class VideoUploadTests: ServerTestCase {
         defer { queue.disconnect() }
         let step = try XCTUnwrap(try queue.claim(workerId: "test", leaseSeconds: 60))
         XCTAssertEqual(step.kind, .prepare)
-        XCTAssertEqual(step.framesTotal, 4, "frames 0, 3, 6, 9")
+        XCTAssertEqual(step.framesTotal, 6, "frames 0, 3, 6, 9, 12, 15")
         XCTAssertEqual(step.source, .videos)
         XCTAssertEqual(step.videoRate, "10/3", "10 fps, every third frame")
         XCTAssertEqual(step.parameters.selection, FrameSelection(start: 0, step: 3))
@@ -176,7 +178,7 @@ final class VideoUploadTests: ServerTestCase {
         let listed = try XCTUnwrap(job.json["windows"] as? [[String: Any]])
         XCTAssertEqual(listed.count, (job.json["progress"] as? [String: Any])?["windows_total"] as? Int, "the preparing step is not a window")
 
-        for index in 0..<4 {
+        for index in 0..<6 {
             XCTAssertTrue(try queue.storeInput(step, InputFrame(index: index, name: String(format: "%04d", index * 3),
                                                                 left: Data([1]), right: Data([2]))))
         }
@@ -184,7 +186,7 @@ final class VideoUploadTests: ServerTestCase {
         XCTAssertEqual(try count("job_uploads"), 0, "the upload goes once decoded")
         let window = try XCTUnwrap(try queue.claim(workerId: "test", leaseSeconds: 60))
         XCTAssertEqual(window.kind, .window)
-        XCTAssertEqual(try queue.inputs(of: window).map(\.name), ["0000", "0003", "0006", "0009"])
+        XCTAssertEqual(try queue.inputs(of: window).map(\.name), ["0000", "0003", "0006", "0009"], "kernel 4: the first window's frames")
     }
 
     func testTheSelectionAppliesToTarsToo() throws {
