@@ -2,7 +2,8 @@
 import PackageDescription
 
 // Modules, bottom to top:
-//   C system libraries  CBLAS (OpenBLAS), CLibPNG (+ CPNGShim for setjmp), CLibPQ, CZlib, COpenSSL (libcrypto);
+//   C system libraries  CBLAS (OpenBLAS), CLibPNG (+ CPNGShim for setjmp), CJPEGShim (libjpeg behind setjmp),
+//                       CLibPQ, CZlib, COpenSSL (libcrypto);
 //                       CSpawnShim (glibc's pipe2 and addclosefrom_np for VideoIO's confined processes)
 //   TensorKernels       dense float32 tensors, convolutions on sgemm, norms, resampling, named weights
 //   VideoPlan           the run parameters and their rules, and the windows a video is cut into (network and queue)
@@ -46,6 +47,7 @@ let package = Package(
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CLibPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .target(name: "CPNGShim", dependencies: ["CLibPNG"]),
+        .target(name: "CJPEGShim", linkerSettings: [.linkedLibrary("jpeg")]),
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
@@ -53,7 +55,7 @@ let package = Package(
         .target(name: "TensorKernels", dependencies: ["CBLAS"], swiftSettings: vectorSettings),
         .target(name: "VideoPlan"),
         .target(name: "Checkpoint", dependencies: ["TensorKernels", "CZlib"]),
-        .target(name: "Media", dependencies: ["TensorKernels", "CPNGShim", "CZlib"]),
+        .target(name: "Media", dependencies: ["TensorKernels", "CPNGShim", "CJPEGShim", "CZlib"]),
         .target(name: "DynamicStereo", dependencies: ["TensorKernels", "VideoPlan"], swiftSettings: vectorSettings),
         .target(name: "Inference", dependencies: ["DynamicStereo", "Checkpoint", "Media"]),
         .target(name: "CSpawnShim"),
@@ -62,9 +64,9 @@ let package = Package(
                 plugins: ["EmbedMigrations"]),
         .target(name: "HTTPTransport", dependencies: [.product(name: "Logging", package: "swift-log")]),
         .target(name: "APIKeys", dependencies: ["JobQueue", "COpenSSL"]),
-        .target(name: "JobsAPI", dependencies: ["HTTPTransport", "JobQueue", "Media", "APIKeys", .product(name: "Logging", package: "swift-log")],
+        .target(name: "JobsAPI", dependencies: ["HTTPTransport", "JobQueue", "Media", "APIKeys", "VideoIO", .product(name: "Logging", package: "swift-log")],
                 plugins: ["EmbedOpenAPI"]),
-        .target(name: "Worker", dependencies: ["JobQueue", "DynamicStereo", "Inference", "Media", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "Worker", dependencies: ["JobQueue", "DynamicStereo", "Inference", "Media", "VideoIO", .product(name: "Logging", package: "swift-log")]),
         .target(name: "Evaluation", dependencies: ["Media"]),
         .target(name: "Benchmarks", dependencies: [
             "DynamicStereo", "Inference", "Media", "JobQueue", "TensorKernels", "Worker",
@@ -94,10 +96,10 @@ let package = Package(
         .target(name: "HTTPTestSupport", dependencies: ["HTTPTransport"], path: "Tests/HTTPTestSupport"),
         .testTarget(name: "HTTPTransportTests", dependencies: ["TestSupport", "HTTPTestSupport", "HTTPTransport"]),
         .testTarget(name: "APIKeysTests", dependencies: ["TestSupport", "APIKeys", "JobQueue"]),
-        .testTarget(name: "JobsAPITests", dependencies: ["TestSupport", "HTTPTestSupport", "HTTPTransport", "JobsAPI", "APIKeys", "JobQueue", "Media"]),
+        .testTarget(name: "JobsAPITests", dependencies: ["TestSupport", "HTTPTestSupport", "HTTPTransport", "JobsAPI", "APIKeys", "JobQueue", "Media", "VideoIO"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport", "QueueTestSupport", "Media", "TensorKernels", "Checkpoint", "DynamicStereo", "Inference", "VideoIO"]),
         .testTarget(name: "VideoIOTests", dependencies: ["TestSupport", "VideoIO", "Media", "TensorKernels", "VideoPlan"]),
-        .testTarget(name: "WorkerTests", dependencies: ["TestSupport", "QueueTestSupport", "Worker"]),
+        .testTarget(name: "WorkerTests", dependencies: ["TestSupport", "QueueTestSupport", "Worker", "JobsAPI", "HTTPTestSupport", "HTTPTransport", "VideoIO", "Media"]),
         .testTarget(name: "EvaluationTests", dependencies: ["TestSupport", "Evaluation", "Media"]),
     ],
     swiftLanguageModes: [.v5]

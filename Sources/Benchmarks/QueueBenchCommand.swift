@@ -59,6 +59,9 @@ public struct QueueBenchCommand: ParsableCommand {
                     case .finish:
                         stored = try queue.finish(window)
                         lock.withLock { claimed += 1 }
+                    case .prepare:
+                        // Jobs of frames have no preparing step.
+                        throw ValidationError("job \(window.jobId) has a preparing step")
                     }
                     guard stored else { throw ValidationError("lost lease on \(window.jobId)") }
                 }

@@ -67,6 +67,30 @@ public struct FrameLayout: Equatable, Sendable {
     }
 
     public let frames: [Frame]
+    /// Whole-file results stored in chunks (migration 0007: `video.mp4`, `color.mp4`, `points/NNNN.ply`).
+    public var wholeFiles: [StoredFile] = []
+    /// Whether the finishing step is stored; nil for a backend that cannot tell (then: every frame coloured).
+    public var finished: Bool?
+    /// The job's result kinds; nil: every kind (`disparity.npy` listed once finished).
+    public var kinds: Set<ResultKind>?
+
+    /// A result file stored in chunks, and its size.
+    public struct StoredFile: Equatable, Sendable {
+        public let path: String
+        public let size: Int
+
+        public init(path: String, size: Int) {
+            self.path = path
+            self.size = size
+        }
+    }
+
+    public init(frames: [Frame], wholeFiles: [StoredFile] = [], finished: Bool? = nil, kinds: Set<ResultKind>? = nil) {
+        self.frames = frames
+        self.wholeFiles = wholeFiles
+        self.finished = finished
+        self.kinds = kinds
+    }
 
     /// The frames hold one video's shape: the first frame's.
     public var height: Int { frames.first?.height ?? 0 }
@@ -77,11 +101,12 @@ public struct FrameLayout: Equatable, Sendable {
     /// The size of `disparity.npy`.
     public var npySize: Int { FrameFiles.npySize(frames: frames.count, height: height, width: width) }
     /// Whether every frame is complete: coloured by the finishing step (only then is `disparity.npy` listed).
-    public var isFinished: Bool { !frames.isEmpty && frames.allSatisfy { $0.sizes[.color] != nil } }
+    public var isFinished: Bool { !frames.isEmpty && (finished ?? frames.allSatisfy { $0.sizes[.color] != nil }) }
 
     /// Every result file with its size, sorted by path as `JobStore.resultPaths` lists them.
     public var files: [(path: String, size: Int)] {
-        var files: [(path: String, size: Int)] = isFinished ? [(FrameFiles.disparityArray, npySize)] : []
+        var files: [(path: String, size: Int)] = isFinished && kinds?.contains(.npy) != false ? [(FrameFiles.disparityArray, npySize)] : []
+        if isFinished { files += wholeFiles.map { ($0.path, $0.size) } }
         for kind in FrameFiles.Kind.allCases {
             for frame in frames { if let size = frame.sizes[kind] { files.append(("\(kind.rawValue)/\(frame.name).png", size)) } }
         }

@@ -67,6 +67,25 @@ public struct JobRecord: Equatable, Sendable {
     /// The job's windows, the finishing step not counted; nil until they are planned, and for a job that
     /// finished before windows existed (migration 0006), whose results are whole files.
     public let windowsTotal: Int?
+    /// What the frames came from (migration 0007; `frames` before it).
+    public var source: JobSource = .frames
+    /// The MP4s' frame rate as `N/D`.
+    public var videoRate: String = "30/1"
+}
+
+/// What a job's frames were uploaded as.
+public enum JobSource: String, Sendable, CaseIterable {
+    /// Tars of PNG or JPEG frames, stored as job inputs at upload.
+    case frames
+    /// A left and a right video file, decoded by the preparing step.
+    case videos
+    /// One video with both views, left | right.
+    case sbs
+    /// One video with both views, top over bottom.
+    case tb
+
+    /// Whether a preparing step decodes the frames (they are not stored at upload).
+    public var isVideo: Bool { self != .frames }
 }
 
 /// A job with its windows and finishing step (in index order; none for a job stored before windows), as one

@@ -53,6 +53,65 @@ public final class JobStore: @unchecked Sendable {
     public func enqueue(parameters: JobParameters, frameCount: Int, idempotencyKey: String?, payloadDigest: String?,
                         owner: UUID? = nil, uploadBytes: Int = 0,
                         frame: (Int) throws -> InputFrame) throws -> (job: JobRecord, created: Bool) {
+        try enqueue(parameters: parameters, frameCount: frameCount, source: .frames, videoRate: Self.frameRate(parameters),
+                    idempotencyKey: idempotencyKey, payloadDigest: payloadDigest, owner: owner, uploadBytes: uploadBytes) { id, connection in
+            for index in 0..<frameCount {
+                let input = try frame(index)
+                guard input.index == index else {
+                    throw JobQueueError.invalidInput("frame indices must be 0..<\(frameCount) in order, got \(input.index) at \(index)")
+                }
+                try connection.execute(Queries.insertInput, [
+                    .uuid(id), .int(input.index), .text(input.name), .bytes(input.left), .bytes(input.right),
+                ])
+            }
+        }
+    }
+
+    /// The MP4 rate of a job of frames: `fps`, else 30, as `N/D` in whole thousandths.
+    static func frameRate(_ parameters: JobParameters) -> String {
+        let fps = parameters.fps ?? JobParameters.defaultFPS
+        let thousandths = Int((fps * 1000).rounded())
+        var (a, b) = (max(1, thousandths), 1000)
+        while b != 0 { (a, b) = (b, a % b) }
+        return "\(max(1, thousandths) / a)/\(1000 / a)"
+    }
+
+    /// Bytes per stored chunk of an uploaded video or a whole-file result: well under the "few MiB" any stored value may take.
+    public static let chunkBytes = 1 << 20
+
+    /// `enqueue` for a video job: the uploaded files (`left` and `right`, or `stereo`) are stored in chunks
+    /// of `chunkBytes`, read from disk one chunk at a time, and the job gets a preparing step that decodes
+    /// them into its input frames before its windows run. `frameCount` is the frames the selection keeps
+    /// (counted from the container at upload); `videoRate` the MP4s' rate. `checkpoint` runs before each
+    /// chunk: an error it throws (the client left) rolls the job back and is rethrown unchanged.
+    public func enqueueVideo(parameters: JobParameters, frameCount: Int, source: JobSource, videoRate: String,
+                             uploads: [(part: String, file: URL)], idempotencyKey: String?, payloadDigest: String?,
+                             owner: UUID? = nil, uploadBytes: Int = 0,
+                             checkpoint: () throws -> Void = {}) throws -> (job: JobRecord, created: Bool) {
+        precondition(source.isVideo, "frames are stored with enqueue(parameters:frameCount:...)")
+        return try enqueue(parameters: parameters, frameCount: frameCount, source: source, videoRate: videoRate,
+                           idempotencyKey: idempotencyKey, payloadDigest: payloadDigest, owner: owner,
+                           uploadBytes: uploadBytes) { id, connection in
+            for (part, file) in uploads {
+                guard let handle = FileHandle(forReadingAtPath: file.path) else {
+                    throw JobQueueError.invalidInput("the upload '\(part)' vanished before it was stored")
+                }
+                defer { try? handle.close() }
+                var chunk = 0
+                while true {
+                    try checkpoint()
+                    let data = try handle.read(upToCount: Self.chunkBytes) ?? Data()
+                    if data.isEmpty { break }
+                    try connection.execute(Queries.insertUploadChunk, [.uuid(id), .text(part), .int(chunk), .bytes(data)])
+                    chunk += 1
+                }
+            }
+        }
+    }
+
+    private func enqueue(parameters: JobParameters, frameCount: Int, source: JobSource, videoRate: String,
+                         idempotencyKey: String?, payloadDigest: String?, owner: UUID?, uploadBytes: Int,
+                         storeInputs: (UUID, PostgresConnection) throws -> Void) throws -> (job: JobRecord, created: Bool) {
         do {
             try parameters.validate()
         } catch {
@@ -75,7 +134,7 @@ public final class JobStore: @unchecked Sendable {
                 .uuid(id), .text(JobStatus.initial.rawValue), .int(parameters.iters), .int(parameters.kernelSize),
                 .optional(parameters.focalPx), .optional(parameters.baselineM), .int(maxAttempts), .int(frameCount),
                 .optional(idempotencyKey), .optional(payloadDigest), .optional(owner), now,
-            ])
+            ] + Queries.videoParameterValues(parameters) + [.text(source.rawValue), .text(videoRate)])
             guard let row = inserted.first else {
                 // The key exists: this is a replay (same payload) or a conflict.
                 guard let idempotencyKey,
@@ -91,18 +150,10 @@ public final class JobStore: @unchecked Sendable {
             if let owner, let limits {
                 try enforce(limits, owner: owner, uploadBytes: uploadBytes, on: connection)
             }
-            for index in 0..<frameCount {
-                let input = try frame(index)
-                guard input.index == index else {
-                    throw JobQueueError.invalidInput("frame indices must be 0..<\(frameCount) in order, got \(input.index) at \(index)")
-                }
-                try connection.execute(Queries.insertInput, [
-                    .uuid(id), .int(input.index), .text(input.name), .bytes(input.left), .bytes(input.right),
-                ])
-            }
+            try storeInputs(id, connection)
             // The frame count is known, so the windows are planned in the job's own transaction.
             try WindowPlanner.store(job: id, frames: frameCount, kernelSize: parameters.kernelSize, maxAttempts: maxAttempts,
-                                    now: now, on: connection)
+                                    prepare: source.isVideo, now: now, on: connection)
             try connection.execute(Queries.notifyWorkers, [.text(id.uuidString)])
             // Read again: planning set `windows_total`.
             let planned = try connection.execute(Queries.jobByID, [.uuid(id), .null]).first ?? row
@@ -247,7 +298,15 @@ public final class JobStore: @unchecked Sendable {
                 try streamDisparityArray(id: id, layout: layout, bytes: 0..<layout.npySize, on: connection) { data.append($0) }
                 return data
             }
-            guard let (kind, name) = FrameFiles.parse(path) else { return nil }
+            guard let (kind, name) = FrameFiles.parse(path) else {
+                // A whole-file result, assembled from its chunks (the API streams large ones with `streamFile`).
+                var data = Data(), chunk = 0
+                while let row = try connection.execute(Queries.fileChunk, [.uuid(id), .text(path), .int(chunk)], binaryResults: true).first {
+                    data.append(try row.data(0))
+                    chunk += 1
+                }
+                return chunk > 0 ? data : nil
+            }
             guard let row = try connection.execute(Queries.frameFile(kind.column), [.uuid(id), .text(name)], binaryResults: true).first,
                   !row.isNull(0) else { return nil }
             return try row.data(0)
@@ -274,7 +333,39 @@ public final class JobStore: @unchecked Sendable {
             for (column, kind) in zip(4..., FrameFiles.Kind.allCases) where !row.isNull(column) { sizes[kind] = try row.int(column) }
             return FrameLayout.Frame(index: try row.int(0), name: try row.string(1), height: try row.int(2), width: try row.int(3), sizes: sizes)
         }
-        return frames.isEmpty ? nil : FrameLayout(frames: frames)
+        guard !frames.isEmpty else { return nil }
+        let files = try connection.execute(Queries.fileSizes, [.uuid(id)]).rows.map {
+            FrameLayout.StoredFile(path: try $0.string(0), size: try $0.int(1))
+        }
+        let finished = try connection.execute(Queries.finishStored, [.uuid(id), .text(JobTransition.succeed.to.rawValue)])
+            .first.map { try $0.bool(0) } ?? false
+        let kinds = try connection.execute(Queries.jobByID, [.uuid(id), .null]).first.map { try Queries.decodeJob($0).parameters.resultKinds }
+        return FrameLayout(frames: frames, wholeFiles: files, finished: finished, kinds: kinds)
+    }
+
+    /// The size of a whole-file result stored in chunks (`video.mp4`, `points/0007.ply`); nil when there is none.
+    public func fileSize(id: UUID, path: String) throws -> Int? {
+        try pool.withConnection { connection in
+            try connection.execute(Queries.fileSizes, [.uuid(id)]).rows.first { try $0.string(0) == path }.map { try $0.int(1) }
+        }
+    }
+
+    /// Writes bytes `bytes` of a whole-file result to `sink`, reading only the chunks that range covers,
+    /// one at a time.
+    public func streamFile(id: UUID, path: String, bytes: Range<Int>, sink: (Data) throws -> Void) throws {
+        guard !bytes.isEmpty else { return }
+        try pool.withConnection(.once) { connection in
+            for chunk in (bytes.lowerBound / Self.chunkBytes)...((bytes.upperBound - 1) / Self.chunkBytes) {
+                guard let row = try connection.execute(Queries.fileChunk, [.uuid(id), .text(path), .int(chunk)], binaryResults: true).first else {
+                    throw PostgresError.decoding("chunk \(chunk) of '\(path)' of job \(id) vanished while streaming")
+                }
+                let data = try row.data(0)
+                let start = chunk * Self.chunkBytes
+                let from = max(bytes.lowerBound, start) - start, to = min(bytes.upperBound, start + data.count) - start
+                guard from < to else { continue }
+                try sink(data.subdata(in: data.startIndex + from..<data.startIndex + to))
+            }
+        }
     }
 
     /// Writes bytes `bytes` of the job's `disparity.npy` (laid out by `layout`) to `sink`, reading only the

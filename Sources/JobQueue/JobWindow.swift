@@ -11,6 +11,9 @@ public struct JobWindow: Equatable, Sendable {
     public enum Kind: String, Sendable {
         case window
         case finish
+        /// A video job's preparing step: decodes the uploaded video into the job's input frames; the
+        /// windows wait for it (migration 0007).
+        case prepare
     }
 
     /// 0..<windows for the windows; the finishing step comes last.
@@ -30,11 +33,13 @@ public struct JobWindow: Equatable, Sendable {
     /// The last attempt's error.
     public let error: JobErrorInfo?
 
-    /// The windows of a video (`WindowAssignment.plan`) and its finishing step, as `JobStore.enqueue` stores them.
-    public static func plan(frames: Int, kernelSize: Int) -> [(index: Int, kind: Kind, inputFrames: Range<Int>, resultFrames: Range<Int>)] {
+    /// The windows of a video (`WindowAssignment.plan`) and its finishing step, as `JobStore.enqueue` stores them;
+    /// with `prepare`, a preparing step after them (numbered last, claimed first: the windows wait for it).
+    public static func plan(frames: Int, kernelSize: Int, prepare: Bool = false) -> [(index: Int, kind: Kind, inputFrames: Range<Int>, resultFrames: Range<Int>)] {
         let windows = WindowAssignment.plan(frames: frames, kernelSize: kernelSize)
         return windows.map { ($0.index, Kind.window, $0.inputFrames, $0.frames) }
             + [(windows.count, Kind.finish, 0..<frames, 0..<0)]
+            + (prepare ? [(windows.count + 1, Kind.prepare, 0..<frames, 0..<0)] : [])
     }
 }
 
@@ -47,6 +52,9 @@ public struct ClaimedWindow: Sendable {
     public let parameters: JobParameters
     /// The job's frames.
     public let framesTotal: Int
+    /// What the frames came from, and the MP4s' rate (`N/D`).
+    public var source: JobSource = .frames
+    public var videoRate: String = "30/1"
 
     public var index: Int { window.index }
     public var attempt: Int { window.attempt }
@@ -68,13 +76,14 @@ public struct FrameResult: Equatable, Sendable {
     public let width: Int
     /// float32 little-endian, H × W, row-major.
     public let disparity: Data
-    public let disparityPNG: Data
+    /// Nil when the job's `outputs` leave out `disparity`.
+    public let disparityPNG: Data?
     public let depthPNG: Data?
     /// The frame's smallest and largest finite disparity (NaN when there is none).
     public let minDisparity: Float
     public let maxDisparity: Float
 
-    public init(frameIndex: Int, name: String, height: Int, width: Int, disparity: Data, disparityPNG: Data,
+    public init(frameIndex: Int, name: String, height: Int, width: Int, disparity: Data, disparityPNG: Data?,
                 depthPNG: Data?, minDisparity: Float, maxDisparity: Float) {
         precondition(disparity.count == height * width * 4, "a frame's disparity is H × W float32")
         self.frameIndex = frameIndex
@@ -91,10 +100,11 @@ public struct FrameResult: Equatable, Sendable {
 
 /// What the finishing step renders for one stored frame: its colouring, and the left frame beside it.
 public struct RenderedFrame: Sendable {
-    public let colorPNG: Data
+    /// Nil when the job's `outputs` leave out `color`.
+    public let colorPNG: Data?
     public let videoPNG: Data?
 
-    public init(colorPNG: Data, videoPNG: Data?) {
+    public init(colorPNG: Data?, videoPNG: Data?) {
         self.colorPNG = colorPNG
         self.videoPNG = videoPNG
     }
@@ -108,4 +118,6 @@ public struct StoredFrame: Sendable {
     public let disparity: Data
     /// The input's left PNG (nil once retention removed it).
     public let leftPNG: Data?
+    /// The result files' name.
+    public var name: String = ""
 }

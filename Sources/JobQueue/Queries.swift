@@ -31,10 +31,41 @@ enum Queries {
         \(micros("created_at")) AS created_us, \(micros("queued_at")) AS queued_us, \(micros("run_after")) AS run_after_us,
         \(micros("started_at")) AS started_us, \(micros("heartbeat_at")) AS heartbeat_us,
         \(micros("lease_expires_at")) AS lease_expires_us, \(micros("finished_at")) AS finished_us,
-        \(micros("results_expired_at")) AS results_expired_us, windows_total
+        \(micros("results_expired_at")) AS results_expired_us, windows_total, \(videoParameterColumns), source, video_rate
         """
     /// How many columns `jobColumns` selects: what follows them in a row starts here.
-    static let jobColumnCount = 26
+    static let jobColumnCount = 37
+
+    /// Migration 0007's parameters, in `decodeVideoParameters`' order.
+    static let videoParameterColumns = "start_frame, frame_step, frame_count, max_size, fps, cx_px, cy_px, max_depth_m, outputs"
+
+    /// The parameters of a job row: iters, kernel size, focal, baseline at `core`, then `videoParameterColumns` at `video`.
+    static func decodeParameters(_ row: Row, core: Int, video: Int) throws -> JobParameters {
+        let v = video
+        var outputs: Set<ResultKind>?
+        if !row.isNull(v + 8) {
+            let list = try row.string(v + 8)
+            outputs = Set(try list.split(separator: ",").map { name -> ResultKind in
+                guard let kind = ResultKind(rawValue: String(name)) else { throw PostgresError.decoding("unknown result kind '\(name)'") }
+                return kind
+            })
+        }
+        return JobParameters(iters: try row.int(core), kernelSize: try row.int(core + 1),
+                             focalPx: try row.optionalDouble(core + 2), baselineM: try row.optionalDouble(core + 3),
+                             selection: FrameSelection(start: try row.int(v), step: try row.int(v + 1),
+                                                       count: row.isNull(v + 2) ? nil : try row.int(v + 2)),
+                             maxSize: row.isNull(v + 3) ? nil : try row.int(v + 3), fps: try row.optionalDouble(v + 4),
+                             cxPx: try row.optionalDouble(v + 5), cyPx: try row.optionalDouble(v + 6),
+                             maxDepthM: try row.optionalDouble(v + 7), outputs: outputs)
+    }
+
+    /// The values of `videoParameterColumns` for an insert.
+    static func videoParameterValues(_ parameters: JobParameters) -> [SQLValue] {
+        [.int(parameters.selection.start), .int(parameters.selection.step), parameters.selection.count.map(SQLValue.int) ?? .null,
+         parameters.maxSize.map(SQLValue.int) ?? .null, .optional(parameters.fps), .optional(parameters.cxPx),
+         .optional(parameters.cyPx), .optional(parameters.maxDepthM),
+         .optional(parameters.outputs.map { $0.map(\.rawValue).sorted().joined(separator: ",") })]
+    }
 
     static func decodeJob(_ row: Row) throws -> JobRecord {
         guard let status = JobStatus(rawValue: try row.string(1)) else {
@@ -43,15 +74,15 @@ enum Queries {
         let error: JobErrorInfo? = row.isNull(13) ? nil : JobErrorInfo(code: try row.string(13), message: try row.optionalString(14) ?? "")
         return JobRecord(
             id: try row.uuid(0), status: status,
-            parameters: JobParameters(iters: try row.int(2), kernelSize: try row.int(3),
-                                      focalPx: try row.optionalDouble(4), baselineM: try row.optionalDouble(5)),
+            parameters: try decodeParameters(row, core: 2, video: 26),
             attempt: try row.int(6), maxAttempts: try row.int(7), lease: try row.int(8), workerId: try row.optionalString(9),
             framesDone: try row.int(10), framesTotal: try row.int(11), cancelRequested: try row.bool(12),
             error: error, idempotencyKey: try row.optionalString(15), payloadDigest: try row.optionalString(16),
             createdAt: try row.date(17), queuedAt: try row.date(18), runAfter: try row.date(19),
             startedAt: try row.optionalDate(20), heartbeatAt: try row.optionalDate(21),
             leaseExpiresAt: try row.optionalDate(22), finishedAt: try row.optionalDate(23),
-            resultsExpiredAt: try row.optionalDate(24), windowsTotal: row.isNull(25) ? nil : try row.int(25))
+            resultsExpiredAt: try row.optionalDate(24), windowsTotal: row.isNull(25) ? nil : try row.int(25),
+            source: JobSource(rawValue: try row.string(35)) ?? .frames, videoRate: try row.string(36))
     }
 
     // MARK: Jobs with their windows, for the API
@@ -124,12 +155,15 @@ enum Queries {
     // MARK: The API's side
 
     /// $1 id, $2 status (`JobStatus.initial`), $3 iters, $4 kernel size, $5 focal px, $6 baseline m,
-    /// $7 max attempts, $8 frames, $9 idempotency key, $10 payload digest, $11 API key, $12 now.
+    /// $7 max attempts, $8 frames, $9 idempotency key, $10 payload digest, $11 API key, $12 now,
+    /// $13...$21 `videoParameterValues`, $22 source, $23 video rate.
     /// Returns no row when the key exists already.
     static let insertJob = Query(name: "insert_job", sql: """
         INSERT INTO jobs (id, status, iters, kernel_size, focal_px, baseline_m, max_attempts, frames_total,
-                          idempotency_key, payload_digest, api_key_id, created_at, queued_at, run_after)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \(now(12)), \(now(12)), \(now(12)))
+                          idempotency_key, payload_digest, api_key_id, created_at, queued_at, run_after,
+                          \(videoParameterColumns), source, video_rate)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \(now(12)), \(now(12)), \(now(12)),
+                $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)
         ON CONFLICT (api_key_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
         RETURNING \(jobColumns)
         """)
@@ -234,7 +268,7 @@ enum Queries {
     }
     /// The tables the purge empties, with the column that keys a row within its job.
     static let purgedTables = [(table: "job_frames", key: "frame_index"), (table: "job_inputs", key: "frame_index"),
-                               (table: "job_results", key: "path")]
+                               (table: "job_results", key: "path"), (table: "job_files", key: "id"), (table: "job_uploads", key: "id")]
     /// Jobs marked for the purge whose rows are all gone are done.
     static let finishPurge = Query(name: "finish_purge", sql: """
         UPDATE jobs AS j SET purge_pending = false
@@ -242,6 +276,8 @@ enum Queries {
           AND NOT EXISTS (SELECT 1 FROM job_frames WHERE job_id = j.id)
           AND NOT EXISTS (SELECT 1 FROM job_inputs WHERE job_id = j.id)
           AND NOT EXISTS (SELECT 1 FROM job_results WHERE job_id = j.id)
+          AND NOT EXISTS (SELECT 1 FROM job_files WHERE job_id = j.id)
+          AND NOT EXISTS (SELECT 1 FROM job_uploads WHERE job_id = j.id)
         RETURNING j.id
         """)
 }

@@ -4,9 +4,11 @@ import Foundation
 
 /// Statements run inside a caller's transaction, so that a window's move and its job's follow-up commit together.
 enum WindowPlanner {
-    /// Stores the windows of `WindowAssignment.plan` and the finishing step for a job of `frames` frames.
-    static func store(job: UUID, frames: Int, kernelSize: Int, maxAttempts: Int, now: SQLValue, on connection: PostgresConnection) throws {
-        let plan = JobWindow.plan(frames: frames, kernelSize: kernelSize)
+    /// Stores the windows of `WindowAssignment.plan` and the finishing step for a job of `frames` frames,
+    /// and with `prepare` the preparing step of a video job.
+    static func store(job: UUID, frames: Int, kernelSize: Int, maxAttempts: Int, prepare: Bool = false, now: SQLValue,
+                      on connection: PostgresConnection) throws {
+        let plan = JobWindow.plan(frames: frames, kernelSize: kernelSize, prepare: prepare)
         func column(_ value: (Int, JobWindow.Kind, Range<Int>, Range<Int>) -> String) -> SQLValue {
             .textArray(plan.map { value($0.index, $0.kind, $0.inputFrames, $0.resultFrames) })
         }
@@ -16,7 +18,7 @@ enum WindowPlanner {
             column { _, _, input, _ in String(input.lowerBound) }, column { _, _, input, _ in String(input.count) },
             column { _, _, _, result in String(result.lowerBound) }, column { _, _, _, result in String(result.upperBound) },
         ])
-        try connection.execute(Queries.setWindowsTotal, [.uuid(job), .int(plan.count - 1)])
+        try connection.execute(Queries.setWindowsTotal, [.uuid(job), .int(plan.filter { $0.kind == .window }.count)])
     }
 
     /// Moves the job to the status its windows give it (`Queries.deriveJobStatus`), counting a terminal move.
@@ -59,6 +61,8 @@ enum WindowPlanner {
         switch window.kind {
         case .finish:
             return "finishing step: \(error.message)"
+        case .prepare:
+            return "preparing step: \(error.message)"
         case .window:
             return "window \(window.index) (frames \(window.inputFrames.lowerBound)-\(window.inputFrames.upperBound - 1)): \(error.message)"
         }

@@ -65,15 +65,18 @@ extension Queries {
         let job = unfinished.map { "AND j.status = ANY($\($0)::text[]) AND NOT j.cancel_requested" } ?? ""
         return """
             w.status = $\(queued) \(job)
-              AND (w.kind = 'window' OR NOT EXISTS (
-                    SELECT 1 FROM job_windows AS o WHERE o.job_id = w.job_id AND o.kind = 'window' AND o.status <> $\(succeeded)))
+              AND (w.kind = 'prepare' OR NOT EXISTS (
+                    -- A window waits for its job's preparing step, the finishing step for every window too.
+                    SELECT 1 FROM job_windows AS o WHERE o.job_id = w.job_id AND o.status <> $\(succeeded)
+                      AND (o.kind = 'prepare' OR (w.kind = 'finish' AND o.kind = 'window'))))
             """
     }
 
     /// One statement, committed on its own: among claimable windows (queued, past their backoff, of a job not
     /// being cancelled; the finishing step only once every window of its job is stored), those of the job
     /// with the fewest running windows first, then the oldest job, then the first window. So idle workers
-    /// pile onto one video, and a second video starts as soon as a worker frees.
+    /// pile onto one video, and a second video starts as soon as a worker frees. A video job's windows are
+    /// claimable once its preparing step is stored (migration 0007).
     /// $1 `claim.from`, $2 `claim.to`, $3 worker id, $4 lease seconds, $5 now, $6 `succeed.to`,
     /// $7 `JobStatus.unfinished`.
     static let claimWindow = Query(name: "claim_window", sql: """
@@ -104,9 +107,13 @@ extension Queries {
                 attempt = GREATEST(j.attempt, c.attempt), worker_id = $3, heartbeat_at = \(now(5))
             FROM claimed AS c
             WHERE j.id = c.job_id
-            RETURNING j.id, j.iters, j.kernel_size, j.focal_px, j.baseline_m, j.frames_total
+            RETURNING j.id, j.iters, j.kernel_size, j.focal_px, j.baseline_m, j.frames_total,
+                      \(videoParameterColumns.split(separator: ",").map { "j." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", ")),
+                      j.source, j.video_rate
         )
-        SELECT c.*, job.iters, job.kernel_size, job.focal_px, job.baseline_m, job.frames_total
+        SELECT c.*, job.iters, job.kernel_size, job.focal_px, job.baseline_m, job.frames_total,
+               \(videoParameterColumns.split(separator: ",").map { "job." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", ")),
+               job.source, job.video_rate
         FROM claimed AS c JOIN job ON job.id = c.job_id
         """)
 
@@ -171,7 +178,7 @@ extension Queries {
         """)
     /// One stored frame's disparity with its input's left image (for `video/`). Binary. $1 job, $2 frame.
     static let frameForRendering = Query(name: "frame_for_rendering", sql: """
-        SELECT f.height, f.width, f.disparity, i.left_png FROM job_frames AS f
+        SELECT f.height, f.width, f.disparity, i.left_png, f.name FROM job_frames AS f
         LEFT JOIN job_inputs AS i ON i.job_id = f.job_id AND i.frame_index = f.frame_index
         WHERE f.job_id = $1 AND f.frame_index = $2
         """)
@@ -268,7 +275,7 @@ extension Queries {
     static let deriveJobStatus = Query(name: "derive_job_status", sql: """
         WITH w AS (
             SELECT count(*) FILTER (WHERE status = $3) AS running,
-                   count(*) FILTER (WHERE status = $4 AND kind = 'window') AS stored,
+                   count(*) FILTER (WHERE status = $4 AND kind <> 'finish') AS stored,
                    coalesce(bool_or(kind = 'finish' AND status = $4), false) AS finished,
                    coalesce(bool_or(status = $5), false) AS failed,
                    coalesce(max(attempt), 0) AS attempt

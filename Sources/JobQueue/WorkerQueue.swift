@@ -86,9 +86,9 @@ public final class WorkerQueue {
                 .double(leaseSeconds), now, .text(JobTransition.succeed.to.rawValue), .statuses(JobStatus.unfinished),
             ]).first.map { row in
                 ClaimedWindow(jobId: try row.uuid(0), lease: try row.int(1), window: try Queries.decodeWindow(row, from: 2),
-                              parameters: JobParameters(iters: try row.int(15), kernelSize: try row.int(16),
-                                                        focalPx: try row.optionalDouble(17), baselineM: try row.optionalDouble(18)),
-                              framesTotal: try row.int(19))
+                              parameters: try Queries.decodeParameters(row, core: 15, video: 20),
+                              framesTotal: try row.int(19),
+                              source: JobSource(rawValue: try row.string(29)) ?? .frames, videoRate: try row.string(30))
             }
         }
     }
@@ -139,7 +139,7 @@ public final class WorkerQueue {
                 for frame in frames {
                     try connection.execute(Queries.insertFrame, [
                         .uuid(window.jobId), .int(frame.frameIndex), .text(frame.name), .int(frame.height), .int(frame.width),
-                        .bytes(frame.disparity), .bytes(frame.disparityPNG), frame.depthPNG.map(SQLValue.bytes) ?? .null,
+                        .bytes(frame.disparity), frame.disparityPNG.map(SQLValue.bytes) ?? .null, frame.depthPNG.map(SQLValue.bytes) ?? .null,
                         .double(Double(frame.minDisparity)), .double(Double(frame.maxDisparity)),
                     ])
                 }
@@ -176,7 +176,7 @@ public final class WorkerQueue {
         try run { connection in
             try connection.execute(Queries.frameForRendering, [.uuid(step.jobId), .int(frame)], binaryResults: true).first.map { row in
                 StoredFrame(frameIndex: frame, height: try row.int(0), width: try row.int(1), disparity: try row.data(2),
-                            leftPNG: row.isNull(3) ? nil : try row.data(3))
+                            leftPNG: row.isNull(3) ? nil : try row.data(3), name: try row.string(4))
             }
         }
     }
@@ -185,7 +185,7 @@ public final class WorkerQueue {
     public func storeRendered(_ step: ClaimedWindow, frame: Int, _ rendered: RenderedFrame) throws -> Bool {
         try run { connection in
             try connection.execute(Queries.storeRenderedFrame, fence(step) + [
-                .int(frame), .bytes(rendered.colorPNG), rendered.videoPNG.map(SQLValue.bytes) ?? .null,
+                .int(frame), rendered.colorPNG.map(SQLValue.bytes) ?? .null, rendered.videoPNG.map(SQLValue.bytes) ?? .null,
                 .text(JobTransition.claim.to.rawValue),
             ]).count == 1
         }
@@ -295,6 +295,115 @@ public final class WorkerQueue {
                     try connection.execute(Queries.notifyWorkers, [.text(id.uuidString)])
                 }
                 return expired
+            }
+        }
+    }
+
+    // MARK: Video jobs (migration 0007)
+
+    /// The preparing step's uploaded parts (`left`, `right` or `stereo`) copied out of their chunks into
+    /// files of `folder`, named after the parts, one chunk in memory at a time.
+    public func copyUploads(of step: ClaimedWindow, into folder: URL) throws -> [String: URL] {
+        precondition(step.kind == .prepare, "only the preparing step reads the upload")
+        return try run { connection in
+            var files: [String: URL] = [:]
+            for row in try connection.execute(Queries.uploadParts, [.uuid(step.jobId)]).rows {
+                let part = try row.string(0), chunks = try row.int(1)
+                guard ["left", "right", "stereo"].contains(part) else { throw PostgresError.decoding("upload part '\(part)'") }
+                let url = folder.appendingPathComponent(part)
+                guard FileManager.default.createFile(atPath: url.path, contents: nil, attributes: [.posixPermissions: 0o600]),
+                      let handle = FileHandle(forWritingAtPath: url.path) else {
+                    throw JobQueueError.invalidInput("cannot write the upload to \(url.path)")
+                }
+                defer { try? handle.close() }
+                for chunk in 0..<chunks {
+                    guard let data = try connection.execute(Queries.uploadChunk, [.uuid(step.jobId), .text(part), .int(chunk)],
+                                                            binaryResults: true).first else {
+                        throw PostgresError.decoding("chunk \(chunk) of the upload '\(part)' is missing")
+                    }
+                    try handle.write(contentsOf: try data.data(0))
+                }
+                files[part] = url
+            }
+            return files
+        }
+    }
+
+    /// Input frames an earlier run of this preparing step stored already (they are stored in order).
+    public func storedInputCount(_ step: ClaimedWindow) throws -> Int {
+        try run { connection in
+            try connection.execute(Queries.storedInputCount, [.uuid(step.jobId)]).first.map { try $0.int(0) } ?? 0
+        }
+    }
+
+    /// Stores one decoded input frame, fenced by the preparing step's lease; false when the lease was lost.
+    /// A frame an earlier run stored stays as it was.
+    public func storeInput(_ step: ClaimedWindow, _ frame: InputFrame) throws -> Bool {
+        try run { connection in
+            try connection.execute(Queries.insertPreparedInput, fence(step) + [
+                .text(JobTransition.claim.to.rawValue), .int(frame.index), .text(frame.name), .bytes(frame.left), .bytes(frame.right),
+            ]).count == 1
+        }
+    }
+
+    /// Ends the preparing step once every input frame is stored: the upload's chunks are deleted and the
+    /// windows become claimable. False when the lease was lost; true too when this lease already did it.
+    public func finishPreparing(_ step: ClaimedWindow) throws -> Bool {
+        precondition(step.kind == .prepare, "finishPreparing ends the preparing step")
+        return try run { connection in
+            try connection.transaction {
+                let transition = JobTransition.succeed
+                let status = try connection.execute(Queries.lockFencedWindow, fence(step)).first.map { try $0.string(0) }
+                guard status == transition.from.rawValue else { return status == transition.to.rawValue }
+                try connection.execute(Queries.deleteUploads, [.uuid(step.jobId)])
+                try move(step, transition, error: nil, on: connection)
+                try WindowPlanner.deriveStatus(job: step.jobId, now: now, on: connection)
+                try connection.execute(Queries.notifyWorkers, [.text(step.jobId.uuidString)])
+                return true
+            }
+        }
+    }
+
+    /// Stores the file at `url` as the job's result `path` (`video.mp4`, `points/0007.ply`) in chunks of
+    /// `JobStore.chunkBytes`, replacing an earlier run's, in one transaction fenced by the finishing step's
+    /// lease; false when the lease was lost.
+    public func storeFile(_ step: ClaimedWindow, path: String, from url: URL) throws -> Bool {
+        precondition(step.kind == .finish, "whole-file results are the finishing step's")
+        return try run { connection in
+            try connection.transaction {
+                let status = try connection.execute(Queries.lockFencedWindow, fence(step)).first.map { try $0.string(0) }
+                guard status == JobTransition.claim.to.rawValue else { return false }
+                try connection.execute(Queries.deleteFile, [.uuid(step.jobId), .text(path)])
+                guard let handle = FileHandle(forReadingAtPath: url.path) else {
+                    throw JobQueueError.invalidInput("the rendered file \(url.path) is missing")
+                }
+                defer { try? handle.close() }
+                var chunk = 0
+                while let data = try handle.read(upToCount: JobStore.chunkBytes), !data.isEmpty {
+                    try connection.execute(Queries.insertFileChunk, [.uuid(step.jobId), .text(path), .int(chunk), .bytes(data)])
+                    chunk += 1
+                }
+                return true
+            }
+        }
+    }
+
+    /// `storeFile` for a file already in memory (one frame's point cloud).
+    public func storeFile(_ step: ClaimedWindow, path: String, data: Data) throws -> Bool {
+        precondition(step.kind == .finish, "whole-file results are the finishing step's")
+        return try run { connection in
+            try connection.transaction {
+                let status = try connection.execute(Queries.lockFencedWindow, fence(step)).first.map { try $0.string(0) }
+                guard status == JobTransition.claim.to.rawValue else { return false }
+                try connection.execute(Queries.deleteFile, [.uuid(step.jobId), .text(path)])
+                var offset = data.startIndex, chunk = 0
+                while offset < data.endIndex {
+                    let end = min(data.endIndex, offset + JobStore.chunkBytes)
+                    try connection.execute(Queries.insertFileChunk, [.uuid(step.jobId), .text(path), .int(chunk), .bytes(data[offset..<end])])
+                    offset = end
+                    chunk += 1
+                }
+                return true
             }
         }
     }

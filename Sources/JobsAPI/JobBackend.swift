@@ -20,10 +20,13 @@ public struct JobSnapshot: Equatable, Sendable {
     /// Its windows and finishing step, in index order, read with the job; empty for a job stored before
     /// windows (whose results are whole files) or one not planned yet.
     public var windows: [JobWindow]
+    /// What the frames were uploaded as.
+    public var source: JobSource
 
     public init(id: UUID, status: JobStatus, parameters: JobParameters, attempt: Int, framesDone: Int, framesTotal: Int,
                 error: JobErrorInfo?, createdAt: Date, startedAt: Date?, finishedAt: Date?, resultsExpiredAt: Date? = nil,
-                windows: [JobWindow] = []) {
+                windows: [JobWindow] = [], source: JobSource = .frames) {
+        self.source = source
         self.id = id
         self.status = status
         self.parameters = parameters
@@ -39,10 +42,16 @@ public struct JobSnapshot: Equatable, Sendable {
     }
 }
 
-/// A validated-by-shape job submission: the uploaded tars on disk and the parsed parameters.
+/// A validated-by-shape job submission: the uploaded tars or videos on disk and the parsed parameters.
 public struct JobSubmission {
+    /// The left and right uploads; for one packed `stereo` video (`layout` set) both are that file.
     public var left: URL
     public var right: URL
+    /// `sbs` or `tb` for one packed `stereo` video; nil for a left and a right upload.
+    public var layout: String? = nil
+    /// The file names the client gave the parts, hints of what they hold (`left.mp4`, `right.tar`).
+    public var leftFilename: String? = nil
+    public var rightFilename: String? = nil
     public var parameters: JobParameters
     public var idempotencyKey: String?
     /// SHA-256 of the form payload, so a retried key can be told apart from a reused one.
@@ -89,6 +98,10 @@ public protocol JobBackend: AnyObject, Sendable {
     /// A stored frame's disparity, by name, with the colour scale of the frames stored so far (the preview
     /// route); nil when the frame is not stored or the job's results are whole files.
     func storedDisparity(id: UUID, name: String) throws -> StoredDisparity?
+    /// The size of a whole-file result stored in chunks (`video.mp4`, `color.mp4`, `points/NNNN.ply`), nil if none.
+    func fileSize(id: UUID, path: String) throws -> Int?
+    /// Writes bytes `bytes` of such a file, one chunk at a time.
+    func writeFile(id: UUID, path: String, bytes: Range<Int>, to sink: (Data) throws -> Void) throws
 }
 
 /// Backends that store whole files only (the route tests' in-memory double) have no windows or frame rows.
@@ -98,5 +111,9 @@ extension JobBackend {
     public func storedDisparity(id: UUID, name: String) throws -> StoredDisparity? { nil }
     public func writeDisparityArray(id: UUID, layout: FrameLayout, bytes: Range<Int>, to sink: (Data) throws -> Void) throws {
         preconditionFailure("a backend without frame rows has no frame layout")
+    }
+    public func fileSize(id: UUID, path: String) throws -> Int? { nil }
+    public func writeFile(id: UUID, path: String, bytes: Range<Int>, to sink: (Data) throws -> Void) throws {
+        preconditionFailure("a backend without chunked files has none to write")
     }
 }

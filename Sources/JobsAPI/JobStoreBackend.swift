@@ -41,8 +41,32 @@ public final class JobStoreBackend: JobBackend, @unchecked Sendable {
 
     public func submit(_ submission: JobSubmission) throws -> (job: JobSnapshot, created: Bool) {
         let clientGone = submission.clientGone
-        let frames = try loader.loadFrames(left: submission.left, right: submission.right, limits: submission.frameLimits,
-                                           clientGone: clientGone)
+        let videos: CheckedVideos?
+        if let layout = submission.layout {
+            videos = try VideoUploadCheck.packed(submission.left, layout: layout, parameters: submission.parameters,
+                                                 limits: submission.frameLimits)
+        } else {
+            let leftIsFrames = try VideoUploadCheck.isFrameArchive(submission.left, filename: submission.leftFilename)
+            let rightIsFrames = try VideoUploadCheck.isFrameArchive(submission.right, filename: submission.rightFilename)
+            guard leftIsFrames == rightIsFrames else {
+                throw APIError.unprocessable("mixed_inputs", "left and right must both be videos or both be tars of frames; \(leftIsFrames ? "left" : "right") is a tar, the other is not")
+            }
+            videos = leftIsFrames ? nil : try VideoUploadCheck.sides(left: submission.left, right: submission.right,
+                                                                      parameters: submission.parameters, limits: submission.frameLimits)
+        }
+        if let videos {
+            // Stored as uploaded, in chunks; a worker's preparing step decodes them.
+            let (record, created) = try store.enqueueVideo(parameters: submission.parameters, frameCount: videos.frameCount,
+                                                           source: videos.source, videoRate: videos.videoRate, uploads: videos.parts,
+                                                           idempotencyKey: submission.idempotencyKey,
+                                                           payloadDigest: submission.payloadDigest, owner: submission.owner,
+                                                           uploadBytes: submission.uploadBytes,
+                                                           checkpoint: { if clientGone() { throw APIError.clientGone } })
+            return (Self.snapshot(record), created)
+        }
+        let all = try loader.loadFrames(left: submission.left, right: submission.right, limits: submission.frameLimits,
+                                        clientGone: clientGone)
+        let frames = try SelectedFrames(all, selection: submission.parameters.selection)
         // A client that leaves while its frames are stored rolls the enqueue back: no job is left behind.
         let (record, created) = try store.enqueue(parameters: submission.parameters, frameCount: frames.count,
                                                   idempotencyKey: submission.idempotencyKey,
@@ -79,6 +103,10 @@ public final class JobStoreBackend: JobBackend, @unchecked Sendable {
     public func windows(id: UUID) throws -> [JobWindow] { try store.windows(id: id) }
     public func frameLayout(id: UUID) throws -> FrameLayout? { try store.frameLayout(id: id) }
     public func storedDisparity(id: UUID, name: String) throws -> StoredDisparity? { try store.storedDisparity(id: id, name: name) }
+    public func fileSize(id: UUID, path: String) throws -> Int? { try store.fileSize(id: id, path: path) }
+    public func writeFile(id: UUID, path: String, bytes: Range<Int>, to sink: (Data) throws -> Void) throws {
+        try store.streamFile(id: id, path: path, bytes: bytes, sink: sink)
+    }
     public func writeDisparityArray(id: UUID, layout: FrameLayout, bytes: Range<Int>, to sink: (Data) throws -> Void) throws {
         try store.streamDisparityArray(id: id, layout: layout, bytes: bytes, sink: sink)
     }
@@ -92,6 +120,28 @@ public final class JobStoreBackend: JobBackend, @unchecked Sendable {
         return JobSnapshot(id: record.id, status: record.status, parameters: record.parameters, attempt: record.attempt,
                            framesDone: record.framesDone, framesTotal: record.framesTotal, error: record.error,
                            createdAt: record.createdAt, startedAt: record.startedAt, finishedAt: record.finishedAt,
-                           resultsExpiredAt: record.resultsExpiredAt, windows: report.windows)
+                           resultsExpiredAt: record.resultsExpiredAt, windows: report.windows, source: record.source)
+    }
+}
+
+/// The frames of an uploaded tar pair that `start_frame`, `frame_step` and `frame_count` keep, numbered
+/// 0..<count in the job and keeping their file names.
+struct SelectedFrames: UploadedFrames {
+    private let all: UploadedFrames
+    private let indices: [Int]
+
+    init(_ all: UploadedFrames, selection: FrameSelection) throws {
+        self.all = all
+        indices = selection.indices(of: all.count)
+        guard !indices.isEmpty else {
+            throw APIError.unprocessable("no_frames_selected", "start_frame \(selection.start) is past the last frame (the tars hold \(all.count))")
+        }
+    }
+
+    var count: Int { indices.count }
+
+    func frame(at index: Int) throws -> InputFrame {
+        let frame = try all.frame(at: indices[index])
+        return InputFrame(index: index, name: frame.name, left: frame.left, right: frame.right)
     }
 }

@@ -44,12 +44,16 @@ struct JobView {
 
     /// The per-frame files a ready frame has, by folder: disparity (and depth, for calibrated jobs) as soon as
     /// its window is stored; color and video once the job has succeeded (they need the video's one scale).
+    /// Only the kinds the job's `outputs` asks for; `points` (PLY, calibrated jobs) joins with color and video.
     static func frameKinds(_ job: JobSnapshot) -> [String] {
-        var kinds = ["disparity"]
-        if job.parameters.focalPx != nil { kinds.append("depth") }
-        if job.status == .succeeded { kinds += ["color", "video"] }
-        return kinds.sorted()
+        let asked = job.parameters.resultKinds
+        var kinds: [ResultKind] = [.disparity, .depth].filter(asked.contains)
+        if job.status == .succeeded { kinds += [.color, .video, .points].filter(asked.contains) }
+        return kinds.map(\.rawValue).sorted()
     }
+
+    /// The file extension of a per-frame kind's files.
+    static func frameExtension(_ kind: String) -> String { kind == ResultKind.points.rawValue ? "ply" : "png" }
 
     /// Keys in sorted order, as `JSON.encode` writes them.
     func write(to json: inout JSONWriter) {
@@ -79,16 +83,33 @@ struct JobView {
         json.endArray()
         json.key("url_templates")
         json.beginObject()
-        for kind in Self.frameKinds(job) { json.key(kind); json.string("\(base)/\(kind)/{name}.png") }
+        for kind in Self.frameKinds(job) { json.key(kind); json.string("\(base)/\(kind)/{name}.\(Self.frameExtension(kind))") }
         json.endObject()
         json.endObject()
         json.key("id"); json.string(job.id.lowercased)
         json.key("parameters")
         json.beginObject()
-        json.key("baseline_m"); json.double(job.parameters.baselineM)
-        json.key("focal_px"); json.double(job.parameters.focalPx)
-        json.key("iters"); json.int(job.parameters.iters)
-        json.key("kernel_size"); json.int(job.parameters.kernelSize)
+        let parameters = job.parameters
+        json.key("baseline_m"); json.double(parameters.baselineM)
+        json.key("cx_px"); json.double(parameters.cxPx)
+        json.key("cy_px"); json.double(parameters.cyPx)
+        json.key("focal_px"); json.double(parameters.focalPx)
+        json.key("fps"); json.double(parameters.fps)
+        json.key("frame_count"); json.int(parameters.selection.count)
+        json.key("frame_step"); json.int(parameters.selection.step)
+        // `frames` (tars), `videos` (left and right files) or `stereo` (one packed file, with its layout).
+        json.key("input"); json.string(job.source == .frames ? "frames" : job.source == .videos ? "videos" : "stereo")
+        json.key("iters"); json.int(parameters.iters)
+        json.key("kernel_size"); json.int(parameters.kernelSize)
+        json.key("layout"); json.string(job.source == .sbs || job.source == .tb ? job.source.rawValue : nil)
+        json.key("max_depth_m"); json.double(parameters.maxDepthM)
+        json.key("max_size"); json.int(parameters.maxSize)
+        // The kinds in force (the defaults spelled out when `outputs` was not given), in the documented order.
+        json.key("outputs")
+        json.beginArray()
+        for kind in ResultKind.allCases where parameters.resultKinds.contains(kind) { json.string(kind.rawValue) }
+        json.endArray()
+        json.key("start_frame"); json.int(parameters.selection.start)
         json.endObject()
         json.key("progress")
         json.beginObject()

@@ -47,7 +47,10 @@ public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
     private let configuration: JobsAPIConfiguration
     private let logger: Logger
     private let counters = RequestCounters()
-    private static let uploadSchema = FormSchema(fileParts: ["left", "right"], fieldParts: ["iters", "kernel_size", "focal_px", "baseline_m"])
+    private static let uploadSchema = FormSchema(fileParts: ["left", "right", "stereo"], fieldParts: [
+        "iters", "kernel_size", "focal_px", "baseline_m", "layout", "start_frame", "frame_step", "frame_count", "max_size",
+        "fps", "cx_px", "cy_px", "max_depth_m", "outputs",
+    ])
 
     public init(backend: JobBackend, configuration: JobsAPIConfiguration = JobsAPIConfiguration(),
                 authenticator: RequestAuthenticator? = nil, signer: URLSigner = .ephemeral(),
@@ -322,6 +325,8 @@ public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
                     try tar.write(range, to: { try writer.write([UInt8]($0)) }) { member, within in
                         if member.path == FrameFiles.disparityArray {
                             try backend.writeDisparityArray(id: id, layout: layout, bytes: within) { try writer.write([UInt8]($0)) }
+                        } else if layout.wholeFiles.contains(where: { $0.path == member.path }) {
+                            try backend.writeFile(id: id, path: member.path, bytes: within) { try writer.write([UInt8]($0)) }
                         } else {
                             // One frame's file: small, read whole.
                             guard let data = try backend.result(id: id, path: member.path), data.count == member.size else {
@@ -352,11 +357,27 @@ public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
                     try backend.writeDisparityArray(id: id, layout: layout, bytes: range) { try writer.write([UInt8]($0)) }
                 }
             }
+            if paths.contains(path), let size = try backend.fileSize(id: id, path: path) {
+                // video.mp4, color.mp4, points/NNNN.ply: streamed from their chunks, with ranges (browsers seek with them).
+                let backend = self.backend
+                var headers = HTTPHeaders()
+                headers.add(name: "Content-Type", value: Self.contentType(of: path))
+                return try ranged(request, size: size, headers: headers) { range, writer in
+                    try backend.writeFile(id: id, path: path, bytes: range) { try writer.write([UInt8]($0)) }
+                }
+            }
             guard paths.contains(path), let data = try backend.result(id: id, path: path) else {
                 throw APIError.notFound("job \(id.lowercased) has no result '\(path)'")
             }
             return HTTPResponse(status: .ok, contentType: ResultFiles.contentType(of: path), bytes: Array(data))
         }
+    }
+
+    /// The media type of a result file.
+    static func contentType(of path: String) -> String {
+        if path.hasSuffix(".mp4") { return "video/mp4" }
+        if path.hasSuffix(".ply") { return "application/x-ply" }
+        return ResultFiles.contentType(of: path)
     }
 
     /// A per-frame file (`disparity/NNNN.png`, `depth/NNNN.png`) of a job that has not succeeded: the stored
@@ -366,6 +387,9 @@ public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
         guard let (kind, _) = FrameFiles.parse(path), kind == .disparity || kind == .depth,
               let job = try backend.job(id: id, owner: owner), job.status != .succeeded, job.resultsExpiredAt == nil
         else { return nil }
+        if let rendered = ResultKind(rawValue: kind.rawValue), !job.parameters.resultKinds.contains(rendered) {
+            throw APIError.notFound("job \(id.lowercased) renders no \(kind.rawValue)/ files (its outputs leave them out)")
+        }
         if let data = try backend.result(id: id, path: path) {
             return HTTPResponse(status: .ok, contentType: ResultFiles.contentType(of: path), bytes: Array(data))
         }
@@ -419,15 +443,30 @@ public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
         guard case let .form(form) = request.body else {
             throw APIError.unprocessable("missing_frames", "the form needs 'left' and 'right' tar parts")
         }
-        guard let left = form.files["left"], let right = form.files["right"] else {
-            throw APIError.unprocessable("missing_frames", "the form needs both 'left' and 'right' tar parts")
+        let left: UploadedFile, right: UploadedFile
+        let layout = form.fields["layout"]?.trimmingCharacters(in: .whitespaces)
+        if let stereo = form.files["stereo"] {
+            guard form.files["left"] == nil, form.files["right"] == nil else {
+                throw APIError.unprocessable("invalid_parameters", "send either 'stereo' (with 'layout') or 'left' and 'right', not both")
+            }
+            guard layout != nil else { throw APIError.unprocessable("invalid_parameters", "'stereo' needs 'layout' sbs or tb") }
+            left = stereo
+            right = stereo
+        } else {
+            guard let l = form.files["left"], let r = form.files["right"] else {
+                throw APIError.unprocessable("missing_frames", "the form needs both 'left' and 'right' parts (tars of frames or videos), or 'stereo' with 'layout'")
+            }
+            guard layout == nil else { throw APIError.unprocessable("invalid_parameters", "'layout' goes with 'stereo', not with 'left' and 'right'") }
+            left = l
+            right = r
         }
         let key = request.head.headers["Idempotency-Key"]
         if let key, key.isEmpty || key.utf8.count > 200 {
             throw APIError.badRequest("Idempotency-Key must be 1 to 200 characters")
         }
         let parameters = try Self.parameters(form.fields, defaults: configuration)
-        var submission = JobSubmission(left: left.url, right: right.url, parameters: parameters, idempotencyKey: key,
+        var submission = JobSubmission(left: left.url, right: right.url, layout: layout, leftFilename: left.clientFilename,
+                                       rightFilename: right.clientFilename, parameters: parameters, idempotencyKey: key,
                                        payloadDigest: form.payloadDigest, frameLimits: configuration.frameLimits,
                                        owner: owner, uploadBytes: form.bodyBytes)
         submission.clientGone = request.clientGone
@@ -454,9 +493,27 @@ public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
             }
             return value
         }
+        func optionalInteger(_ name: String) throws -> Int? {
+            guard fields[name] != nil else { return nil }
+            return try integer(name, 0)
+        }
+        var outputs: Set<ResultKind>?
+        if let list = fields["outputs"] {
+            do {
+                // Parsed for names only: the calibration rule is `validate`'s, like every other.
+                outputs = try ResultKind.parse(list, calibrated: true, surface: .http)
+            } catch {
+                throw APIError.unprocessable("invalid_parameters", error.message)
+            }
+        }
         let parameters = JobParameters(iters: try integer("iters", defaults.defaultIters),
                                        kernelSize: try integer("kernel_size", defaults.defaultKernelSize),
-                                       focalPx: try number("focal_px"), baselineM: try number("baseline_m"))
+                                       focalPx: try number("focal_px"), baselineM: try number("baseline_m"),
+                                       selection: FrameSelection(start: try integer("start_frame", 0), step: try integer("frame_step", 1),
+                                                                 count: try optionalInteger("frame_count")),
+                                       maxSize: try optionalInteger("max_size"), fps: try number("fps"),
+                                       cxPx: try number("cx_px"), cyPx: try number("cy_px"), maxDepthM: try number("max_depth_m"),
+                                       outputs: outputs)
         do {
             try parameters.validate()
         } catch {
@@ -501,7 +558,7 @@ public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
         let available = job.status == .succeeded && job.resultsExpiredAt == nil
         if available {
             results = try job.windows.isEmpty ? backend.resultPaths(id: job.id).map { "\(base)/\($0)" }
-                                              : ["\(base)/\(FrameFiles.disparityArray)"]
+                                              : Self.wholeVideoFiles(job).map { "\(base)/\($0)" }
         }
         var view = JobView(job: job, urls: JobView.URLs(job: base, cancel: "\(base)/cancel",
                                                         resultTar: available ? "\(base)/result.tar" : nil,
@@ -509,6 +566,14 @@ public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
         view.base = base
         view.showsWorkers = owner == nil
         return view
+    }
+
+    /// The whole-video files of a succeeded job with windows, known from its parameters alone (no statement):
+    /// `disparity.npy` always, and the MP4s its `outputs` asked for (the finishing step rendered them).
+    static func wholeVideoFiles(_ job: JobSnapshot) -> [String] {
+        let asked = job.parameters.resultKinds
+        return [FrameFiles.disparityArray] + [(ResultKind.videoMP4, "video.mp4"), (ResultKind.colorMP4, "color.mp4")]
+            .filter { asked.contains($0.0) }.map(\.1)
     }
 
     private func json(_ status: HTTPStatus, _ bytes: [UInt8]) -> HTTPResponse {

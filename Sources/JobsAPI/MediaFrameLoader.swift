@@ -84,6 +84,7 @@ public struct MediaFrameLoader: FrameLoader {
         case .frameSizeMismatch, .inconsistentFrameSize: return .unprocessable("frame_size_mismatch", message)
         case .noFrames: return .unprocessable("missing_frames", message)
         case .notPNG, .pngDecode: return .unprocessable("invalid_png", message)
+        case .notJPEG, .jpegDecode: return .unprocessable("invalid_jpeg", message)
         case .badTar, .unsafeTarPath, .badGzip: return .unprocessable("invalid_tar", message)
         case .duplicateFrame: return .unprocessable("duplicate_frame", message)
         case .unreadable: return APIError(.internalError, "upload_storage", message)

@@ -26,6 +26,8 @@ final class UploadFolder: @unchecked Sendable {
 public final class UploadedFile: @unchecked Sendable {
     public let url: URL
     public private(set) var byteCount: Int = 0
+    /// The file name the client gave the part (`left.mp4`), if any: a hint of what the part holds.
+    public internal(set) var clientFilename: String?
     fileprivate var fd: Int32
     /// Keeps the folder until this file is gone.
     private let folder: UploadFolder
@@ -171,7 +173,9 @@ public final class MultipartUploadSink: RequestBodySink {
             }
             if schema.fileParts.contains(head.name) {
                 if folder == nil { folder = try UploadFolder(parent: directory) }
-                current = (head.name, try UploadedFile(folder: folder!, name: head.name), [], SHA256())
+                let file = try UploadedFile(folder: folder!, name: head.name)
+                file.clientFilename = head.filename
+                current = (head.name, file, [], SHA256())
             } else if schema.fieldParts.contains(head.name) {
                 current = (head.name, nil, [], SHA256())
             } else {

@@ -7,6 +7,10 @@ public enum MediaError: Error, CustomStringConvertible, Equatable, Sendable {
     case notPNG
     /// libpng refused the data; the message is libpng's own (e.g. "IHDR: CRC error").
     case pngDecode(String)
+    /// The bytes do not start with a JPEG's SOI marker.
+    case notJPEG
+    /// libjpeg refused the data (or found it corrupt); the message is libjpeg's own.
+    case jpegDecode(String)
     /// libpng refused to encode (bad dimensions, out of memory).
     case pngEncode(String)
     /// The header announces more pixels than the caller allows; nothing was allocated.
@@ -75,6 +79,10 @@ public enum MediaError: Error, CustomStringConvertible, Equatable, Sendable {
             return "not a PNG file (bad signature)"
         case let .pngDecode(message):
             return "cannot decode PNG: \(message)"
+        case .notJPEG:
+            return "not a JPEG file (no SOI marker)"
+        case let .jpegDecode(message):
+            return "cannot decode JPEG: \(message)"
         case let .pngEncode(message):
             return "cannot encode PNG: \(message)"
         case let .imageTooLarge(width, height, maxPixels):
@@ -94,7 +102,7 @@ public enum MediaError: Error, CustomStringConvertible, Equatable, Sendable {
         case let .compressionRatioTooHigh(archive, inflated, compressed, limit):
             return "\(archive) inflates to more than \(limit) times its compressed size (\(inflated) bytes from \(compressed)); frames compress far less"
         case let .noFrames(source):
-            return "no PNG frames in \(source)"
+            return "no PNG or JPEG frames in \(source)"
         case let .tooManyFrames(source, limit):
             return "\(source) has more than \(limit) frames"
         case let .duplicateFrame(source, name):

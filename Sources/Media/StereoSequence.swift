@@ -89,7 +89,7 @@ public struct FrameSet: Sendable {
         func reasonToSkip(fileName: String) -> String? {
             if fileName.hasPrefix("._") { return "macOS AppleDouble file" }
             if fileName.hasPrefix(".") { return "hidden file" }
-            if !fileName.lowercased().hasSuffix(".png") { return "not a .png file" }
+            if !FrameImage.isFrameFileName(fileName) { return "not a .png, .jpg or .jpeg file" }
             return nil
         }
 
@@ -102,7 +102,7 @@ public struct FrameSet: Sendable {
             }
             do {
                 let bytes = try data()
-                let (image, length) = try PNG.decodeRGBMeasuringLength(bytes, maxPixels: limits.maxPixelsPerFrame)
+                let (image, length) = try FrameImage.decodeRGBMeasuringLength(bytes, maxPixels: limits.maxPixelsPerFrame)
                 let location = try place?(bytes, length)
                 frames.append(Frame(fileName: fileName, width: image.width, height: image.height,
                                     image: keepImages ? image : nil, location: location))

@@ -5,6 +5,7 @@ import Inference
 import JobQueue
 import Media
 import TensorKernels
+import VideoIO
 
 /// Runs `StereoVideoEstimator` on one window's frames. A window is at most `kernelSize` frames, which the
 /// estimator runs as one network window keeping every frame, exactly as it runs that window of the whole
@@ -34,7 +35,16 @@ public final class EstimatorProcessor: JobProcessor {
             left.append(try Self.decode(frame.left, frame: frame.name, side: "left"))
             right.append(try Self.decode(frame.right, frame: frame.name, side: "right"))
         }
-        let disparity: Tensor
+        // `max_size`: the network sees the frames area-averaged down to the cap, and its disparity comes back
+        // at the input's size (bilinear, times input width / network width), exactly as `dynstereo infer` does it.
+        let (inputWidth, inputHeight) = (left.first?.width ?? 0, left.first?.height ?? 0)
+        let network = window.parameters.maxSize.map { ResolutionCap(maxSize: $0).networkSize(width: inputWidth, height: inputHeight) }
+            ?? (width: inputWidth, height: inputHeight)
+        if network != (inputWidth, inputHeight) {
+            left = left.map { ResolutionCap.downscale($0, width: network.width, height: network.height) }
+            right = right.map { ResolutionCap.downscale($0, width: network.width, height: network.height) }
+        }
+        var disparity: Tensor
         do {
             // One network window (the frames are no more than the kernel): progress is per window.
             disparity = try estimator.estimate(left: left, right: right, iters: window.parameters.iters,
@@ -43,6 +53,7 @@ public final class EstimatorProcessor: JobProcessor {
         } catch let error as InferenceError {
             throw BadJobInput(error.description)
         }
+        disparity = ResolutionCap.upsample(disparity, width: inputWidth, height: inputHeight)
         progress(1, 1)
         let (count, height, width) = disparity.dims3
         precondition(count == frames.count, "one output per input frame of a single window")
@@ -54,7 +65,7 @@ public final class EstimatorProcessor: JobProcessor {
 
     private static func decode(_ data: Data, frame: String, side: String) throws -> RGBImage {
         do {
-            return try PNG.decodeRGB(data)
+            return try FrameImage.decodeRGB(data)
         } catch let error as MediaError {
             throw BadJobInput("frame \(frame) (\(side)): \(error)")
         }

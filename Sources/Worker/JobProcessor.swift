@@ -43,6 +43,9 @@ public enum WindowResults {
         let frames = window.window.resultFrames
         precondition(names.count == frames.count && disparity.count == frames.count * height * width, "one name and one frame per result")
         let plane = height * width
+        // Only the kinds the job's `outputs` name are encoded; the float32 disparity is always kept (the
+        // finishing step colours from it, and disparity.npy streams from it).
+        let kinds = window.parameters.resultKinds
         do {
             return try frames.enumerated().map { offset, frame in
                 let values = disparity[offset * plane..<(offset + 1) * plane]
@@ -50,9 +53,11 @@ public enum WindowResults {
                 return FrameResult(frameIndex: frame, name: try FrameRendering.resultName(names[offset]), height: height, width: width,
                                    // The machines Swift runs on here are little-endian, as .npy's '<f4' wants.
                                    disparity: values.withUnsafeBytes { Data($0) },
-                                   disparityPNG: try FrameRendering.disparityPNG(values, width: width, height: height),
-                                   depthPNG: try FrameRendering.depthPNG(values, width: width, height: height,
-                                                                         focalPx: window.parameters.focalPx, baselineM: window.parameters.baselineM),
+                                   disparityPNG: kinds.contains(.disparity) ? try FrameRendering.disparityPNG(values, width: width, height: height) : nil,
+                                   depthPNG: kinds.contains(.depth)
+                                       ? try FrameRendering.depthPNG(values, width: width, height: height,
+                                                                     focalPx: window.parameters.focalPx, baselineM: window.parameters.baselineM)
+                                       : nil,
                                    minDisparity: range.min, maxDisparity: range.max)
             }
         } catch let error as MediaError {

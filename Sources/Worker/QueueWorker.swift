@@ -245,7 +245,7 @@ public final class QueueWorker: @unchecked Sendable {
         logger[metadataKey: "job"] = "\(job.jobId)"
         logger[metadataKey: "window"] = "\(job.index)"
         logger[metadataKey: "attempt"] = "\(job.attempt)"
-        logger.info("claimed \(job.kind == .finish ? "finishing step" : "window")",
+        logger.info("claimed \(job.kind == .finish ? "finishing step" : job.kind == .prepare ? "preparing step" : "window")",
                     metadata: ["frames": "\(job.window.inputFrames)", "lease": "\(job.lease)"])
         let heartbeat = JobHeartbeat(queue: heartbeatQueue, job: job, leaseSeconds: configuration.leaseSeconds,
                                      interval: configuration.heartbeatInterval, clock: clock, logger: logger)
@@ -272,6 +272,12 @@ public final class QueueWorker: @unchecked Sendable {
                                                            isCancelled: isCancelled)
                 return try persist(logger, abandonIf: { heartbeat.lost }) { try queue.succeed(job, frames: results) }
             }
+        case .prepare:
+            outcome = Result {
+                try PreparingStep.run(job, queue: queue, persist: { step in try persist(logger, abandonIf: { heartbeat.lost }, step) },
+                                      progress: { done, total in heartbeat.record(iterationsDone: done, of: total) },
+                                      isCancelled: isCancelled)
+            }
         case .finish:
             outcome = Result {
                 try FinishingStep.run(job, queue: queue, persist: { step in try persist(logger, abandonIf: { heartbeat.lost }, step) },
@@ -285,7 +291,8 @@ public final class QueueWorker: @unchecked Sendable {
             switch outcome {
             case let .success(stored):
                 if stored {
-                    logger.info("\(job.kind == .finish ? "job succeeded" : "window stored")", metadata: ["seconds": "\(seconds)"])
+                    logger.info("\(job.kind == .finish ? "job succeeded" : job.kind == .prepare ? "frames decoded" : "window stored")",
+                                metadata: ["seconds": "\(seconds)"])
                 } else {
                     logger.warning("lease lost before the results were stored; they were discarded")
                 }

@@ -56,7 +56,7 @@ final class InferCommandTests: XCTestCase {
             (["--left", setFolder("B", "left"), "--right", setFolder("A", "right"), "--checkpoint", checkpoint, "--output", out],
              "frames"),
             (["--left", scratch.path, "--right", scratch.path, "--checkpoint", checkpoint, "--output", out],
-             "no PNG frames"),
+             "no PNG or JPEG frames"),
             (["--left", setFolder("B", "left"), "--right", setFolder("B", "right"),
               "--checkpoint", SharedData.pth.appendingPathComponent("plain.pth").path, "--output", out],
              "missing"),

@@ -138,18 +138,19 @@ final class ServiceEndToEndTests: XCTestCase {
         XCTAssertEqual(progress["frames_done"] as? Int, 3)
         XCTAssertEqual(progress["frames_total"] as? Int, 3)
 
-        // Every advertised result downloads: disparity.npy by URL, and 3 frames x (disparity, color, depth,
-        // video) by frames_ready's ranges and templates, {name} being the uploaded frames' names.
+        // Every advertised result downloads: disparity.npy, video.mp4 and color.mp4 by URL (the default outputs of
+        // a calibrated job), and 3 frames x (disparity, color, depth, video, points) by frames_ready's ranges and
+        // templates, {name} being the uploaded frames' names.
         let wholeFiles = try XCTUnwrap((done["urls"] as? [String: Any])?["results"] as? [String])
-        XCTAssertEqual(wholeFiles, ["/jobs/\(id)/disparity.npy"])
+        XCTAssertEqual(wholeFiles, ["/jobs/\(id)/disparity.npy", "/jobs/\(id)/video.mp4", "/jobs/\(id)/color.mp4"])
         let ready = try XCTUnwrap(done["frames_ready"] as? [String: Any])
         XCTAssertEqual(ready["ranges"] as? [[Int]], [[0, 3]])
         let templates = try XCTUnwrap(ready["url_templates"] as? [String: String])
-        XCTAssertEqual(templates.keys.sorted(), ["color", "depth", "disparity", "video"])
+        XCTAssertEqual(templates.keys.sorted(), ["color", "depth", "disparity", "points", "video"])
         let names = try FileManager.default.contentsOfDirectory(atPath: SharedData.goldenSet("B").appendingPathComponent("left").path)
             .sorted().map { String($0.dropLast(4)) }
         let urls = wholeFiles + templates.values.flatMap { template in names.map { template.replacingOccurrences(of: "{name}", with: $0) } }
-        XCTAssertEqual(urls.count, 13, "\(urls)")
+        XCTAssertEqual(urls.count, 18, "\(urls)")
         for url in urls {
             let response = try request("GET", url)
             XCTAssertEqual(response.status, 200, url)

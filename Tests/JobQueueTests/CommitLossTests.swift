@@ -231,7 +231,8 @@ final class CommitLossTests: QueueTestCase {
         XCTAssertThrowsError(try queue.finish(step))
         XCTAssertTrue(try queue.finish(step), "the committed finishing step is this lease's own")
         XCTAssertEqual(try store.job(id: job.id)?.status, .succeeded)
-        XCTAssertEqual(try store.resultPaths(id: job.id), ["disparity/0000.png", "disparity/0001.png"])
+        // Succeeded: disparity.npy is listed once the finishing step is stored (no colour frame was rendered here).
+        XCTAssertEqual(try store.resultPaths(id: job.id), ["disparity.npy", "disparity/0000.png", "disparity/0001.png"])
         XCTAssertEqual(try store.counters().finished[.succeeded], 1, "counted once")
         XCTAssertEqual(try store.counters().durationCount, 1)
     }

@@ -56,6 +56,9 @@ class QueueTestCase: XCTestCase {
                     XCTAssertTrue(try queue.storeRendered(window, frame: frame, RenderedFrame(colorPNG: Data("color \(frame)".utf8), videoPNG: nil)))
                 }
                 XCTAssertTrue(try queue.finish(window))
+            case .prepare:
+                // A video job's frames, as if decoded: the tests here queue frames, which have none.
+                XCTAssertTrue(try queue.finishPreparing(window))
             }
         }
         return ran

@@ -148,7 +148,7 @@ final class StereoSequenceTests: XCTestCase {
         let empty = try makeDirectory("empty", files: [:])
         XCTAssertThrowsError(try FrameSet.load(empty)) { error in
             XCTAssertEqual(error as? MediaError, .noFrames(source: "empty"))
-            XCTAssertEqual("\(error)", "no PNG frames in empty")
+            XCTAssertEqual("\(error)", "no PNG or JPEG frames in empty")
         }
         let onlyNotes = try makeTar("notes.tar") { tar in try tar.addFile(path: "README.md", contents: Data("hi".utf8)) }
         XCTAssertThrowsError(try FrameSet.load(onlyNotes)) { error in

@@ -184,8 +184,13 @@ final class QueueWorkerTests: XCTestCase {
         return data.dropFirst(10 + header).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
     }
 
+    /// The per-frame kinds only: these tests are about the queue, and the MP4s of 1 × 1 frames (VideoJobTests
+    /// covers the MP4s) would only add two encoders per job.
+    static let frameOutputs: Set<ResultKind> = [.npy, .disparity, .color, .video]
+
     func enqueue(_ count: Int, bad: Bool = false, into store: JobStore? = nil) throws -> UUID {
-        try (store ?? self.store).enqueue(parameters: JobParameters(iters: 2, kernelSize: 3), frames: frames(count, bad: bad),
+        try (store ?? self.store).enqueue(parameters: JobParameters(iters: 2, kernelSize: 3, outputs: Self.frameOutputs),
+                                          frames: frames(count, bad: bad),
                                           idempotencyKey: nil, payloadDigest: nil).job.id
     }
 
@@ -497,7 +502,7 @@ final class QueueWorkerTests: XCTestCase {
     /// succeeded, and the disparity is bit-identical to one worker's run of the same frames.
     func testThreeWorkersShareOneLongJobAndGiveOneWorkersDisparity() throws {
         let count = 480
-        let parameters = JobParameters(iters: 2, kernelSize: 10)
+        let parameters = JobParameters(iters: 2, kernelSize: 10, outputs: Self.frameOutputs)
         let shared = try store.enqueue(parameters: parameters, frames: frames(count), idempotencyKey: nil, payloadDigest: nil).job.id
         let plan = WindowAssignment.plan(frames: count, kernelSize: 10)
         // The window that gives the last frame is held until the test has read a frame of the running job.
@@ -549,7 +554,7 @@ final class QueueWorkerTests: XCTestCase {
         try Migrator(url: privateURL).run()
         let store = try JobStore(url: privateURL)
         let count = 120
-        let parameters = JobParameters(iters: 2, kernelSize: 6)
+        let parameters = JobParameters(iters: 2, kernelSize: 6, outputs: Self.frameOutputs)
         let id = try store.enqueue(parameters: parameters, frames: frames(count), idempotencyKey: nil, payloadDigest: nil).job.id
         let dead = WorkerQueue(url: privateURL)
         let doomed = try (0..<4).map { _ in try XCTUnwrap(try dead.claim(workerId: "killed/0", leaseSeconds: 1)) }
