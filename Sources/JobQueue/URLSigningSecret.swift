@@ -1,4 +1,4 @@
-// The one secret signed result URLs are made with (migration 0009), and the key lookup a signed URL needs:
+// The one secret signed result URLs are made with (migration 0008), and the key lookup a signed URL needs:
 // such a URL names the key it was issued to, which must still be in force when it is used.
 import Foundation
 

@@ -88,7 +88,7 @@ struct ServeCommand: ParsableCommand {
         if try !keys.anyKeys() {
             logger.warning("no API keys exist: the API is open to anyone who can reach it (create one with `dynstereo keys create`)")
         }
-        // One secret per database (migration 0009), so a URL signed by one server opens on every other.
+        // One secret per database (migration 0008), so a URL signed by one server opens on every other.
         let signer = URLSigner(secret: try store.urlSigningSecret(generate: URLSigner.generateSecret))
         let application = JobsHTTPApplication(backend: JobStoreBackend(store: store, loader: MediaFrameLoader(maxInflatedBytes: api.maxUploadBytes)),
                                               configuration: api,
