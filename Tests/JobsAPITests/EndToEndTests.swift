@@ -50,6 +50,7 @@ final class EndToEndTests: ServerTestCase {
         form.field("kernel_size", "2")
         form.field("focal_px", "720")
         form.field("baseline_m", "0.12")
+        form.field("outputs", "npy,disparity,color,video,depth")  // the per-frame kinds this test's worker stores
         let connection = try client()
         try connection.send(form.request(headers: ["Idempotency-Key: e2e-1"]))
         let submitted = try connection.response()

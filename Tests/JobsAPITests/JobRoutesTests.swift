@@ -220,7 +220,9 @@ final class JobRoutesTests: ServerTestCase {
         XCTAssertEqual(ready["ranges"] as? [[Int]], [[0, 1000]])
         let id = try XCTUnwrap(long.json["id"] as? String)
         XCTAssertEqual((ready["url_templates"] as? [String: String])?["color"], "/jobs/\(id)/color/{name}.png")
-        XCTAssertEqual((long.json["urls"] as? [String: Any])?["results"] as? [String], ["/jobs/\(id)/disparity.npy"])
+        // The whole-video files, known from the parameters: disparity.npy and the MP4s of the default outputs.
+        XCTAssertEqual((long.json["urls"] as? [String: Any])?["results"] as? [String],
+                       ["/jobs/\(id)/disparity.npy", "/jobs/\(id)/video.mp4", "/jobs/\(id)/color.mp4"])
         XCTAssertEqual((long.json["windows"] as? [Any])?.count, JobWindow.plan(frames: 1000, kernelSize: 20).count - 1)
         // Ten times the frames: only the windows' part grows (about 100 bytes a window), no URL per file.
         let short = try poll(frames: 100)
