@@ -5,7 +5,7 @@ import Foundation
 /// Limits on the parts of one form.
 public struct MultipartLimits: Sendable {
     public var maxPartHeaderBytes = 8 * 1024
-    public var maxParts = 16
+    public var maxParts = 32
 
     public init() {}
 }
