@@ -133,8 +133,9 @@ public final class QueueWorker: @unchecked Sendable {
         }
     }
 
-    /// Runs `pass` at `firstAt` and then `interval` after the end of each pass, on the clock, until the
-    /// worker stops. A pass that fails (the database unreachable) is tried again after the reconnection
+    /// Runs `pass` at `firstAt` and then `interval` after the start of each pass, on the clock, until the
+    /// worker stops. Counting from the start means a clock that moved on during a pass is caught up at once by
+    /// a pass that reads the new time, rather than one interval after it. A pass that fails (the database unreachable) is tried again after the reconnection
     /// backoff. `pass` returns how many jobs it changed, which the `servicePass` event reports.
     /// The session connects at its first statement, so a pass that needs no database opens none.
     private func runPeriodic(_ service: WorkerService, every interval: Double, firstAt: Date,
@@ -143,10 +144,11 @@ public final class QueueWorker: @unchecked Sendable {
         var next = firstAt
         var delay = configuration.reconnectMin
         while waitUntil(next) {
+            let started = clock.now()
             do {
                 let changed = try pass(queue)
                 delay = configuration.reconnectMin
-                next = clock.now().addingTimeInterval(interval)
+                next = started.addingTimeInterval(interval)
                 emit(.servicePass(service, changed: changed))
             } catch {
                 logger.warning("\(service.rawValue) failed; retrying", metadata: ["error": "\(error)", "delay": "\(delay)"])
