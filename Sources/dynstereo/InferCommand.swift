@@ -119,7 +119,7 @@ struct InferCommand: ParsableCommand {
         // First pass: the windows in order, each frame decoded once and kept while a window still needs it
         // (windows overlap by half), each window's disparity written as it finishes.
         let frames = try reader.pass()
-        var window = WindowFrames(frames: frames, networkSize: network)
+        let window = WindowFrames(frames: frames, networkSize: network)
         let computeStart = Date()
         try estimator.estimate(
             frames: reader.count, height: network.height, width: network.width, iters: iters, kernelSize: kernelSize,
@@ -155,7 +155,7 @@ struct InferCommand: ParsableCommand {
 /// The frames a run's current window needs, decoded once each from a pass in order: a frame stays from the
 /// window that first reads it until a window starting after it is asked for, so at most one window's frames
 /// (and their network-size copies) are in memory.
-struct WindowFrames {
+final class WindowFrames {
     private let frames: StereoPass
     private let networkSize: (width: Int, height: Int)
     /// Frames `first ..< first + kept.count`.
@@ -168,7 +168,7 @@ struct WindowFrames {
     }
 
     /// Frames `range` of both views at the network's size as [n, 3, h, w]; ranges come in increasing order.
-    mutating func tensors(_ range: Range<Int>) throws -> (left: Tensor, right: Tensor) {
+    func tensors(_ range: Range<Int>) throws -> (left: Tensor, right: Tensor) {
         precondition(range.lowerBound >= first && range.lowerBound <= first + kept.count, "windows come in order, touching or overlapping")
         let drop = min(range.lowerBound - first, kept.count)
         kept.removeFirst(drop)

@@ -90,12 +90,12 @@ final class StreamedInferTests: XCTestCase {
             XCTAssertEqual(line.framesTotal, 9)
             XCTAssertEqual(line.iterationsTotal, 32)
         }
-        var expected: [Int] = []
+        var expectedIterations: [Int] = []
         for w in 0..<4 {
-            for i in 1...8 { expected.append(w * 8 + i) }
-            expected.append((w + 1) * 8)
+            for i in 1...8 { expectedIterations.append(w * 8 + i) }
+            expectedIterations.append((w + 1) * 8)
         }
-        XCTAssertEqual(parsed.map(\.iterationsDone), expected)
+        XCTAssertEqual(parsed.map(\.iterationsDone), expectedIterations)
         for (a, b) in zip(parsed, parsed.dropFirst()) {
             XCTAssertLessThanOrEqual(a.framesDone, b.framesDone)
             XCTAssertLessThanOrEqual(a.windowsDone, b.windowsDone)

@@ -9,7 +9,7 @@ final class JobProgressTests: XCTestCase {
                   workerId: nil, iterationsDone: iterationsDone, iterationsTotal: nil, error: nil)
     }
 
-    func testIterationsCountEveryScaleAndTheETAWeighsThemByTheirCost() {
+    func testIterationsCountEveryScaleAndTheETAWeighsThemByTheirCost() throws {
         let iters = 4  // 2 at 1/16, 2 at 1/8, 4 at 1/4: 8 iterations a window
         let started = Date(timeIntervalSince1970: 1_000_000)
         let now = started.addingTimeInterval(100)
