@@ -4,6 +4,7 @@
 // H x W the padded input size, h x w = H/4 x W/4 (the encoder's resolution).
 import Foundation
 import TensorKernels
+import VideoPlan
 
 /// The DynamicStereo network as the released checkpoints configure it: `num_frames=5`,
 /// attention "self_stereo_temporal_update_time_update_space", 3-D update blocks, one update block per scale.
@@ -54,11 +55,14 @@ public struct DynamicStereoNetwork {
 
     /// Runs one window. `left` and `right` are [T, 3, H, W] with values in 0...255 and H, W multiples of 32.
     ///
-    /// `iters / 2` iterations run at 1/16 and at 1/8, `iters` at 1/4. `isCancelled` is asked before each
-    /// iteration; when it answers true the run stops with `CancellationError`. A `clock`, when given, collects
-    /// the wall time of each stage (the benchmark's breakdown).
+    /// `iters / 2` iterations run at 1/16 and at 1/8, `iters` at 1/4 (`RefinementSchedule`). `isCancelled` is
+    /// asked before each iteration; when it answers true the run stops with `CancellationError`.
+    /// `iterationDone(done, total)` is told after every iteration at every scale (`done` = 1...total, total =
+    /// `RefinementSchedule(iters:).iterations`), so a caller can report progress that moves within a window. A
+    /// `clock`, when given, collects the wall time of each stage (the benchmark's breakdown).
     public func forward(left: Tensor, right: Tensor, iters: Int, keepIterations: Bool = false,
-                        clock: StageClock? = nil, isCancelled: () -> Bool = { false }) throws -> Output {
+                        clock: StageClock? = nil, isCancelled: () -> Bool = { false },
+                        iterationDone: (_ done: Int, _ total: Int) -> Void = { _, _ in }) throws -> Output {
         let (frames, channels, height, width) = left.dims4
         precondition(left.shape == right.shape, "left \(left.shape) and right \(right.shape) differ")
         precondition(channels == 3 && height % 32 == 0 && width % 32 == 0, "input \(left.shape) is not padded to 32")
@@ -76,12 +80,19 @@ public struct DynamicStereoNetwork {
                 ? Float(rate) * resizeBilinear(x, height: rate * x.shape[2], width: rate * x.shape[3])
                 : x)
         } : nil
-        var state = try refine(update16, stage: .update16, consume sixteenth, after: nil, iters: iters / 2,
-                               frames: frames, record: record, clock: clock, isCancelled: isCancelled)
-        state = try refine(update08, stage: .update08, consume eighth, after: state, iters: iters / 2,
-                           frames: frames, record: record, clock: clock, isCancelled: isCancelled)
-        state = try refine(update04, stage: .update04, consume quarter, after: state, iters: iters,
-                           frames: frames, record: record, clock: clock, isCancelled: isCancelled)
+        let schedule = RefinementSchedule(iters: iters)
+        precondition(schedule.scales.map(\.stride) == [16, 8, 4], "the cascade runs 1/16, 1/8, 1/4")
+        var done = 0
+        func counted() {
+            done += 1
+            iterationDone(done, schedule.iterations)
+        }
+        var state = try refine(update16, stage: .update16, consume sixteenth, after: nil, iters: schedule.scales[0].iterations,
+                               frames: frames, record: record, clock: clock, isCancelled: isCancelled, iterationDone: counted)
+        state = try refine(update08, stage: .update08, consume eighth, after: state, iters: schedule.scales[1].iterations,
+                           frames: frames, record: record, clock: clock, isCancelled: isCancelled, iterationDone: counted)
+        state = try refine(update04, stage: .update04, consume quarter, after: state, iters: schedule.scales[2].iterations,
+                           frames: frames, record: record, clock: clock, isCancelled: isCancelled, iterationDone: counted)
         return Output(flow: splitChannels(state.flow, [1, 1])[0], iterations: iterations)
     }
 
@@ -172,7 +183,7 @@ public struct DynamicStereoNetwork {
     /// elsewhere leaves every result bit for bit the same. The reference computes them in every iteration.
     private func refine(_ block: SequenceUpdateBlock3D, stage: NetworkStage, _ input: consuming ScaleInput,
                         after previous: Refined?, iters: Int, frames: Int, record: ((Tensor, Int) -> Void)?,
-                        clock: StageClock?, isCancelled: () -> Bool) throws -> Refined {
+                        clock: StageClock?, isCancelled: () -> Bool, iterationDone: () -> Void) throws -> Refined {
         precondition(iters >= 1, "refine: needs an iteration to produce a flow")
         let (h, w) = (input.net.shape[2], input.net.shape[3])
         var flow: Tensor, net: Tensor
@@ -203,6 +214,8 @@ public struct DynamicStereoNetwork {
             let step = clock.measure(stage) { block.step(net: net, context: context, corr: corr, flow: flow, frames: frames, clock: clock) }
             net = step.net
             flow = clock.measure(.other) { flow + step.delta }
+            // Told as the iteration ends (after its upsampling, where it has one), whichever way it ends.
+            defer { iterationDone() }
             guard record != nil || iteration == iters - 1 else { continue }
             // Mask and upsampling are per frame: long windows run them a few frames at a time.
             let (t, _, h, w) = net.dims4

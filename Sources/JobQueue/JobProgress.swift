@@ -10,16 +10,20 @@ public struct JobProgress: Equatable, Sendable {
     /// of its iterations, a running one what its worker last reported.
     public let iterationsDone: Int
     public let iterationsTotal: Int
-    /// Seconds until the job should be done at its own measured speed (windows stored per second since it
-    /// started); nil until a window is stored, and once the job is finished.
+    /// Seconds until the job's windows should all be stored, at the job's own measured speed: the time since it
+    /// started over the work done so far, times the work left. Work is refinement iterations weighed by what
+    /// they cost (`RefinementSchedule.cost`: an iteration at 1/4 scale costs 16 at 1/16, a window of more frames
+    /// more), a stored window counting whole and a running one by the iterations its worker reported. Nil until
+    /// a window is stored (before that the time measured is mostly the first window's encoder and attention,
+    /// which no iteration count shows), and once the job is finished.
     public let etaSeconds: Double?
     /// The input frames whose results are stored (downloadable), as sorted, non-adjacent ranges.
     public let framesReady: [Range<Int>]
 
-    /// The network's iterations of one window: `iters / 2` at 1/16 and at 1/8, `iters` at 1/4
-    /// (`DynamicStereoNetwork.forward`).
+    /// The network's iterations of one window, at every scale: `iters / 2` at 1/16 and at 1/8, `iters` at 1/4
+    /// (`RefinementSchedule`, which `DynamicStereoNetwork.forward` runs).
     public static func iterationsPerWindow(iters: Int) -> Int {
-        2 * (iters / 2) + iters
+        RefinementSchedule(iters: iters).iterations
     }
 
     /// The progress of a job run with `iters` from its windows (`JobStore.windows`), as of `now`.
@@ -41,10 +45,16 @@ public struct JobProgress: Equatable, Sendable {
             }
         }
         framesReady = ranges
-        if !status.isTerminal, let started = startedAt, windowsDone > 0 {
+        let schedule = RefinementSchedule(iters: iters)
+        func cost(_ window: JobWindow, iterations: Int) -> Double {
+            Double(window.inputFrames.count) * schedule.cost(ofFirst: iterations)
+        }
+        let costTotal = work.reduce(0) { $0 + cost($1, iterations: perWindow) }
+        let costDone = stored.reduce(0) { $0 + cost($1, iterations: perWindow) }
+            + work.filter { $0.status == .running }.reduce(0) { $0 + cost($1, iterations: $1.iterationsDone) }
+        if !status.isTerminal, let started = startedAt, windowsDone > 0, costDone > 0 {
             let elapsed = max(now.timeIntervalSince(started), 0)
-            // The finishing step costs about what one window does.
-            etaSeconds = elapsed / Double(windowsDone) * Double(windowsTotal - windowsDone + 1)
+            etaSeconds = max(0, elapsed / costDone * (costTotal - costDone))
         } else {
             etaSeconds = nil
         }

@@ -18,8 +18,10 @@ public struct FrameCatalog: Sendable {
     /// Entries that were skipped, one line each.
     public let warnings: [String]
     /// Byte range of each frame's PNG (through its IEND chunk), in `fileNames` order: in the tar itself, or in
-    /// `store` for a compressed archive.
+    /// `store` for a compressed archive (empty for a folder).
     let locations: [Range<Int>]
+    /// Each frame's file, in `fileNames` order, when the frames are a folder's files (nil for an archive).
+    let files: [URL]?
     let isCompressed: Bool
     /// A compressed archive's frames, copied out while it was inflated for the scan.
     let store: FrameStore?
@@ -31,7 +33,11 @@ public struct FrameCatalog: Sendable {
     /// Decodes and checks every frame of a tar or tar.gz archive. Folders are refused: uploads are archives.
     /// `shouldStop` is asked before each entry; when it says yes the scan ends with `MediaError.stopped` (the
     /// server passes whether the client that uploaded the archive is still there).
-    public static func scan(_ url: URL, limits: SequenceLimits = .init(), shouldStop: () -> Bool = { false }) throws -> FrameCatalog {
+    ///
+    /// A compressed archive's frames are copied into a hidden file beside it, or in `storeDirectory` when given
+    /// (for an archive in a folder this process may not write to).
+    public static func scan(_ url: URL, limits: SequenceLimits = .init(), storeDirectory: URL? = nil,
+                            shouldStop: () -> Bool = { false }) throws -> FrameCatalog {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
             throw MediaError.unreadable(path: url.path, reason: "no such file or directory")
@@ -40,7 +46,7 @@ public struct FrameCatalog: Sendable {
             throw MediaError.invalidArgument("\(url.path) is a folder; a frame catalog reads tar archives")
         }
         let reader = try TarReader(url: url)
-        let store = reader.isCompressed ? try FrameStore(beside: url) : nil
+        let store = reader.isCompressed ? try FrameStore(beside: url, in: storeDirectory) : nil
         var collector = FrameSet.Collector(source: url.lastPathComponent, limits: limits, keepImages: false)
         try collector.readArchive(reader, store: store, shouldStop: shouldStop)
         try store?.finishWriting()
@@ -48,7 +54,23 @@ public struct FrameCatalog: Sendable {
         return FrameCatalog(source: collector.source, url: url, fileNames: frames.map(\.fileName), names: names,
                             width: frames[0].width, height: frames[0].height, warnings: collector.warnings,
                             locations: frames.map { $0.location! },  // set for every archive entry
-                            isCompressed: reader.isCompressed, store: store, archiveBytes: reader.bytesRead)
+                            files: nil, isCompressed: reader.isCompressed, store: store, archiveBytes: reader.bytesRead)
+    }
+
+    /// Decodes and checks every PNG of a folder (not recursing) exactly as `FrameSet.load` does, keeping only
+    /// names, the size and each frame's file: the frames of `dynstereo infer`, read again one at a time.
+    public static func scan(folder url: URL, limits: SequenceLimits = .init()) throws -> FrameCatalog {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw MediaError.unreadable(path: url.path, reason: "no such folder")
+        }
+        var collector = FrameSet.Collector(source: url.lastPathComponent, limits: limits, keepImages: false)
+        try collector.readDirectory(url)
+        let (frames, names) = try collector.checked()
+        return FrameCatalog(source: collector.source, url: url, fileNames: frames.map(\.fileName), names: names,
+                            width: frames[0].width, height: frames[0].height, warnings: collector.warnings,
+                            locations: [], files: frames.map { $0.file! },  // set for every file of a folder
+                            isCompressed: false, store: nil, archiveBytes: 0)
     }
 
     /// A reader of the frames' PNG bytes, in any order, one at a time.
@@ -65,8 +87,8 @@ final class FrameStore: @unchecked Sendable {
     private var handle: FileHandle?
     private var size = 0
 
-    init(beside archive: URL) throws {
-        url = archive.deletingLastPathComponent()
+    init(beside archive: URL, in directory: URL? = nil) throws {
+        url = (directory ?? archive.deletingLastPathComponent())
             .appendingPathComponent(".\(archive.lastPathComponent).\(UUID().uuidString).frames")
         guard FileManager.default.createFile(atPath: url.path, contents: nil, attributes: [.posixPermissions: 0o600]),
               let handle = FileHandle(forWritingAtPath: url.path) else {
@@ -102,13 +124,17 @@ final class FrameStore: @unchecked Sendable {
 /// scan found it; the archive's entry order does not matter and nothing but the requested frame is held.
 public final class FrameContents {
     private let catalog: FrameCatalog
-    private let handle: FileHandle
+    private let handle: FileHandle?
     private let path: String
 
     init(catalog: FrameCatalog) throws {
         self.catalog = catalog
         let file = catalog.store?.url ?? catalog.url
         path = file.path
+        if catalog.files != nil {
+            handle = nil
+            return
+        }
         do {
             handle = try FileHandle(forReadingFrom: file)
         } catch {
@@ -116,10 +142,19 @@ public final class FrameContents {
         }
     }
 
-    deinit { try? handle.close() }
+    deinit { try? handle?.close() }
 
     /// The PNG bytes of frame `index` (in the catalog's time order).
     public func data(at index: Int) throws -> Data {
+        if let files = catalog.files {
+            precondition(files.indices.contains(index), "frame \(index) of \(catalog.count)")
+            do {
+                return try Data(contentsOf: files[index])
+            } catch {
+                throw MediaError.unreadable(path: files[index].path, reason: error.localizedDescription)
+            }
+        }
+        guard let handle else { preconditionFailure("an archive's catalog reads through its handle") }
         precondition(catalog.locations.indices.contains(index), "frame \(index) of \(catalog.count)")
         let location = catalog.locations[index]
         let bytes: Data?

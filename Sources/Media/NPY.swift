@@ -21,8 +21,16 @@ public enum NPY {
 
     /// Encodes `tensor` as a version 1.0 .npy file.
     public static func encode(_ tensor: Tensor) -> Data {
-        let dims = tensor.shape.map(String.init)
-        let shape = tensor.shape.count == 1 ? "(\(dims[0]),)" : "(" + dims.joined(separator: ", ") + ")"
+        var data = header(shape: tensor.shape)
+        tensor.data.withUnsafeBytes { data.append(contentsOf: $0) }
+        return data
+    }
+
+    /// The preamble of a version 1.0 .npy file of little-endian float32 of `shape`, C order: what comes
+    /// before the values, for writers that stream them after it.
+    public static func header(shape dimensions: [Int]) -> Data {
+        let dims = dimensions.map(String.init)
+        let shape = dimensions.count == 1 ? "(\(dims[0]),)" : "(" + dims.joined(separator: ", ") + ")"
         var header = "{'descr': '<f4', 'fortran_order': False, 'shape': \(shape), }"
         // The whole preamble (magic, version, length, header, newline) is padded to a multiple of 64 bytes.
         let unpadded = magic.count + 2 + 2 + header.utf8.count + 1
@@ -32,7 +40,6 @@ public enum NPY {
         let length = UInt16(header.utf8.count)
         data.append(contentsOf: [UInt8(length & 0xFF), UInt8(length >> 8)])
         data.append(contentsOf: Array(header.utf8))
-        tensor.data.withUnsafeBytes { data.append(contentsOf: $0) }
         return data
     }
 

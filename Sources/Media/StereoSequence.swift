@@ -71,6 +71,8 @@ public struct FrameSet: Sendable {
             let image: RGBImage?
             /// Where its bytes lie in the uncompressed archive (nil for a folder's files).
             let location: Range<Int>?
+            /// The folder's file it came from (nil for an archive's entries).
+            var file: URL? = nil
         }
 
         let source: String
@@ -152,6 +154,7 @@ public struct FrameSet: Sendable {
                         throw MediaError.unreadable(path: file.path, reason: error.localizedDescription)
                     }
                 }
+                frames[frames.count - 1].file = file
             }
         }
 

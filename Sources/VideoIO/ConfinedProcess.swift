@@ -73,6 +73,11 @@ public final class ConfinedProcess {
         let lock = NSLock()
         var exited = false
         var timedOut = false
+        /// Seconds of the wall-clock limit not used yet, the moment it last started counting (nil while held),
+        /// and a counter that retires the watchdog armed before the latest hold or resume.
+        var budget: Double = 0
+        var countingSince: DispatchTime?
+        var generation = 0
         var stderrTail = Data()
         let stderrDone = DispatchSemaphore(value: 0)
     }
@@ -180,15 +185,47 @@ public final class ConfinedProcess {
         }
         stderrDrain.start()
 
-        let pid = self.pid
-        DispatchQueue.global().asyncAfter(deadline: .now() + limits.wallSeconds) {
+        state.budget = limits.wallSeconds
+        state.lock.lock()
+        startCounting()
+        state.lock.unlock()
+    }
+
+    /// Starts the wall clock and arms the watchdog for what is left of the limit. Called with the lock held.
+    private func startCounting() {
+        let (state, pid) = (self.state, self.pid)
+        state.countingSince = .now()
+        state.generation += 1
+        let generation = state.generation
+        DispatchQueue.global().asyncAfter(deadline: .now() + max(0, state.budget)) {
             state.lock.lock()
             defer { state.lock.unlock() }
-            guard !state.exited else { return }
+            guard !state.exited, state.generation == generation else { return }
             state.timedOut = true
             kill(-pid, SIGKILL)
             kill(pid, SIGKILL)
         }
+    }
+
+    /// Stops the wall clock: time from here until `resumeClock` does not count against `limits.wallSeconds`.
+    /// For a child this process keeps waiting on purpose (a decoder blocked writing frames the network is not
+    /// ready for), so that the limit bounds the time spent waiting for the child, not for ourselves. The CPU
+    /// limit still holds.
+    public func holdClock() {
+        state.lock.lock()
+        defer { state.lock.unlock() }
+        guard let since = state.countingSince else { return }
+        state.budget -= Double(DispatchTime.now().uptimeNanoseconds - since.uptimeNanoseconds) / 1e9
+        state.countingSince = nil
+        state.generation += 1
+    }
+
+    /// Starts the wall clock again after `holdClock`, with what was left of the limit.
+    public func resumeClock() {
+        state.lock.lock()
+        defer { state.lock.unlock() }
+        guard state.countingSince == nil, !state.exited else { return }
+        startCounting()
     }
 
     deinit {

@@ -21,9 +21,34 @@ public enum VideoDecoder {
     public static func decode(_ video: VideoInfo, frames: Int, threads: Int = 2,
                               _ sink: (Int, RGBImage) throws -> Void) throws {
         guard frames > 0 else { return }
+        let stream = try VideoFrameStream(video, frames: frames, threads: threads)
+        while let next = try stream.next() {
+            do {
+                try sink(next.0, next.1)
+            } catch {
+                stream.cancel()
+                throw error
+            }
+        }
+    }
+}
+
+/// The first `frames` frames of a probed video, pulled one at a time: for a reader that does other work
+/// between frames (the network on a window), so the decoder waits, blocked on its pipe, until the next frame
+/// is asked for. Its wall-clock limit counts only the time spent waiting for frames.
+public final class VideoFrameStream {
+    public let video: VideoInfo
+    public let frames: Int
+    private var process: ConfinedProcess?
+    private var decoded = 0
+
+    public init(_ video: VideoInfo, frames: Int, threads: Int = 2) throws {
+        precondition(frames > 0, "a stream of no frames")
+        self.video = video
+        self.frames = frames
         let pixels = video.width * video.height
-        let limits = ProcessLimits(wallSeconds: wallSeconds(frames: frames, pixels: pixels),
-                                   memoryBytes: memoryBytes(pixels: pixels), fileBytes: 0)
+        let limits = ProcessLimits(wallSeconds: VideoDecoder.wallSeconds(frames: frames, pixels: pixels),
+                                   memoryBytes: VideoDecoder.memoryBytes(pixels: pixels), fileBytes: 0)
         let arguments = ["-nostdin", "-hide_banner", "-v", "error", "-threads", String(threads),
                          "-f", video.demuxer] + VideoProbe.inputConfinement + [
             "-i", VideoProbe.fileURL(video.path),
@@ -33,25 +58,29 @@ public enum VideoDecoder {
             "-sws_flags", "bicubic+accurate_rnd+full_chroma_int",
             "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1",
         ]
-        let process = try ConfinedProcess(tool: "ffmpeg", arguments: arguments, limits: limits)
-        let frameBytes = pixels * 3
-        var decoded = 0
-        var failure: Error?
-        while decoded < frames {
-            var pixelsRead = [UInt8](repeating: 0, count: frameBytes)
-            let got = pixelsRead.withUnsafeMutableBytes { process.readOutput(into: $0) }
-            guard got == frameBytes else { break }
-            do {
-                try sink(decoded, RGBImage(width: video.width, height: video.height, pixels: pixelsRead))
-            } catch {
-                failure = error
-                process.terminate()
-                break
+        process = try ConfinedProcess(tool: "ffmpeg", arguments: arguments, limits: limits)
+    }
+
+    deinit { cancel() }
+
+    /// The next frame with its index in the source, or nil after the last of `frames`, once the decoder has
+    /// ended well. Throws `VideoError.endedEarly` for a stream that stops short (a truncated file),
+    /// `.timedOut` when waiting for frames outlived the limit, `.unreadable` when ffmpeg failed.
+    public func next() throws -> (Int, RGBImage)? {
+        guard let process else { return nil }
+        if decoded < frames {
+            var pixels = [UInt8](repeating: 0, count: video.width * video.height * 3)
+            process.resumeClock()
+            let got = pixels.withUnsafeMutableBytes { process.readOutput(into: $0) }
+            process.holdClock()
+            if got == pixels.count {
+                decoded += 1
+                return (decoded - 1, RGBImage(width: video.width, height: video.height, pixels: pixels))
             }
-            decoded += 1
         }
+        process.resumeClock()
         let end = process.wait()
-        if let failure { throw failure }
+        self.process = nil
         if case let .timedOut(seconds) = end { throw VideoError.timedOut(path: video.path, seconds: seconds) }
         guard end.succeeded else {
             throw VideoError.unreadable(path: video.path, reason: VideoProbe.reason(process.standardError, end))
@@ -59,5 +88,14 @@ public enum VideoDecoder {
         guard decoded == frames else {
             throw VideoError.endedEarly(path: video.path, decoded: decoded, expected: frames)
         }
+        return nil
+    }
+
+    /// Stops the decoder (a reader that wants no more frames).
+    public func cancel() {
+        guard let process else { return }
+        process.terminate()
+        _ = process.wait()
+        self.process = nil
     }
 }

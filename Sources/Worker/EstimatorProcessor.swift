@@ -46,15 +46,16 @@ public final class EstimatorProcessor: JobProcessor {
         }
         var disparity: Tensor
         do {
-            // One network window (the frames are no more than the kernel): progress is per window.
+            // One network window (the frames are no more than the kernel): every refinement iteration at every
+            // scale is reported, the heartbeat stores the latest.
             disparity = try estimator.estimate(left: left, right: right, iters: window.parameters.iters,
                                                kernelSize: window.parameters.kernelSize,
+                                               progress: { p in progress(p.iterationsDone, p.iterationsTotal) },
                                                isCancelled: isCancelled)
         } catch let error as InferenceError {
             throw BadJobInput(error.description)
         }
         disparity = ResolutionCap.upsample(disparity, width: inputWidth, height: inputHeight)
-        progress(1, 1)
         let (count, height, width) = disparity.dims3
         precondition(count == frames.count, "one output per input frame of a single window")
         let kept = window.keptPositions

@@ -97,45 +97,114 @@ struct InferCommand: ParsableCommand {
         if fps != nil, try input.includesVideo {
             throw MediaError.invalidArgument("--fps is for frame folders and tars; a video's MP4s run at its own rate / --frame-step")
         }
-        let clip = try StereoClip.load(input, selection: selection)
-        for warning in clip.warnings { printError("warning: \(warning)") }
-        let (width, height) = (clip.width, clip.height)
+        // Checked whole before anything is written; decoded again a window at a time below. A tar.gz's frames
+        // wait in a hidden file in the temporary folder while the run lasts.
+        let reader = try StereoReader(input, selection: selection, scratch: FileManager.default.temporaryDirectory)
+        for warning in reader.warnings { printError("warning: \(warning)") }
+        let (width, height) = (reader.width, reader.height)
         let network = maxSize.map { ResolutionCap(maxSize: $0).networkSize(width: width, height: height) }
             ?? (width: width, height: height)
         let scaled = network != (width, height)
-        printError("read \(clip.count) frames of \(width)x\(height)" + (scaled ? ", network at \(network.width)x\(network.height)" : "")
+        printError("found \(reader.count) frames of \(width)x\(height)" + (scaled ? ", network at \(network.width)x\(network.height)" : "")
                    + "; loading \(checkpoint)")
         let estimator = try StereoVideoEstimator(checkpoint: URL(fileURLWithPath: checkpoint))
         // After loading: the checkpoint's temporaries go back to the system, the network's stay in the heap.
         _ = AllocationPolicy.keepFreedMemory
 
-        let computeStart = Date()
-        let networkLeft = scaled ? clip.left.map { ResolutionCap.downscale($0, width: network.width, height: network.height) } : clip.left
-        let networkRight = scaled ? clip.right.map { ResolutionCap.downscale($0, width: network.width, height: network.height) } : clip.right
-        let networkDisparity = try estimator.estimate(
-            left: networkLeft, right: networkRight, iters: iters, kernelSize: kernelSize,
-            progress: { p in
-                let elapsed = Date().timeIntervalSince(computeStart)
-                let left = p.framesDone > 0 ? elapsed / Double(p.framesDone) * Double(p.framesTotal - p.framesDone) : 0
-                printError(String(format: "window %d of %d, %d/%d frames, %.1f s elapsed, about %.0f s left",
-                                  p.window, p.windows, p.framesDone, p.framesTotal, elapsed, left))
-            })
-        let disparity = ResolutionCap.upsample(networkDisparity, width: width, height: height)
-
-        let sources = InferenceWindow.outputFrames(frames: clip.count, kernelSize: kernelSize)
         let camera = focalPx.flatMap { focal in
             baselineM.map { StereoCamera(focalPx: focal, baselineM: $0, cxPx: cxPx, cyPx: cyPx, maxDepthM: maxDepthM) }
         }
+        let writer = try ResultWriter(directory: URL(fileURLWithPath: output), kinds: resultKinds(), camera: camera,
+                                      frames: reader.count, width: width, height: height)
+        // First pass: the windows in order, each frame decoded once and kept while a window still needs it
+        // (windows overlap by half), each window's disparity written as it finishes.
+        let frames = try reader.pass()
+        let window = WindowFrames(frames: frames, networkSize: network)
+        let computeStart = Date()
+        try estimator.estimate(
+            frames: reader.count, height: network.height, width: network.width, iters: iters, kernelSize: kernelSize,
+            window: { range in try window.tensors(range) },
+            results: { assignment, disparity in
+                let full = ResolutionCap.upsample(disparity, width: width, height: height)   // [n, H, W]
+                let plane = width * height
+                for (k, index) in assignment.frames.enumerated() {
+                    try writer.add(name: reader.names[index], disparity: full.data[k * plane..<(k + 1) * plane],
+                                   left: try window.left(index))
+                }
+            },
+            progress: { p in printError(InferProgressLine(p, elapsed: Date().timeIntervalSince(computeStart)).text) })
+
+        // Second pass: colour on the video's one scale, from disparity.npy read back, with the left views decoded
+        // again when video/ or video.mp4 needs them.
+        if writer.needsColor {
+            let scale = writer.colorScale
+            printError(String(format: "colouring %d frames on one scale, %.2f to %.2f px", reader.count, scale.lower, scale.upper))
+        }
+        let leftAgain = try writer.needsLeftForColor ? reader.pass(rightToo: false) : nil
         // A video's own rate slowed by the step; frames from folders and tars have none, so --fps or 30.
-        let frameRate = clip.sourceFrameRate?.divided(by: frameStep) ?? FrameRate(String(fps ?? 30))!  // validated
-        let files = try ResultWriter.write(disparity: disparity, names: sources.map { clip.names[$0] },
-                                           left: sources.map { clip.left[$0] }, to: URL(fileURLWithPath: output),
-                                           kinds: resultKinds(), camera: camera, frameRate: frameRate)
-        let values = disparity.data
+        let frameRate = reader.sourceFrameRate?.divided(by: frameStep) ?? FrameRate(String(fps ?? 30))!  // validated
+        let files = try writer.finish(frameRate: frameRate, left: { try leftAgain?.next()?.left })
         let seconds = Date().timeIntervalSince(started)
+        let scale = writer.colorScale
         print(String(format: "%d frames of %dx%d in %.1f s (%.2f s/frame); disparity %.2f to %.2f px; %d files in %@",
-                     disparity.shape[0], width, height, seconds, seconds / Double(max(1, disparity.shape[0])),
-                     values.min() ?? 0, values.max() ?? 0, files.count, output))
+                     reader.count, width, height, seconds, seconds / Double(max(1, reader.count)),
+                     scale.lower, scale.upper, files.count, output))
+    }
+}
+
+/// The frames a run's current window needs, decoded once each from a pass in order: a frame stays from the
+/// window that first reads it until a window starting after it is asked for, so at most one window's frames
+/// (and their network-size copies) are in memory.
+final class WindowFrames {
+    private let frames: StereoPass
+    private let networkSize: (width: Int, height: Int)
+    /// Frames `first ..< first + kept.count`.
+    private var first = 0
+    private var kept: [(left: RGBImage, right: RGBImage, networkLeft: RGBImage, networkRight: RGBImage)] = []
+
+    init(frames: StereoPass, networkSize: (width: Int, height: Int)) {
+        self.frames = frames
+        self.networkSize = networkSize
+    }
+
+    /// Frames `range` of both views at the network's size as [n, 3, h, w]; ranges come in increasing order.
+    func tensors(_ range: Range<Int>) throws -> (left: Tensor, right: Tensor) {
+        precondition(range.lowerBound >= first && range.lowerBound <= first + kept.count, "windows come in order, touching or overlapping")
+        let drop = min(range.lowerBound - first, kept.count)
+        kept.removeFirst(drop)
+        first += drop
+        while first + kept.count < range.upperBound {
+            guard let next = try frames.next(), let right = next.right else { preconditionFailure("the reader's frame count") }
+            let (w, h) = networkSize
+            kept.append((next.left, right, ResolutionCap.downscale(next.left, width: w, height: h),
+                         ResolutionCap.downscale(right, width: w, height: h)))
+        }
+        let window = kept[(range.lowerBound - first)...]
+        return (Tensor(rgbFrames: window.map(\.networkLeft)), Tensor(rgbFrames: window.map(\.networkRight)))
+    }
+
+    /// The full-size left view of a frame of the current window.
+    func left(_ index: Int) throws -> RGBImage {
+        precondition(index >= first && index < first + kept.count, "frame \(index) is not in the current window")
+        return kept[index - first].left
+    }
+}
+
+/// One progress line of `infer` on stderr: the figures a job's `progress` reports, with the same ETA rule
+/// (the run's own speed, weighed by what each scale's iterations cost, once a window is done).
+struct InferProgressLine {
+    let text: String
+
+    init(_ p: InferenceProgress, elapsed: Double) {
+        var line = "window \(p.window) of \(p.windows), \(p.framesDone)/\(p.framesTotal) frames, "
+            + "\(p.windowsDone)/\(p.windows) windows, \(p.iterationsDone)/\(p.iterationsTotal) iterations, "
+            + String(format: "%.1f s elapsed, ", elapsed)
+        if p.windowsDone > 0, p.costDone > 0 {
+            line += String(format: "about %.0f s left", max(0, elapsed / p.costDone * (p.costTotal - p.costDone)))
+        } else {
+            line += "time left unknown"
+        }
+        text = line
     }
 }
 

@@ -12,8 +12,9 @@ struct WorkCommand: ParsableCommand {
         commandName: "work",
         abstract: "Runs a headless worker that takes jobs from the database.",
         discussion: """
-            Claims one job at a time per slot, runs the network on all cores, and stores the results in the \
-            database. SIGTERM or SIGINT stops claiming; the running job is handed back (default) or finished.
+            Claims one window at a time per slot, runs the network on --threads cores per slot, and stores the \
+            results in the database. SIGTERM or SIGINT stops claiming; the running window is handed back \
+            (default) or finished.
             """)
 
     @Option(help: "libpq connection string or URI (default: $DATABASE_URL).")
@@ -22,6 +23,9 @@ struct WorkCommand: ParsableCommand {
     var checkpoint: String
     @Option(help: "Jobs run at once.")
     var concurrency: Int = 1
+    @Option(help: ArgumentHelp("Cores each running window's network uses (default: all cores / --concurrency, at least 1).",
+                               discussion: "OpenBLAS stays single-threaded; the network splits its work over this many threads."))
+    var threads: Int?
     @Option(help: "Seconds a claim stays valid without a heartbeat; a dead worker's job is re-queued after it.")
     var leaseSeconds: Double = 20
     @Option(help: "Seconds between heartbeats.")
@@ -35,6 +39,16 @@ struct WorkCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Days after a job finished when its inputs and results are deleted (0: keep them forever).",
                                discussion: "The job row stays; its results read as expired (410). Checked every 5 minutes, 100 jobs per transaction."))
     var retentionDays: Int = 7
+
+    /// The cores per slot: `--threads`, or the machine's cores shared evenly between the slots.
+    static func threadsPerSlot(_ threads: Int?, concurrency: Int, cores: Int = ProcessInfo.processInfo.activeProcessorCount) -> Int {
+        threads ?? max(1, cores / max(1, concurrency))
+    }
+
+    func validate() throws {
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
+        guard concurrency >= 1 else { throw ValidationError("--concurrency must be at least 1, got \(concurrency)") }
+    }
 
     func run() throws {
         guard let onStop = WorkerConfiguration.StopBehaviour(rawValue: onSigterm) else {
@@ -55,7 +69,10 @@ struct WorkCommand: ParsableCommand {
         let processor = try EstimatorProcessor(checkpoint: URL(fileURLWithPath: checkpoint))
         // After loading: the checkpoint's temporaries go back to the system, the network's stay in the heap.
         _ = AllocationPolicy.keepFreedMemory
-        logger.info("checkpoint loaded", metadata: ["checkpoint": "\(checkpoint)"])
+        // The one thread setting every split of the network reads (OpenBLAS itself stays on one thread): with
+        // --concurrency N each of the N running windows splits its work over this many cores.
+        ComputeThreads.count = Self.threadsPerSlot(threads, concurrency: concurrency)
+        logger.info("checkpoint loaded", metadata: ["checkpoint": "\(checkpoint)", "threadsPerWindow": "\(ComputeThreads.count)"])
         let worker = try QueueWorker(url: url, processors: Array(repeating: processor, count: concurrency),
                                      configuration: configuration, logger: logger)
 

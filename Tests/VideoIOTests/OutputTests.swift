@@ -167,12 +167,21 @@ final class OutputTests: XCTestCase {
             let onDisk = (enumerator.allObjects as! [String]).filter { !$0.hasSuffix("/") && ![ "color", "depth", "disparity", "points", "video"].contains($0) }
             XCTAssertEqual(onDisk.sorted(), expected.sorted(), "\(kinds)")
         }
-        // The default set's PNGs are the ones ResultFiles.make builds for a job, byte for byte.
-        let made = try ResultFiles.make(disparity: disparity, frameNames: ["0007", "0009"], left: left, focalPx: 100, baselineM: 0.1)
-        for file in made {
-            let onDisk = try Data(contentsOf: scratch.appendingPathComponent("run2").appendingPathComponent(file.path))
-            XCTAssertEqual(onDisk, file.data, file.path)
+        // The default set's files are the ones a job stores, byte for byte: the window's per-frame PNGs, and the
+        // finishing step's colouring on the video's one scale (its smallest to its largest disparity).
+        let plane = height * width
+        let scale = FrameRendering.scale(lower: disparity.data.min(), upper: disparity.data.max())
+        XCTAssertEqual(scale, ColorMap.Scale(lower: 0, upper: 12))
+        for (t, name) in ["0007", "0009"].enumerated() {
+            let frame = disparity.data[t * plane..<(t + 1) * plane]
+            func onDisk(_ path: String) throws -> Data { try Data(contentsOf: scratch.appendingPathComponent("run2").appendingPathComponent(path)) }
+            XCTAssertEqual(try onDisk("disparity/\(name).png"), try FrameRendering.disparityPNG(frame, width: width, height: height))
+            XCTAssertEqual(try onDisk("depth/\(name).png"), try FrameRendering.depthPNG(frame, width: width, height: height, focalPx: 100, baselineM: 0.1))
+            let rendered = try FrameRendering.colorAndVideo(frame, width: width, height: height, scale: scale, left: left[t])
+            XCTAssertEqual(try onDisk("color/\(name).png"), rendered.color)
+            XCTAssertEqual(try onDisk("video/\(name).png"), rendered.video)
         }
+        XCTAssertEqual(try NPY.read(scratch.appendingPathComponent("run2/disparity.npy")).data, disparity.data)
     }
 
     func testTheResolutionCapScalesTheLongerSideAndBringsDisparityBack() {
