@@ -337,9 +337,7 @@ public final class WorkerQueue {
         precondition(step.kind == .finish, "whole-file results are the finishing step's")
         return try run { connection in
             try connection.transaction {
-                let status = try connection.execute(Queries.lockFencedWindow, fence(step)).first.map { try $0.string(0) }
-                guard status == JobTransition.claim.to.rawValue else { return false }
-                try connection.execute(Queries.deleteFile, [.uuid(step.jobId), .text(path)])
+                guard try clearFile(step, path: path, on: connection) else { return false }
                 guard let handle = FileHandle(forReadingAtPath: url.path) else {
                     throw JobQueueError.invalidInput("the rendered file \(url.path) is missing")
                 }
@@ -359,9 +357,7 @@ public final class WorkerQueue {
         precondition(step.kind == .finish, "whole-file results are the finishing step's")
         return try run { connection in
             try connection.transaction {
-                let status = try connection.execute(Queries.lockFencedWindow, fence(step)).first.map { try $0.string(0) }
-                guard status == JobTransition.claim.to.rawValue else { return false }
-                try connection.execute(Queries.deleteFile, [.uuid(step.jobId), .text(path)])
+                guard try clearFile(step, path: path, on: connection) else { return false }
                 var offset = data.startIndex, chunk = 0
                 while offset < data.endIndex {
                     let end = min(data.endIndex, offset + JobStore.chunkBytes)
@@ -372,6 +368,15 @@ public final class WorkerQueue {
                 return true
             }
         }
+    }
+
+    /// Within a `storeFile` transaction: locks the finishing step's row under its lease and deletes an
+    /// earlier run's chunks of `path`; false (nothing deleted) when the lease was lost.
+    private func clearFile(_ step: ClaimedWindow, path: String, on connection: PostgresConnection) throws -> Bool {
+        let status = try connection.execute(Queries.lockFencedWindow, fence(step)).first.map { try $0.string(0) }
+        guard status == JobTransition.claim.to.rawValue else { return false }
+        try connection.execute(Queries.deleteFile, [.uuid(step.jobId), .text(path)])
+        return true
     }
 
     /// A window's fence: job, window, lease.
