@@ -6,5 +6,6 @@
 -- store nothing. Written in the enqueue's own transaction; jobs stored before this migration read NULL.
 ALTER TABLE jobs
     ADD COLUMN frame_names text[]
+        CONSTRAINT jobs_frame_names_one_per_frame
         CHECK (frame_names IS NULL
                OR (cardinality(frame_names) = frames_total AND array_position(frame_names, NULL) IS NULL));

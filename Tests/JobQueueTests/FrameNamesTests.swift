@@ -105,7 +105,7 @@ final class FrameNamesMigrationTests: XCTestCase {
         XCTAssertEqual(try store.report(id: old)?.frameNames, .sourceIndices)
         for bad in ["'{a}'", "'{a,b,c}'", "ARRAY['a', NULL]"] {
             XCTAssertThrowsError(try TestDatabase.psql(oldURL, "UPDATE jobs SET frame_names = \(bad) WHERE id = '\(old)'"), bad) { error in
-                XCTAssertTrue("\(error)".contains("jobs_frame_names_check"), "\(error)")
+                XCTAssertTrue("\(error)".contains("jobs_frame_names_one_per_frame"), "\(error)")
             }
         }
         try TestDatabase.psql(oldURL, "UPDATE jobs SET frame_names = '{img_0,img_1}' WHERE id = '\(old)'")

@@ -109,9 +109,9 @@ final class FrameNamesTests: ServerTestCase {
     }
 
     func testATarNamedBySourceIndexListsNoNames() throws {
-        // Frames 1 and 3 of six, named 0001 and 0003: the names the selection gives.
-        let (id, submitted) = try submit((0..<6).map { String(format: "%04d.png", $0) },
-                                         fields: [("start_frame", "1"), ("frame_step", "2"), ("frame_count", "2")])
+        // Frames 1, 3 and 5 of seven, named 0001, 0003 and 0005: the names the selection gives.
+        let (id, submitted) = try submit((0..<7).map { String(format: "%04d.png", $0) },
+                                         fields: [("start_frame", "1"), ("frame_step", "2"), ("frame_count", "3")])
         let base = "/jobs/\(id)"
         XCTAssertFalse(try framesReady(submitted).keys.contains("names"))
         let listed = try XCTUnwrap((try get("/jobs").json["jobs"] as? [[String: Any]])?.first)
