@@ -360,14 +360,17 @@ final class PostgresConnection {
 
     /// Waits up to `timeout` seconds for NOTIFY messages on channels this session LISTENs to; returns
     /// their payloads (empty when the wait timed out).
-    func waitForNotifications(timeout: Double) throws -> [String] {
+    /// Waits up to `timeout` seconds for notifications, returning early (with none) once `interrupt`, a
+    /// descriptor of the caller's, becomes readable.
+    func waitForNotifications(timeout: Double, interrupt: Int32? = nil) throws -> [String] {
         guard let handle else { throw PostgresError.connection("connection is closed") }
         var payloads = drainNotifications(handle)
         if !payloads.isEmpty { return payloads }
-        var descriptor = pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)
-        guard descriptor.fd >= 0 else { throw PostgresError.connection("no socket") }
-        let ready = poll(&descriptor, 1, Int32(max(0, timeout * 1000)))
-        if ready > 0 {
+        var descriptors = [pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)]
+        guard descriptors[0].fd >= 0 else { throw PostgresError.connection("no socket") }
+        if let interrupt { descriptors.append(pollfd(fd: interrupt, events: Int16(POLLIN), revents: 0)) }
+        let ready = poll(&descriptors, nfds_t(descriptors.count), Int32(max(0, timeout * 1000)))
+        if ready > 0, descriptors[0].revents != 0 {
             guard PQconsumeInput(handle) == 1 else { throw PostgresError.connection(Self.message(PQerrorMessage(handle))) }
             payloads = drainNotifications(handle)
         }

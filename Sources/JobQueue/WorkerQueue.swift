@@ -469,8 +469,8 @@ public final class WorkerQueue {
     }
 
     /// Waits up to `timeout` seconds for a notification; true if one came.
-    public func waitForJobs(timeout: Double) throws -> Bool {
-        try run { connection in !(try connection.waitForNotifications(timeout: timeout)).isEmpty }
+    public func waitForJobs(timeout: Double, interrupt: Int32? = nil) throws -> Bool {
+        try run { connection in !(try connection.waitForNotifications(timeout: timeout, interrupt: interrupt)).isEmpty }
     }
 
     /// Drops the session (the next call reconnects).

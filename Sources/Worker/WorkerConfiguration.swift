@@ -75,10 +75,13 @@ public struct WorkerConfiguration: Sendable {
 /// Errors that stop a worker from starting.
 public enum WorkerError: Error, CustomStringConvertible {
     case invalidConfiguration(String)
+    /// The process is out of something the worker needs to start (file descriptors).
+    case outOfResources(String)
 
     public var description: String {
         switch self {
         case let .invalidConfiguration(message): return "invalid worker configuration: \(message)"
+        case let .outOfResources(message): return "the worker cannot start: \(message)"
         }
     }
 }

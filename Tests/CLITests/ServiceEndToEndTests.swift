@@ -32,9 +32,9 @@ final class ServiceEndToEndTests: XCTestCase {
 
     private var checkpoint: String { SharedData.golden.appendingPathComponent("dynamic_stereo_formula.pth").path }
 
-    /// Starts a server on a port the kernel picks (read back from its log) and one worker, both on a schema
-    /// of their own, and watches that schema's jobs.
-    private func startService() throws {
+    /// Starts a server on a port the kernel picks (read back from its log) and `workers` workers, all on a
+    /// schema of their own, and watches that schema's jobs. Returns once every worker has loaded its checkpoint.
+    private func startService(workers: Int = 1) throws {
         let database = try TestDatabase.makeSchema("e2e")
         schema = database.schema
         let binary = try BuiltProducts.dynstereo().path
@@ -53,9 +53,13 @@ final class ServiceEndToEndTests: XCTestCase {
         let port = try XCTUnwrap(Int(listening[1].isEmpty ? listening[2] : listening[1]))
         base = "http://127.0.0.1:\(port)"
         XCTAssertEqual(try request("GET", "/healthz").status, 200, server.log)
-        let worker = try ChildProcess(binary, ["work", "--database", database.url, "--checkpoint", checkpoint],
-                                      logPath: scratch.appendingPathComponent("work.log").path)
-        processes.append(worker)
+        for index in 0..<workers {
+            let worker = try ChildProcess(binary, ["work", "--database", database.url, "--checkpoint", checkpoint,
+                                                   "--worker-id", "w\(index)"],
+                                          logPath: scratch.appendingPathComponent("work\(index).log").path)
+            processes.append(worker)
+            XCTAssertNotNil(worker.waitForOutput(matching: "worker started", timeout: JobWatch.hangGuard), worker.log)
+        }
     }
 
     private struct Response {
@@ -192,5 +196,35 @@ final class ServiceEndToEndTests: XCTestCase {
             XCTAssertEqual(process.wait(timeout: JobWatch.hangGuard), 0, process.log)
         }
         processes.removeAll()
+    }
+    /// Issue 13 with the real network: a video of several windows (golden set C, kernel 4) shared by three
+    /// worker processes gives exactly `dynstereo infer`'s disparity on the same frames, and the reference's
+    /// within the acceptance bound.
+    func testThreeWorkersShareAVideosWindowsAndGiveInfersDisparityBitForBit() throws {
+        try startService(workers: 3)
+        let submitted = try submit(left: try tar("C", "left"), right: try tar("C", "right"),
+                                   fields: ["iters": "4", "kernel_size": "4", "outputs": "npy"])
+        XCTAssertEqual(submitted.status, 202, String(decoding: submitted.body, as: UTF8.self))
+        let id = try XCTUnwrap(submitted.json["id"] as? String)
+        let done = try waitForStatus(id, ["succeeded", "failed", "cancelled"], hangGuard: 300)
+        XCTAssertEqual(done["status"] as? String, "succeeded", "\(done)")
+        let windows = try XCTUnwrap(done["windows"] as? [[String: Any]])
+        XCTAssertEqual(windows.map { $0["first_frame"] as? Int }, [0, 2, 4, 6], "the reference's windows of 4 frames, stride 2")
+        let ranBy = Set(windows.compactMap { $0["worker"] as? String })
+        XCTAssertGreaterThanOrEqual(ranBy.count, 2, "windows spread over the workers: \(windows)")
+
+        let served = try NPY.decode(try request("GET", "/jobs/\(id)/disparity.npy").body)
+        let folder = scratch.appendingPathComponent("infer")
+        let golden = SharedData.goldenSet("C")
+        let inferred = try Executable.run(["infer", "--left", golden.appendingPathComponent("left").path,
+                                           "--right", golden.appendingPathComponent("right").path, "--checkpoint", checkpoint,
+                                           "--output", folder.path, "--iters", "4", "--kernel-size", "4", "--outputs", "npy"])
+        XCTAssertEqual(inferred.status, 0, inferred.stderr)
+        let local = try NPY.read(folder.appendingPathComponent("disparity.npy"))
+        XCTAssertEqual(served.shape, [9, 64, 256])
+        XCTAssertEqual(served.shape, local.shape)
+        XCTAssertEqual(served.maxAbsDifference(local).value, 0, "bit-identical to infer")
+        let reference = try NPY.read(golden.appendingPathComponent("disparity.npy"))
+        XCTAssertLessThanOrEqual(served.maxAbsDifference(reference).value, 2e-3)
     }
 }

@@ -84,7 +84,7 @@ final class MetricsTests: ServerTestCase {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("dynstereo-metrics-\(UUID().uuidString).txt")
         defer { try? FileManager.default.removeItem(at: file) }
         try Data(text.utf8).write(to: file)
-        // promtool reads the exposition from stdin; it comes with Debian's prometheus package (.ci/setup).
+        // promtool reads the exposition from stdin; it comes with Debian's prometheus package (.ci/setup --tests).
         let check = try TestDatabase.run("/bin/sh", ["-c", "promtool check metrics < '\(file.path)'"])
         XCTAssertEqual(check.status, 0, "promtool check metrics: \(check.output)\n\(text)")
         XCTAssertEqual(check.output.trimmingCharacters(in: .whitespacesAndNewlines), "", "no lint findings")

@@ -194,7 +194,7 @@ final class NamespaceLab {
             throw NamespaceLabError(description: "the network namespace test needs root (ip netns, veth); run the suite as root, as CI does")
         }
         guard let ip = ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
-            throw NamespaceLabError(description: "the network namespace test needs iproute2's `ip` (bash .ci/setup installs it)")
+            throw NamespaceLabError(description: "the network namespace test needs iproute2's `ip` (bash .ci/setup --tests installs it)")
         }
         ipPath = ip
         removeLeftovers()
