@@ -550,8 +550,19 @@ function videoDownloads(job) {
   return kinds.filter((kind) => kind === "result.tar" || results.some((url) => url.endsWith(`/${kind}`)));
 }
 
-/** The chosen frame's own files: what is stored while the job runs, the rest once it has succeeded. */
+/**
+ * The chosen frame's own files: the kinds `frames_ready.url_templates` names (what is stored while the job
+ * runs, the rest once it has succeeded, only those its `outputs` asked for); for a job stored before windows,
+ * which gives no templates, the files its results list.
+ */
 function frameDownloads(job, name) {
+  const templates = job.frames_ready && job.frames_ready.url_templates;
+  if (templates && typeof templates === "object" && Object.keys(templates).length > 0) {
+    const prefix = `/jobs/${job.id}/`;
+    return ["disparity", "depth", "color", "video", "points"]
+      .filter((kind) => typeof templates[kind] === "string" && templates[kind].startsWith(prefix))
+      .map((kind) => templates[kind].slice(prefix.length).replace("{name}", name));
+  }
   const calibrated = job.parameters && job.parameters.focal_px != null && job.parameters.baseline_m != null;
   const paths = [`disparity/${name}.png`];
   if (calibrated) paths.push(`depth/${name}.png`);
@@ -576,7 +587,7 @@ async function renderJob(job) {
     ["Attempt", job.attempt ?? "—"],
   ];
   for (const [name, value] of Object.entries(job.parameters || {})) {
-    if (value !== null && value !== undefined) facts.push([`parameter ${name}`, String(value)]);
+    if (value !== null && value !== undefined) facts.push([`parameter ${name}`, Array.isArray(value) ? value.join(", ") : String(value)]);
   }
   $("job-summary").replaceChildren(...facts.map(([name, value]) => el("div", {}, el("span", {}, name), String(value))));
   const bar = $("job-progress");

@@ -3,7 +3,6 @@
 // whose results pass 1.5 GB takes minutes instead of hours, and the disparity.npy that noise must give, to
 // check a download against.
 import ArgumentParser
-import Dispatch
 import Foundation
 import JobQueue
 import Logging
@@ -40,15 +39,7 @@ struct NoiseWorkCommand: ParsableCommand {
         let processor = NoiseProcessor()
         let worker = try QueueWorker(url: url, processors: Array(repeating: processor, count: concurrency),
                                      configuration: configuration, logger: Logger(label: "dynstereo.volume-bench"))
-        let sources = [SIGTERM, SIGINT].map { number -> DispatchSourceSignal in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { worker.stop() }
-            source.resume()
-            return source
-        }
-        worker.run()
-        sources.forEach { $0.cancel() }
+        worker.runUntilSignalled()
     }
 }
 

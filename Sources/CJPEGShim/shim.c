@@ -45,7 +45,11 @@ static int start(struct jpeg_decompress_struct *cinfo, struct shim_error_manager
     return jpeg_read_header(cinfo, TRUE) == JPEG_HEADER_OK ? 0 : -1;
 }
 
-int cjpeg_read_info(const uint8_t *data, size_t size, cjpeg_info *info, cjpeg_error *error) {
+// Both entry points: a header read when `info` is given (filling it), else a decode into `out`. They share
+// one body because the setjmp point must sit in the frame that owns `cinfo` and stays live until the last
+// libjpeg call, so the common set-up cannot move into a helper that returns before the decode runs.
+static int read_jpeg(const uint8_t *data, size_t size, cjpeg_info *info, uint8_t *out, size_t out_size,
+                     cjpeg_error *error) {
     struct jpeg_decompress_struct cinfo;
     struct shim_error_manager manager;
     if (size == 0) {
@@ -62,28 +66,11 @@ int cjpeg_read_info(const uint8_t *data, size_t size, cjpeg_info *info, cjpeg_er
         jpeg_destroy_decompress(&cinfo);
         return -1;
     }
-    info->width = cinfo.image_width;
-    info->height = cinfo.image_height;
-    jpeg_destroy_decompress(&cinfo);
-    return 0;
-}
-
-int cjpeg_decode_rgb(const uint8_t *data, size_t size, uint8_t *out, size_t out_size, cjpeg_error *error) {
-    struct jpeg_decompress_struct cinfo;
-    struct shim_error_manager manager;
-    if (size == 0) {
-        set_error(error, "empty file");
-        return -1;
-    }
-    if (setjmp(manager.jump)) {
-        set_error(error, manager.message);
+    if (info != NULL) {
+        info->width = cinfo.image_width;
+        info->height = cinfo.image_height;
         jpeg_destroy_decompress(&cinfo);
-        return -1;
-    }
-    if (start(&cinfo, &manager, data, size) != 0) {
-        set_error(error, "no JPEG header");
-        jpeg_destroy_decompress(&cinfo);
-        return -1;
+        return 0;
     }
     if (cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK) {
         set_error(error, "CMYK JPEGs are not supported");
@@ -105,4 +92,12 @@ int cjpeg_decode_rgb(const uint8_t *data, size_t size, uint8_t *out, size_t out_
     jpeg_finish_decompress(&cinfo);
     jpeg_destroy_decompress(&cinfo);
     return 0;
+}
+
+int cjpeg_read_info(const uint8_t *data, size_t size, cjpeg_info *info, cjpeg_error *error) {
+    return read_jpeg(data, size, info, NULL, 0, error);
+}
+
+int cjpeg_decode_rgb(const uint8_t *data, size_t size, uint8_t *out, size_t out_size, cjpeg_error *error) {
+    return read_jpeg(data, size, NULL, out, out_size, error);
 }

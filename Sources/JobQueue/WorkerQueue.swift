@@ -131,25 +131,17 @@ public final class WorkerQueue {
     public func succeed(_ window: ClaimedWindow, frames: [FrameResult]) throws -> Bool {
         precondition(window.kind == .window, "the finishing step ends with finish(_:)")
         precondition(frames.map(\.frameIndex) == Array(window.window.resultFrames), "a window stores exactly the frames it gives")
-        return try run { connection in
-            try connection.transaction {
-                let transition = JobTransition.succeed
-                let status = try connection.execute(Queries.lockFencedWindow, fence(window)).first.map { try $0.string(0) }
-                guard status == transition.from.rawValue else { return status == transition.to.rawValue }
-                for frame in frames {
-                    try connection.execute(Queries.insertFrame, [
-                        .uuid(window.jobId), .int(frame.frameIndex), .text(frame.name), .int(frame.height), .int(frame.width),
-                        .bytes(frame.disparity), frame.disparityPNG.map(SQLValue.bytes) ?? .null, frame.depthPNG.map(SQLValue.bytes) ?? .null,
-                        .double(Double(frame.minDisparity)), .double(Double(frame.maxDisparity)),
-                    ])
-                }
-                try move(window, transition, error: nil, on: connection)
-                try connection.execute(Queries.addFramesDone, [.uuid(window.jobId), .int(frames.count)])
-                try WindowPlanner.deriveStatus(job: window.jobId, now: now, on: connection)
-                // Another window, or the finishing step, may be claimable now.
-                try connection.execute(Queries.notifyWorkers, [.text(window.jobId.uuidString)])
-                return true
+        return try moveFenced(window, .succeed) { connection in
+            for frame in frames {
+                try connection.execute(Queries.insertFrame, [
+                    .uuid(window.jobId), .int(frame.frameIndex), .text(frame.name), .int(frame.height), .int(frame.width),
+                    .bytes(frame.disparity), frame.disparityPNG.map(SQLValue.bytes) ?? .null, frame.depthPNG.map(SQLValue.bytes) ?? .null,
+                    .double(Double(frame.minDisparity)), .double(Double(frame.maxDisparity)),
+                ])
             }
+            try connection.execute(Queries.addFramesDone, [.uuid(window.jobId), .int(frames.count)])
+            // Another window, or the finishing step, may be claimable now.
+            try connection.execute(Queries.notifyWorkers, [.text(window.jobId.uuidString)])
         }
     }
 
@@ -195,16 +187,7 @@ public final class WorkerQueue {
     /// this lease already did it.
     public func finish(_ step: ClaimedWindow) throws -> Bool {
         precondition(step.kind == .finish, "windows end with succeed(_:frames:)")
-        return try run { connection in
-            try connection.transaction {
-                let transition = JobTransition.succeed
-                let status = try connection.execute(Queries.lockFencedWindow, fence(step)).first.map { try $0.string(0) }
-                guard status == transition.from.rawValue else { return status == transition.to.rawValue }
-                try move(step, transition, error: nil, on: connection)
-                try WindowPlanner.deriveStatus(job: step.jobId, now: now, on: connection)
-                return true
-            }
-        }
+        return try moveFenced(step, .succeed)
     }
 
     /// Fails the window for good (bad input: retrying cannot help), and with it the job: its other windows
@@ -225,16 +208,7 @@ public final class WorkerQueue {
     /// Ends the window as cancelled after its worker stopped the network on request (the job is cancelled
     /// once no window of it runs).
     public func markCancelled(_ window: ClaimedWindow) throws -> Bool {
-        try run { connection in
-            try connection.transaction {
-                let transition = JobTransition.cancelRunning
-                let status = try connection.execute(Queries.lockFencedWindow, fence(window)).first.map { try $0.string(0) }
-                guard status == transition.from.rawValue else { return status == transition.to.rawValue }
-                try move(window, transition, error: nil, on: connection)
-                try WindowPlanner.deriveStatus(job: window.jobId, now: now, on: connection)
-                return true
-            }
-        }
+        try moveFenced(window, .cancelRunning)
     }
 
     /// Ends this attempt of the window after an error a retry may fix: queued again with backoff, or failed
@@ -350,17 +324,9 @@ public final class WorkerQueue {
     /// windows become claimable. False when the lease was lost; true too when this lease already did it.
     public func finishPreparing(_ step: ClaimedWindow) throws -> Bool {
         precondition(step.kind == .prepare, "finishPreparing ends the preparing step")
-        return try run { connection in
-            try connection.transaction {
-                let transition = JobTransition.succeed
-                let status = try connection.execute(Queries.lockFencedWindow, fence(step)).first.map { try $0.string(0) }
-                guard status == transition.from.rawValue else { return status == transition.to.rawValue }
-                try connection.execute(Queries.deleteUploads, [.uuid(step.jobId)])
-                try move(step, transition, error: nil, on: connection)
-                try WindowPlanner.deriveStatus(job: step.jobId, now: now, on: connection)
-                try connection.execute(Queries.notifyWorkers, [.text(step.jobId.uuidString)])
-                return true
-            }
+        return try moveFenced(step, .succeed) { connection in
+            try connection.execute(Queries.deleteUploads, [.uuid(step.jobId)])
+            try connection.execute(Queries.notifyWorkers, [.text(step.jobId.uuidString)])
         }
     }
 
@@ -371,9 +337,7 @@ public final class WorkerQueue {
         precondition(step.kind == .finish, "whole-file results are the finishing step's")
         return try run { connection in
             try connection.transaction {
-                let status = try connection.execute(Queries.lockFencedWindow, fence(step)).first.map { try $0.string(0) }
-                guard status == JobTransition.claim.to.rawValue else { return false }
-                try connection.execute(Queries.deleteFile, [.uuid(step.jobId), .text(path)])
+                guard try clearFile(step, path: path, on: connection) else { return false }
                 guard let handle = FileHandle(forReadingAtPath: url.path) else {
                     throw JobQueueError.invalidInput("the rendered file \(url.path) is missing")
                 }
@@ -393,9 +357,7 @@ public final class WorkerQueue {
         precondition(step.kind == .finish, "whole-file results are the finishing step's")
         return try run { connection in
             try connection.transaction {
-                let status = try connection.execute(Queries.lockFencedWindow, fence(step)).first.map { try $0.string(0) }
-                guard status == JobTransition.claim.to.rawValue else { return false }
-                try connection.execute(Queries.deleteFile, [.uuid(step.jobId), .text(path)])
+                guard try clearFile(step, path: path, on: connection) else { return false }
                 var offset = data.startIndex, chunk = 0
                 while offset < data.endIndex {
                     let end = min(data.endIndex, offset + JobStore.chunkBytes)
@@ -408,9 +370,37 @@ public final class WorkerQueue {
         }
     }
 
+    /// Within a `storeFile` transaction: locks the finishing step's row under its lease and deletes an
+    /// earlier run's chunks of `path`; false (nothing deleted) when the lease was lost.
+    private func clearFile(_ step: ClaimedWindow, path: String, on connection: PostgresConnection) throws -> Bool {
+        let status = try connection.execute(Queries.lockFencedWindow, fence(step)).first.map { try $0.string(0) }
+        guard status == JobTransition.claim.to.rawValue else { return false }
+        try connection.execute(Queries.deleteFile, [.uuid(step.jobId), .text(path)])
+        return true
+    }
+
     /// A window's fence: job, window, lease.
     private func fence(_ window: ClaimedWindow) -> [SQLValue] {
         [.uuid(window.jobId), .int(window.index), .int(window.lease)]
+    }
+
+    /// Ends `window` by `transition` in one transaction, with its row locked under its lease: `alongside`
+    /// (what must commit with the move or not at all), the move, and the job's status derived again. A
+    /// NOTIFY in `alongside` is sent at COMMIT, wherever it stands. False when the lease was lost; true
+    /// without doing anything when this lease already made the move (a session that died at COMMIT after
+    /// the commit, retried).
+    private func moveFenced(_ window: ClaimedWindow, _ transition: JobTransition,
+                            alongside: (PostgresConnection) throws -> Void = { _ in }) throws -> Bool {
+        try run { connection in
+            try connection.transaction {
+                let status = try connection.execute(Queries.lockFencedWindow, fence(window)).first.map { try $0.string(0) }
+                guard status == transition.from.rawValue else { return status == transition.to.rawValue }
+                try alongside(connection)
+                try move(window, transition, error: nil, on: connection)
+                try WindowPlanner.deriveStatus(job: window.jobId, now: now, on: connection)
+                return true
+            }
+        }
     }
 
     /// The fenced move of a locked window out of `running`.

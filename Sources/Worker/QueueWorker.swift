@@ -362,3 +362,21 @@ public final class QueueWorker: @unchecked Sendable {
         }
     }
 }
+
+extension QueueWorker {
+    /// `run()` for a worker process (`dynstereo work`, the volume benchmark's noise worker): SIGTERM and
+    /// SIGINT call `stop()` instead of ending the process, so that running windows are handed back or finished
+    /// (`configuration.onStop`) before `run()` returns.
+    public func runUntilSignalled() {
+        // Signals arrive on a dispatch queue, not in an async-signal context, so stop() may lock.
+        let sources = [SIGTERM, SIGINT].map { number -> DispatchSourceSignal in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { [self] in stop() }
+            source.resume()
+            return source
+        }
+        run()
+        sources.forEach { $0.cancel() }
+    }
+}

@@ -1,6 +1,5 @@
 // `dynstereo work`: Runs a headless worker that takes jobs from the database.
 import ArgumentParser
-import Dispatch
 import Foundation
 import JobQueue
 import Logging
@@ -75,16 +74,6 @@ struct WorkCommand: ParsableCommand {
         logger.info("checkpoint loaded", metadata: ["checkpoint": "\(checkpoint)", "threadsPerWindow": "\(ComputeThreads.count)"])
         let worker = try QueueWorker(url: url, processors: Array(repeating: processor, count: concurrency),
                                      configuration: configuration, logger: logger)
-
-        // Signals arrive on a dispatch queue, not in an async-signal context, so stop() may lock.
-        let sources = [SIGTERM, SIGINT].map { number -> DispatchSourceSignal in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { worker.stop() }
-            source.resume()
-            return source
-        }
-        worker.run()
-        sources.forEach { $0.cancel() }
+        worker.runUntilSignalled()
     }
 }

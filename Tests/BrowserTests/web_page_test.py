@@ -227,6 +227,22 @@ def check_video_and_downloads(page, base, job_id, key, label):
     check(f"{label}: the disparity.npy link gives the API's {len(expected)} bytes",
           status == 200 and hashlib.sha256(downloaded).digest() == hashlib.sha256(expected).digest(), (status, len(downloaded)))
     check(f"{label}: the link is {'signed' if key else 'the plain route'}", ("signature=" in href) == bool(key), href)
+
+    # The shown frame's own files, once the job has succeeded: its disparity PNG and its colour frame, the
+    # kinds the job's frames_ready templates name.
+    frame_links = page.locator("#frame-downloads a")
+    frame_links.first.wait_for(timeout=WAIT_MS)
+    texts = frame_links.all_inner_texts()
+    check(f"{label}: the frame's links name its disparity and colour files ({texts})",
+          any(t.startswith("disparity/") for t in texts) and any(t.startswith("color/") for t in texts), texts)
+    color = page.locator("#frame-downloads a", has_text="color/")
+    if color.count():
+        with page.expect_download(timeout=WAIT_MS) as download:
+            color.first.click()
+        downloaded = Path(download.value.path()).read_bytes()
+        status, expected = http("GET", f"{base}/jobs/{job_id}/{color.first.inner_text()}", key)
+        check(f"{label}: the frame's colour link gives the API's bytes", status == 200 and downloaded == expected,
+              (status, len(downloaded), len(expected)))
     return href
 
 

@@ -10,15 +10,13 @@ import TestSupport
 import XCTest
 @testable import JobsAPI
 
-final class AmplifiedUploadTests: ServerTestCase {
-    private var databaseURL = ""
-    private var schema = ""
+final class AmplifiedUploadTests: StoreServerTestCase {
     /// The upload limit of this server: 8 MiB, for the body and for what its archives inflate to.
     private let limit = 8 << 20
 
+    override var schemaPrefix: String { "http_" }
+
     override func setUpWithError() throws {
-        (databaseURL, schema) = try TestDatabase.makeSchema("http_" + name.filter(\.isLetter).suffix(24))
-        try Migrator(url: databaseURL).run()
         apiConfiguration.maxUploadBytes = limit
         try super.setUpWithError()
     }
@@ -26,15 +24,6 @@ final class AmplifiedUploadTests: ServerTestCase {
     override func startServer() throws {
         let backend = JobStoreBackend(store: try JobStore(url: databaseURL), loader: MediaFrameLoader(maxInflatedBytes: limit))
         try serve(JobsHTTPApplication(backend: backend, configuration: apiConfiguration))
-    }
-
-    override func tearDown() {
-        super.tearDown()
-        TestDatabase.dropSchema(schema)
-    }
-
-    private func count(_ table: String) throws -> Int {
-        Int(try TestDatabase.psql(TestDatabase.serverURL, "SELECT count(*) FROM \(schema).\(table)")) ?? -1
     }
 
     /// `frames` 8x8 PNGs, each followed by `pad` zero bytes, as a gzipped tar; and the PNGs.

@@ -8,37 +8,8 @@ import TestSupport
 import XCTest
 @testable import JobsAPI
 
-final class EndToEndTests: ServerTestCase {
-    private var databaseURL = ""
-    private var schema = ""
-
-    override func setUpWithError() throws {
-        (databaseURL, schema) = try TestDatabase.makeSchema("http_" + name.filter(\.isLetter).suffix(24))
-        try Migrator(url: databaseURL).run()
-        try super.setUpWithError()
-    }
-
-    override func startServer() throws {
-        let backend = JobStoreBackend(store: try JobStore(url: databaseURL), loader: MediaFrameLoader())
-        try serve(JobsHTTPApplication(backend: backend, configuration: apiConfiguration))
-    }
-
-    override func tearDown() {
-        super.tearDown()
-        TestDatabase.dropSchema(schema)
-    }
-
-    private func count(_ table: String) throws -> Int {
-        Int(try TestDatabase.psql(TestDatabase.serverURL, "SELECT count(*) FROM \(schema).\(table)")) ?? -1
-    }
-
-    private func get(_ path: String, headers: [String] = []) throws -> RawResponse {
-        try exchange("GET \(path) HTTP/1.1\r\nHost: t\r\n" + headers.map { $0 + "\r\n" }.joined() + "Connection: close\r\n\r\n").0
-    }
-
-    private func send(_ method: String, _ path: String) throws -> RawResponse {
-        try exchange("\(method) \(path) HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").0
-    }
+final class EndToEndTests: StoreServerTestCase {
+    override var schemaPrefix: String { "http_" }
 
     func testSubmitPollDownloadAgainstPostgres() throws {
         var form = MultipartBody()

@@ -9,14 +9,6 @@ import XCTest
 @testable import JobsAPI
 
 final class JobRoutesTests: ServerTestCase {
-    private func get(_ path: String) throws -> RawResponse {
-        try exchange("GET \(path) HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").0
-    }
-
-    private func request(_ method: String, _ path: String) throws -> RawResponse {
-        try exchange("\(method) \(path) HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").0
-    }
-
     private func jobID(_ response: RawResponse) throws -> UUID {
         try XCTUnwrap(UUID(uuidString: try XCTUnwrap(response.json["id"] as? String)))
     }
@@ -126,7 +118,7 @@ final class JobRoutesTests: ServerTestCase {
     func testListIsNewestFirstWithCursorAndStatusFilter() throws {
         var ids: [UUID] = []
         for _ in 0..<5 { ids.append(try jobID(try submitJob())) }
-        _ = try request("POST", "/jobs/\(ids[1].uuidString.lowercased())/cancel")
+        _ = try send("POST", "/jobs/\(ids[1].uuidString.lowercased())/cancel")
         let first = try get("/jobs?limit=2")
         XCTAssertEqual(first.status, 200)
         let firstIDs = (first.json["jobs"] as? [[String: Any]])?.compactMap { $0["id"] as? String }
@@ -150,12 +142,12 @@ final class JobRoutesTests: ServerTestCase {
 
     func testCancelAndDelete() throws {
         let id = try jobID(try submitJob()).uuidString.lowercased()
-        let cancelled = try request("POST", "/jobs/\(id)/cancel")
+        let cancelled = try send("POST", "/jobs/\(id)/cancel")
         XCTAssertEqual(cancelled.json["status"] as? String, "cancelled")
-        XCTAssertEqual(try request("DELETE", "/jobs/\(id)").status, 204)
+        XCTAssertEqual(try send("DELETE", "/jobs/\(id)").status, 204)
         XCTAssertEqual(try get("/jobs/\(id)").status, 404)
-        XCTAssertEqual(try request("DELETE", "/jobs/\(id)").status, 404)
-        XCTAssertEqual(try request("POST", "/jobs/\(id)/cancel").status, 404)
+        XCTAssertEqual(try send("DELETE", "/jobs/\(id)").status, 404)
+        XCTAssertEqual(try send("POST", "/jobs/\(id)/cancel").status, 404)
         XCTAssertEqual(try get("/jobs/not-a-uuid").status, 404)
     }
 

@@ -8,31 +8,15 @@ import JobQueue
 import TestSupport
 import XCTest
 
-final class MetricsTests: ServerTestCase {
-    private var databaseURL = ""
-    private var schema = ""
+final class MetricsTests: StoreServerTestCase {
     private let clock = ManualClock()
     private var store: JobStore!
 
+    override var schemaPrefix: String { "metrics_" }
+
     override func setUpWithError() throws {
-        (databaseURL, schema) = try TestDatabase.makeSchema("metrics_" + name.filter(\.isLetter).suffix(24))
-        try Migrator(url: databaseURL).run()
-        store = try JobStore(url: databaseURL, clock: clock)
         try super.setUpWithError()
-    }
-
-    override func startServer() throws {
-        let backend = JobStoreBackend(store: try JobStore(url: databaseURL), loader: MediaFrameLoader())
-        try serve(JobsHTTPApplication(backend: backend, configuration: apiConfiguration))
-    }
-
-    override func tearDown() {
-        super.tearDown()
-        TestDatabase.dropSchema(schema)
-    }
-
-    private func send(_ method: String, _ path: String) throws -> RawResponse {
-        try exchange("\(method) \(path) HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").0
+        store = try JobStore(url: databaseURL, clock: clock)
     }
 
     private func metrics() throws -> String {

@@ -11,29 +11,8 @@ import TestSupport
 import XCTest
 @testable import JobsAPI
 
-final class PreviewRouteTests: ServerTestCase {
-    private var databaseURL = ""
-    private var schema = ""
-
-    override func setUpWithError() throws {
-        (databaseURL, schema) = try TestDatabase.makeSchema("preview_" + name.filter(\.isLetter).suffix(24))
-        try Migrator(url: databaseURL).run()
-        try super.setUpWithError()
-    }
-
-    override func startServer() throws {
-        let backend = JobStoreBackend(store: try JobStore(url: databaseURL), loader: MediaFrameLoader())
-        try serve(JobsHTTPApplication(backend: backend, configuration: apiConfiguration))
-    }
-
-    override func tearDown() {
-        super.tearDown()
-        TestDatabase.dropSchema(schema)
-    }
-
-    private func get(_ path: String) throws -> RawResponse {
-        try exchange("GET \(path) HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").0
-    }
+final class PreviewRouteTests: StoreServerTestCase {
+    override var schemaPrefix: String { "preview_" }
 
     /// Frame `index` of 5×4 pixels: values `low ... high` in equal steps, row-major.
     private func frame(_ index: Int, low: Float, high: Float) -> (result: FrameResult, values: [Float]) {

@@ -58,6 +58,13 @@ class ServerTestCase: XCTestCase {
         return (response, connection.isClosedByServer())
     }
 
+    /// `method path` with no body on a fresh connection that the request closes.
+    func send(_ method: String, _ path: String, headers: [String] = []) throws -> RawResponse {
+        try exchange("\(method) \(path) HTTP/1.1\r\nHost: t\r\n" + headers.map { $0 + "\r\n" }.joined() + "Connection: close\r\n\r\n").0
+    }
+
+    func get(_ path: String, headers: [String] = []) throws -> RawResponse { try send("GET", path, headers: headers) }
+
     func submitJob(frames: Int = 2, headers: [String] = [], on connection: RawClient? = nil) throws -> RawResponse {
         var form = MultipartBody()
         form.file("left", filename: "left.tar", frameTar(count: frames))

@@ -8,32 +8,20 @@ import TestSupport
 import XCTest
 @testable import JobsAPI
 
-final class VideoUploadTests: ServerTestCase {
-    private var databaseURL = ""
-    private var schema = ""
+final class VideoUploadTests: StoreServerTestCase {
     private var videos: URL!
 
+    override var schemaPrefix: String { "upload_" }
+
     override func setUpWithError() throws {
-        (databaseURL, schema) = try TestDatabase.makeSchema("upload_" + name.filter(\.isLetter).suffix(22))
-        try Migrator(url: databaseURL).run()
         videos = FileManager.default.temporaryDirectory.appendingPathComponent("video-uploads-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: videos, withIntermediateDirectories: true)
         try super.setUpWithError()
     }
 
-    override func startServer() throws {
-        let backend = JobStoreBackend(store: try JobStore(url: databaseURL), loader: MediaFrameLoader())
-        try serve(JobsHTTPApplication(backend: backend, configuration: apiConfiguration))
-    }
-
     override func tearDown() {
         super.tearDown()
         try? FileManager.default.removeItem(at: videos)
-        TestDatabase.dropSchema(schema)
-    }
-
-    private func count(_ table: String) throws -> Int {
-        Int(try TestDatabase.psql(TestDatabase.serverURL, "SELECT count(*) FROM \(schema).\(table)")) ?? -1
     }
 
     /// A test-pattern video of `frames` frames of `size` at `rate` fps, made by ffmpeg: FFV1 (`.mkv`), or
@@ -228,9 +216,5 @@ final class VideoUploadTests: ServerTestCase {
         XCTAssertEqual(refused.errorCode, "invalid_jpeg")
         XCTAssertTrue(message(refused).contains("0000.jpg"), message(refused))
         XCTAssertEqual(try count("jobs"), 1, "only the good upload made a job")
-    }
-
-    private func get(_ path: String) throws -> RawResponse {
-        try exchange("GET \(path) HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").0
     }
 }

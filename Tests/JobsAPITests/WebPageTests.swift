@@ -9,10 +9,6 @@ import XCTest
 @testable import JobsAPI
 
 final class WebPageTests: ServerTestCase {
-    private func get(_ path: String) throws -> RawResponse {
-        try exchange("GET \(path) HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").0
-    }
-
     private let policy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; media-src 'self'; "
         + "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 

@@ -33,20 +33,6 @@ final class NetworkNamespaceTests: XCTestCase {
 
     private let checkpoint = SharedData.golden.appendingPathComponent("dynamic_stereo_formula.pth").path
 
-    /// `count` frames of `height` x `width` cut from the golden set A video.
-    private func video(frames count: Int, height: Int = 32, width: Int = 64) throws -> [InputFrame] {
-        func cut(_ side: String, _ index: Int) throws -> Data {
-            let file = SharedData.goldenSet("A").appendingPathComponent("\(side)/\(String(format: "%04d", index % 5)).png")
-            let image = try PNG.decodeRGB(try Data(contentsOf: file))
-            var pixels: [UInt8] = []
-            for y in 0..<height { pixels += image.pixels[(y * image.width) * 3..<(y * image.width + width) * 3] }
-            return try PNG.encodeRGB8(RGBImage(width: width, height: height, pixels: pixels))
-        }
-        return try (0..<count).map { index in
-            InputFrame(index: index, name: String(format: "%04d.png", index), left: try cut("left", index), right: try cut("right", index))
-        }
-    }
-
     /// Two "machines" (namespaces `east` and `west`), each linked to the database's namespace by a veth pair
     /// of its own and routing nothing else, run one job's windows.
     ///
@@ -80,7 +66,7 @@ final class NetworkNamespaceTests: XCTestCase {
         let store = try JobStore(url: url)
         let watch = try JobWatch(url: url, schema: schema)
         let frameCount = 12
-        let id = try store.enqueue(parameters: JobParameters(iters: 2, kernelSize: 4), frames: try video(frames: frameCount),
+        let id = try store.enqueue(parameters: JobParameters(iters: 2, kernelSize: 4), frames: try goldenVideo(frames: frameCount),
                                    idempotencyKey: nil, payloadDigest: nil).job.id
         let windowCount = try store.windows(id: id).filter { $0.kind == .window }.count
         XCTAssertGreaterThanOrEqual(windowCount, 3)

@@ -72,11 +72,7 @@ final class VideoJobTests: XCTestCase {
         for (side, folder) in [("left", folders.0), ("right", folders.1)] {
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
             for index in 0..<6 {
-                let source = SharedData.goldenSet("A").appendingPathComponent("\(side)/\(String(format: "%04d", index % 5)).png")
-                let image = try PNG.decodeRGB(try Data(contentsOf: source))
-                var pixels: [UInt8] = []
-                for y in 0..<32 { pixels += image.pixels[(y * image.width) * 3..<(y * image.width + 64) * 3] }
-                try PNG.encodeRGB8(RGBImage(width: 64, height: 32, pixels: pixels))
+                try goldenCrop(side, frame: index, height: 32, width: 64)
                     .write(to: folder.appendingPathComponent(String(format: "%04d.png", index)))
             }
         }

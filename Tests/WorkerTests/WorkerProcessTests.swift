@@ -27,20 +27,6 @@ final class WorkerProcessTests: XCTestCase {
         watch = try JobWatch(url: url, schema: schema)
     }
 
-    /// Frames cut from the golden set A video (a real rectified stereo pair panning), `height` x `width`.
-    func video(frames count: Int, height: Int = 32, width: Int = 64) throws -> [InputFrame] {
-        func cut(_ side: String, _ index: Int) throws -> Data {
-            let file = SharedData.goldenSet("A").appendingPathComponent("\(side)/\(String(format: "%04d", index % 5)).png")
-            let image = try PNG.decodeRGB(try Data(contentsOf: file))
-            var pixels: [UInt8] = []
-            for y in 0..<height { pixels += image.pixels[(y * image.width) * 3..<(y * image.width + width) * 3] }
-            return try PNG.encodeRGB8(RGBImage(width: width, height: height, pixels: pixels))
-        }
-        return try (0..<count).map { index in
-            InputFrame(index: index, name: String(format: "%04d.png", index), left: try cut("left", index), right: try cut("right", index))
-        }
-    }
-
     func startWorker(_ id: String, lease: Double = 2, heartbeat: Double = 0.4, extra: [String] = []) throws -> ChildProcess {
         let log = FileManager.default.temporaryDirectory.appendingPathComponent("dynstereo-\(schema)-\(id).log").path
         let child = try ChildProcess(try BuiltProducts.dynstereo().path, [
@@ -62,7 +48,7 @@ final class WorkerProcessTests: XCTestCase {
         try migrate()
         let store = try JobStore(url: url)
         let job = try store.enqueue(parameters: JobParameters(iters: 2, kernelSize: 3, focalPx: 100, baselineM: 0.1),
-                                    frames: try video(frames: 3), idempotencyKey: nil, payloadDigest: nil).job
+                                    frames: try goldenVideo(frames: 3), idempotencyKey: nil, payloadDigest: nil).job
         let doomed = try startWorker("doomed")
         let running = try wait(for: job.id, store) { $0.status != .queued }
         XCTAssertEqual(running.status, .running, doomed.log)
@@ -108,7 +94,7 @@ final class WorkerProcessTests: XCTestCase {
         try migrate()
         let store = try JobStore(url: url)
         let worker = try startWorker("single", lease: 5, heartbeat: 0.3)
-        var frames = try video(frames: 2)
+        var frames = try goldenVideo(frames: 2)
         frames[1] = InputFrame(index: 1, name: "0001.png", left: Data("not a png".utf8), right: frames[1].right)
         let bad = try store.enqueue(parameters: JobParameters(iters: 2, kernelSize: 3), frames: frames,
                                     idempotencyKey: nil, payloadDigest: nil).job
@@ -120,7 +106,7 @@ final class WorkerProcessTests: XCTestCase {
 
         // Long enough (many windows at 20 iterations) that it is still running when cancelled.
         let long = JobParameters(iters: 20, kernelSize: 2)
-        let cancelled = try store.enqueue(parameters: long, frames: try video(frames: 40), idempotencyKey: nil, payloadDigest: nil).job
+        let cancelled = try store.enqueue(parameters: long, frames: try goldenVideo(frames: 40), idempotencyKey: nil, payloadDigest: nil).job
         XCTAssertEqual(try wait(for: cancelled.id, store) { $0.status == .running }.status, .running)
         let requested = Date()
         _ = try store.cancel(id: cancelled.id)
@@ -128,7 +114,7 @@ final class WorkerProcessTests: XCTestCase {
         print("measured: running job cancelled \(String(format: "%.2f", Date().timeIntervalSince(requested))) s after the request")
         XCTAssertEqual(try store.resultPaths(id: cancelled.id), [])
 
-        let handed = try store.enqueue(parameters: long, frames: try video(frames: 40), idempotencyKey: nil, payloadDigest: nil).job
+        let handed = try store.enqueue(parameters: long, frames: try goldenVideo(frames: 40), idempotencyKey: nil, payloadDigest: nil).job
         XCTAssertEqual(try wait(for: handed.id, store) { $0.status == .running }.status, .running)
         worker.signal(SIGTERM)
         XCTAssertEqual(worker.wait(timeout: hangGuard), 0, worker.log)
@@ -147,7 +133,7 @@ final class WorkerProcessTests: XCTestCase {
         defer { cluster.destroy() }
         try migrate(server: cluster.serverURL)
         let store = try JobStore(url: url)
-        let job = try store.enqueue(parameters: JobParameters(iters: 6, kernelSize: 2), frames: try video(frames: 12),
+        let job = try store.enqueue(parameters: JobParameters(iters: 6, kernelSize: 2), frames: try goldenVideo(frames: 12),
                                     idempotencyKey: nil, payloadDigest: nil).job
         let worker = try startWorker("steady", lease: 20, heartbeat: 0.5)
         XCTAssertEqual(try wait(for: job.id, store) { $0.status == .running }.status, .running)
