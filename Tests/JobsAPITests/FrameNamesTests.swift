@@ -9,25 +9,8 @@ import TestSupport
 import XCTest
 @testable import JobsAPI
 
-final class FrameNamesTests: ServerTestCase {
-    private var databaseURL = ""
-    private var schema = ""
-
-    override func setUpWithError() throws {
-        (databaseURL, schema) = try TestDatabase.makeSchema("names_" + name.filter(\.isLetter).suffix(24))
-        try Migrator(url: databaseURL).run()
-        try super.setUpWithError()
-    }
-
-    override func startServer() throws {
-        let backend = JobStoreBackend(store: try JobStore(url: databaseURL), loader: MediaFrameLoader())
-        try serve(JobsHTTPApplication(backend: backend, configuration: apiConfiguration))
-    }
-
-    override func tearDown() {
-        super.tearDown()
-        TestDatabase.dropSchema(schema)
-    }
+final class FrameNamesTests: StoreServerTestCase {
+    override var schemaPrefix: String { "names_" }
 
     private func get(_ path: String) throws -> RawResponse {
         try exchange("GET \(path) HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").0
