@@ -523,9 +523,10 @@ function isReady(ranges, index) {
 }
 
 /**
- * The name of input frame `index` (its result files' NNNN): from the job's list of result files once it
- * has succeeded, from `frames_ready.names` where a server gives it, else the index in the source video
- * (start_frame + index × frame_step, 4 digits), which is how frames from videos are named.
+ * The name of input frame `index` (its result files' NNNN): from `frames_ready.names`, which a job's own
+ * JSON gives whenever its frames have names of their own (a tar's members, `img_17`); from the list of result
+ * files of a succeeded job stored before windows; else the index in the source video (start_frame + index ×
+ * frame_step, 4 digits), which is how frames from videos (and tars named so) are named.
  */
 function frameName(job, index) {
   const ready = job.frames_ready || {};

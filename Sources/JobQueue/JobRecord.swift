@@ -88,14 +88,17 @@ public enum JobSource: String, Sendable, CaseIterable {
     public var isVideo: Bool { self != .frames }
 }
 
-/// A job with its windows and finishing step (in index order; none for a job stored before windows), as one
-/// statement reads them for the API.
+/// A job with its windows and finishing step (in index order; none for a job stored before windows), and
+/// its frames' names, as one statement reads them for the API.
 public struct JobReport: Equatable, Sendable {
     public let job: JobRecord
     public let windows: [JobWindow]
+    /// `.own` names from `JobStore.report`; a list (`JobStore.reports`) says only `.ownUnread`.
+    public let frameNames: FrameNames
 
-    public init(job: JobRecord, windows: [JobWindow]) {
+    public init(job: JobRecord, windows: [JobWindow], frameNames: FrameNames = .sourceIndices) {
         self.job = job
         self.windows = windows
+        self.frameNames = frameNames
     }
 }

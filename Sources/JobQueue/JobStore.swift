@@ -55,6 +55,9 @@ public final class JobStore: @unchecked Sendable {
                         frame: (Int) throws -> InputFrame) throws -> (job: JobRecord, created: Bool) {
         try enqueue(parameters: parameters, frameCount: frameCount, source: .frames, videoRate: Self.frameRate(parameters),
                     idempotencyKey: idempotencyKey, payloadDigest: payloadDigest, owner: owner, uploadBytes: uploadBytes) { id, connection in
+            // Names only (a few bytes a frame), kept to learn whether they are the default ones.
+            var names: [String] = []
+            names.reserveCapacity(frameCount)
             for index in 0..<frameCount {
                 let input = try frame(index)
                 guard input.index == index else {
@@ -63,6 +66,10 @@ public final class JobStore: @unchecked Sendable {
                 try connection.execute(Queries.insertInput, [
                     .uuid(id), .int(input.index), .text(input.name), .bytes(input.left), .bytes(input.right),
                 ])
+                names.append(FrameNames.resultName(input.name))
+            }
+            if let own = FrameNames.toStore(names, selection: parameters.selection) {
+                try connection.execute(Queries.setFrameNames, [.uuid(id), .textArray(own)])
             }
         }
     }
@@ -198,16 +205,21 @@ public final class JobStore: @unchecked Sendable {
         }
     }
 
-    /// The job with its windows, read in one indexed statement whatever the video's length: what the API's
-    /// job view shows. Nil if unknown or (with `owner`) created by another API key.
+    /// The job with its windows and its frames' names, read in one indexed statement whatever the video's
+    /// length (the names are stored only for frames not named by their source index): what the API's job view
+    /// shows. Nil if unknown or (with `owner`) created by another API key.
     public func report(id: UUID, owner: UUID? = nil) throws -> JobReport? {
         try pool.withConnection { connection in
-            try connection.execute(Queries.jobReport, [.uuid(id), owner.map(SQLValue.uuid) ?? .null]).first.map(Self.decodeReport)
+            try connection.execute(Queries.jobReport, [.uuid(id), owner.map(SQLValue.uuid) ?? .null]).first
+                .map { try Self.decodeReport($0, namesRead: true) }
         }
     }
 
-    private static func decodeReport(_ row: Row) throws -> JobReport {
-        JobReport(job: try Queries.decodeJob(row), windows: try Queries.decodeWindowArrays(row, from: Queries.jobColumnCount))
+    /// A row of `jobReport` (`namesRead`) or of `listJobs`.
+    private static func decodeReport(_ row: Row, namesRead: Bool) throws -> JobReport {
+        JobReport(job: try Queries.decodeJob(row), windows: try Queries.decodeWindowArrays(row, from: Queries.jobColumnCount),
+                  frameNames: try Queries.decodeFrameNames(row, at: Queries.jobColumnCount + Queries.windowArrayColumnCount,
+                                                           namesRead: namesRead))
     }
 
     /// Jobs newest first, optionally of one status. `next` is an opaque cursor for the following page
@@ -219,7 +231,8 @@ public final class JobStore: @unchecked Sendable {
         return (reports.map(\.job), next)
     }
 
-    /// `list` with each job's windows, in one statement: what the API's job list shows.
+    /// `list` with each job's windows, in one statement: what the API's job list shows. Frame names are not
+    /// read, only whether a job has its own (`.ownUnread`).
     public func reports(status: JobStatus?, limit: Int, after cursor: String?,
                         owner: UUID? = nil) throws -> (jobs: [JobReport], next: String?) {
         guard (1...1000).contains(limit) else { throw JobQueueError.invalidParameters("limit must be in 1...1000, got \(limit)") }
@@ -232,7 +245,7 @@ public final class JobStore: @unchecked Sendable {
         let jobs = try pool.withConnection { connection in
             try connection.execute(Queries.listJobs, [.optional(status?.rawValue)] + cursorValues
                                    + [.int(limit + 1), owner.map(SQLValue.uuid) ?? .null])
-                .rows.map(Self.decodeReport)
+                .rows.map { try Self.decodeReport($0, namesRead: false) }
         }
         guard jobs.count > limit, let last = jobs.prefix(limit).last else { return (jobs, nil) }
         return (Array(jobs.prefix(limit)), Self.encodeCursor(last.job))

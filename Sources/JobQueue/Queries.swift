@@ -105,6 +105,8 @@ enum Queries {
     static let windowArrayColumns = """
         window_numbers, window_kinds, window_statuses, window_workers, window_error_codes, window_error_messages
         """
+    /// How many columns `windowArrayColumns` selects.
+    static let windowArrayColumnCount = 6
 
     /// The windows `windowArraysJoin` aggregated, from column `first` on, sorted by index (none for a job
     /// stored before windows).
@@ -126,6 +128,17 @@ enum Queries {
                              attempt: n[5], workerId: workers[i], iterationsDone: n[6], iterationsTotal: n[7] < 0 ? nil : n[7],
                              error: codes[i].map { JobErrorInfo(code: $0, message: messages[i] ?? "") })
         }.sorted { $0.index < $1.index }
+    }
+
+    /// The frames' names at `column`, after the window arrays: `frame_names` itself (`jobReport`), or only
+    /// whether it is set (`listJobs`, `namesRead` false).
+    static func decodeFrameNames(_ row: Row, at column: Int, namesRead: Bool) throws -> FrameNames {
+        guard namesRead else { return try row.bool(column) ? .ownUnread : .sourceIndices }
+        guard !row.isNull(column) else { return .sourceIndices }
+        return .own(try row.textArray(column).map { name in
+            guard let name else { throw PostgresError.decoding("a NULL among a job's frame names") }
+            return name
+        })
     }
 
     // MARK: Sessions and transactions
@@ -170,6 +183,8 @@ enum Queries {
     static let insertInput = Query(name: "insert_input", sql: """
         INSERT INTO job_inputs (job_id, frame_index, name, left_png, right_png) VALUES ($1, $2, $3, $4, $5)
         """)
+    /// The job's frames' own names, by index (`FrameNames.toStore`), once its inputs are stored. $1 id, $2 names.
+    static let setFrameNames = Query(name: "set_frame_names", sql: "UPDATE jobs SET frame_names = $2::text[] WHERE id = $1")
     /// Delivered at commit, so a worker woken by it always finds the job.
     static let notifyWorkers = Query(name: "notify_workers", sql: "SELECT pg_notify('\(channel)', $1)")
     /// $2 the asking API key, or NULL for no ownership check (an open server, the workers).
@@ -180,16 +195,18 @@ enum Queries {
     static let jobByIdempotencyKey = Query(name: "job_by_idempotency_key", sql: """
         SELECT \(jobColumns) FROM jobs WHERE idempotency_key = $1 AND api_key_id IS NOT DISTINCT FROM $2::uuid
         """)
-    /// `jobByID` with the job's windows (`windowArraysJoin`): the API's job view in one statement.
+    /// `jobByID` with the job's windows (`windowArraysJoin`) and its frames' own names (migration 0009, NULL
+    /// for most jobs): the API's job view in one statement.
     static let jobReport = Query(name: "job_report", sql: """
-        SELECT \(jobColumns), \(windowArrayColumns) FROM jobs \(windowArraysJoin)
+        SELECT \(jobColumns), \(windowArrayColumns), frame_names FROM jobs \(windowArraysJoin)
         WHERE id = $1 AND ($2::uuid IS NULL OR api_key_id = $2::uuid)
         """)
-    /// Newest first, each job with its windows (`windowArraysJoin`, run only for the rows the limit keeps).
+    /// Newest first, each job with its windows (`windowArraysJoin`, run only for the rows the limit keeps),
+    /// and whether its frames have names of their own (not the names: they grow with the video).
     /// $1 status or NULL; $2, $3 the cursor (created_at in microseconds, id) or NULL; $4 limit; $5 the asking
     /// API key or NULL.
     static let listJobs = Query(name: "list_jobs", sql: """
-        SELECT \(jobColumns), \(windowArrayColumns) FROM jobs \(windowArraysJoin)
+        SELECT \(jobColumns), \(windowArrayColumns), frame_names IS NOT NULL FROM jobs \(windowArraysJoin)
         WHERE ($1::text IS NULL OR status = $1::text)
           AND ($5::uuid IS NULL OR api_key_id = $5::uuid)
           AND ($2::bigint IS NULL

@@ -22,11 +22,14 @@ public struct JobSnapshot: Equatable, Sendable {
     public var windows: [JobWindow]
     /// What the frames were uploaded as.
     public var source: JobSource
+    /// The input frames' names, which name their files: `frames_ready.names`.
+    public var frameNames: FrameNames
 
     public init(id: UUID, status: JobStatus, parameters: JobParameters, attempt: Int, framesDone: Int, framesTotal: Int,
                 error: JobErrorInfo?, createdAt: Date, startedAt: Date?, finishedAt: Date?, resultsExpiredAt: Date? = nil,
-                windows: [JobWindow] = [], source: JobSource = .frames) {
+                windows: [JobWindow] = [], source: JobSource = .frames, frameNames: FrameNames = .sourceIndices) {
         self.source = source
+        self.frameNames = frameNames
         self.id = id
         self.status = status
         self.parameters = parameters

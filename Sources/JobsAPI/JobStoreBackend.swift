@@ -120,7 +120,8 @@ public final class JobStoreBackend: JobBackend, @unchecked Sendable {
         return JobSnapshot(id: record.id, status: record.status, parameters: record.parameters, attempt: record.attempt,
                            framesDone: record.framesDone, framesTotal: record.framesTotal, error: record.error,
                            createdAt: record.createdAt, startedAt: record.startedAt, finishedAt: record.finishedAt,
-                           resultsExpiredAt: record.resultsExpiredAt, windows: report.windows, source: record.source)
+                           resultsExpiredAt: record.resultsExpiredAt, windows: report.windows, source: record.source,
+                           frameNames: report.frameNames)
     }
 }
 

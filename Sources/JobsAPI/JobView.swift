@@ -2,9 +2,11 @@
 import Foundation
 import JobQueue
 
-/// `GET /jobs/{id}` and each job of `GET /jobs`: every field is always present, null when not yet known.
-/// Its size grows with the job's windows (a few per hundred frames), never with its frames or files: which
-/// frames are ready is a list of ranges and URL templates, not a URL per file.
+/// `GET /jobs/{id}` and each job of `GET /jobs`: every field is always present, null when not yet known,
+/// except `frames_ready.names`, absent for frames named by their source index. Its size grows with the job's
+/// windows (a few per hundred frames), never with its files: which frames are ready is a list of ranges and
+/// URL templates, not a URL per file. Only frames with names of their own add their names (one each, in the
+/// job's own JSON only).
 struct JobView {
     struct URLs {
         var job: String
@@ -73,8 +75,21 @@ struct JobView {
         json.key("finished_at"); json.timestamp(job.finishedAt)
         // Which frames' per-frame files can be downloaded now, while the job runs too: half-open ranges of
         // input frame indices, and the URL of each file with {name} the input frame's name without `.png`.
+        // `names` gives frame i's name where it is not the default (its source index, 4 digits), and is null
+        // in a list, which leaves them out; absent, the names are the default ones.
         json.key("frames_ready")
         json.beginObject()
+        switch job.frameNames {
+        case .sourceIndices:
+            break
+        case let .own(names):
+            json.key("names")
+            json.beginArray()
+            for name in names { json.string(name) }
+            json.endArray()
+        case .ownUnread:
+            json.key("names"); json.null()
+        }
         json.key("ranges")
         json.beginArray()
         for range in job.resultsExpiredAt == nil ? (progress?.framesReady ?? []) : [] {
@@ -161,7 +176,9 @@ struct JobView {
 
     /// The JSON body, with a final newline as `JSON.encode` ends it.
     var bytes: [UInt8] {
-        var json = JSONWriter(capacity: 1024 + 128 * job.windows.count)
+        var names = 0
+        if case let .own(list) = job.frameNames { names = list.reduce(0) { $0 + $1.utf8.count + 3 } }
+        var json = JSONWriter(capacity: 1024 + 128 * job.windows.count + names)
         write(to: &json)
         return json.bytes + [10]
     }
