@@ -27,8 +27,10 @@ import PackageDescription
 // modules that hold them are compiled for AVX2 (Haswell and later, every AMD Zen), twice the SSE width of the
 // baseline target. DYNSTEREO_PORTABLE=1 at build time keeps the baseline for older processors.
 #if arch(x86_64)
+// DYNSTEREO_AVX2 tells TensorKernels' `BuildTarget` which features it was compiled for, so that the executable
+// can refuse an older processor with a message before the first AVX2 instruction would stop it with SIGILL.
 let vectorSettings: [SwiftSetting] = Context.environment["DYNSTEREO_PORTABLE"] == "1" ? []
-    : [.unsafeFlags(["-target-cpu", "haswell"])]
+    : [.unsafeFlags(["-target-cpu", "haswell"]), .define("DYNSTEREO_AVX2")]
 #else
 let vectorSettings: [SwiftSetting] = []
 #endif
@@ -57,7 +59,7 @@ let package = Package(
         .target(name: "Checkpoint", dependencies: ["TensorKernels", "CZlib"]),
         .target(name: "Media", dependencies: ["TensorKernels", "CPNGShim", "CJPEGShim", "CZlib"]),
         .target(name: "DynamicStereo", dependencies: ["TensorKernels", "VideoPlan"], swiftSettings: vectorSettings),
-        .target(name: "Inference", dependencies: ["DynamicStereo", "Checkpoint", "Media"]),
+        .target(name: "Inference", dependencies: ["DynamicStereo", "TensorKernels", "Checkpoint", "Media"]),
         .target(name: "CSpawnShim"),
         .target(name: "VideoIO", dependencies: ["CSpawnShim", "Media", "TensorKernels", "VideoPlan"]),
         .target(name: "JobQueue", dependencies: ["CLibPQ", "VideoPlan", .product(name: "Logging", package: "swift-log")],

@@ -3,6 +3,7 @@ import ArgumentParser
 import Checkpoint
 import DynamicStereo
 import Foundation
+import Inference
 import Media
 import TensorKernels
 
@@ -69,6 +70,7 @@ struct DemoCommand: ParsableCommand {
     /// The name and shape of every tensor the network binds, in binding order. The network knows them, not a
     /// list here: built from no weights, its strict load reports each one missing, with the shape it wants.
     static func networkTensorShapes() throws -> [(name: String, shape: [Int])] {
+        try ProcessorCheck.requireBuildTarget()  // building the network runs the kernels' module's code
         do {
             _ = try DynamicStereoNetwork(stateDict: [:])
         } catch let error as WeightLoadingError {
