@@ -234,7 +234,8 @@ async function resultURLs(id, paths) {
   const base = `/jobs/${id}/`;
   const result = new Map();
   if (!state.keyed) {
-    for (const path of paths) result.set(path, base + path);
+    // A frame's name may hold characters a URL escapes (a space, '#', '?'); the server decodes each segment.
+    for (const path of paths) result.set(path, base + path.split("/").map(encodeURIComponent).join("/"));
     return result;
   }
   const now = Date.now() / 1000;

@@ -111,8 +111,12 @@ public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
     }
 
     /// Matches method and path; a known path with the wrong method is a 405 naming the allowed ones.
+    /// Segments are percent-decoded: a frame's name (a tar member's) may hold any character a URL escapes.
     static func route(method: String, path: Substring) -> Result<Route, APIError> {
-        let segments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map(String.init)
+        let raw = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+        let decoded = raw.map { String($0).removingPercentEncoding }
+        guard decoded.allSatisfy({ $0 != nil }) else { return .failure(.badRequest("the path '\(path)' is not valid percent-encoding")) }
+        let segments = decoded.map { $0! }  // every one checked just above
         func only(_ allowed: [String: Route]) -> Result<Route, APIError> {
             let effective = method == "HEAD" ? "GET" : method
             if let route = allowed[effective] { return .success(route) }

@@ -44,12 +44,17 @@ public struct URLSigner: Sendable {
         return Self.base64URL(HMACSHA256.mac(key: secret, message: Array(text.utf8)))
     }
 
-    /// `path` with its expiry, key and signature as the query.
+    /// `path` (decoded, as the router reads it) percent-encoded, with its expiry, key and signature as the query.
+    /// The MAC covers the decoded path, so a client's own escaping of the same path does not matter.
     func sign(path: String, expires: Int, key: UUID?) -> String {
         var query = "expires=\(expires)"
         if let key { query += "&key=\(key.lowercased)" }
-        return "\(path)?\(query)&signature=\(signature(path: path, expires: expires, key: key))"
+        let encoded = path.addingPercentEncoding(withAllowedCharacters: Self.pathCharacters) ?? path
+        return "\(encoded)?\(query)&signature=\(signature(path: path, expires: expires, key: key))"
     }
+
+    /// What a path may hold unescaped: RFC 3986's unreserved characters and the segment separator.
+    private static let pathCharacters = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~/")
 
     /// The key a signed request was issued to (nil: issued on an open server), once its signature and expiry
     /// hold. Throws 403 `invalid_signature` for a signature that does not match the path, expiry and key (a
@@ -65,7 +70,10 @@ public struct URLSigner: Sendable {
             }
             key = parsed
         }
-        let expected = self.signature(path: String(path), expires: expires, key: key)
+        guard let decoded = String(path).removingPercentEncoding else {
+            throw APIError(.forbidden, "invalid_signature", "the signed URL's path is not valid percent-encoding")
+        }
+        let expected = self.signature(path: decoded, expires: expires, key: key)
         guard HMACSHA256.constantTimeEqual(Array(expected.utf8), Array(signature.utf8)) else {
             throw APIError(.forbidden, "invalid_signature", "the URL's signature does not match its path, expiry and key")
         }

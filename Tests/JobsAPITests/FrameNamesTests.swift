@@ -116,4 +116,18 @@ final class FrameNamesTests: StoreServerTestCase {
             XCTAssertEqual(FrameNames.resultName(name), try FrameRendering.resultName(name), name)
         }
     }
+    /// A tar member's name may hold characters a URL escapes: the frame's URL, its name percent-encoded,
+    /// resolves; a malformed escape is a 400.
+    func testANameThatNeedsEscapingResolvesPercentEncoded() throws {
+        let (id, _) = try submit(["frame #1 (50%).png", "frame #2 (50%).png"])
+        let queue = WorkerQueue(url: databaseURL)
+        defer { queue.disconnect() }
+        while try storeNextWindow(queue) != nil {}
+        XCTAssertEqual(try framesReady(try get("/jobs/\(id)"))["names"] as? [String], ["frame #1 (50%)", "frame #2 (50%)"])
+        let first = try get("/jobs/\(id)/disparity/frame%20%231%20%2850%25%29.png")
+        XCTAssertEqual(first.status, 200, first.text)
+        XCTAssertEqual(first.text, "disparity 0")
+        XCTAssertEqual(try get("/jobs/\(id)/disparity/frame%20%232%20(50%25).png").text, "disparity 1", "parentheses left as they are")
+        XCTAssertEqual(try get("/jobs/\(id)/disparity/frame%ZZ.png").status, 400)
+    }
 }
