@@ -1,6 +1,7 @@
 // Splitting loops across the machine's cores (ggml's ith/nth), outside OpenBLAS calls.
 import Dispatch
 import Foundation
+import Synchronization
 
 /// How many cores the network's work is split over: the one setting that `parallelFor` and the splits of
 /// `BLAS.sgemm` both obey (OpenBLAS itself stays on one thread, see `BLAS`).
@@ -36,6 +37,32 @@ public func parallelFor(_ count: Int, minimumPerThread: Int = 1, _ body: (Range<
         let start = t * per
         let end = min(count, start + per)
         if start < end { body(start..<end) }
+    }
+}
+
+/// Runs `body` once on each of up to `ComputeThreads.count` cores; each takes the blocks `0..<count` one at a
+/// time through `claim` (nil once none is left), so a core that finishes a cheap block goes on with the next one.
+///
+/// For few blocks of unequal cost (a frame at a video's edge reads fewer time taps than one inside it), where
+/// `parallelFor`'s fixed ranges leave one core waiting for the other. A core's setup (its scratch) goes
+/// before its first claim. Every block is claimed exactly once; which core runs it is not fixed.
+public func parallelClaims(_ count: Int, _ body: (_ claim: () -> Int?) -> Void) {
+    guard count > 0 else { return }
+    let threads = min(ComputeThreads.count, count)
+    if threads <= 1 {
+        var next = 0
+        body {
+            defer { next += 1 }
+            return next < count ? next : nil
+        }
+        return
+    }
+    let next = Atomic<Int>(0)
+    DispatchQueue.concurrentPerform(iterations: threads) { _ in
+        body {
+            let block = next.add(1, ordering: .relaxed).oldValue
+            return block < count ? block : nil
+        }
     }
 }
 

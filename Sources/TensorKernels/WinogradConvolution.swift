@@ -63,11 +63,15 @@ public enum WinogradPolicy {
     }
 }
 
-/// Evenly sized ranges of at most `per` of `0..<count`, as few as that allows.
-private func evenRanges(_ count: Int, atMost per: Int) -> [Range<Int>] {
-    let parts = (count + per - 1) / per
-    let size = (count + parts - 1) / parts
-    return stride(from: 0, to: count, by: size).map { $0..<min(count, $0 + size) }
+/// `0..<count` in ranges of at most `per` whose sizes differ by one at most: as few as that allows, but
+/// enough that the blocks (`outer` of them per range) come in a multiple of the cores, two per core at least,
+/// so that `parallelClaims` shares them evenly. Five frames of one block each left one core idle for a sixth
+/// of every 3x3 layer at 128x256 (3 blocks against 2).
+private func blockRanges(_ count: Int, atMost per: Int, outer: Int) -> [Range<Int>] {
+    let cores = ComputeThreads.count
+    var parts = (count + per - 1) / per
+    while parts < count && (outer * parts % cores != 0 || outer * parts < 2 * cores) { parts += 1 }
+    return (0..<parts).map { count * $0 / parts ..< count * ($0 + 1) / parts }
 }
 
 /// One core's scratch: every vector a block needs, allocated once per call and core.
@@ -218,7 +222,7 @@ private func accumulateWinogradBox(_ kernel: WinogradBoxKernel, frames: Int, hei
     let (tilesX, tilesY) = ((width + m - 1) / m, (height + m - 1) / m)
     let length = tilesX + (alpha - 1) / m                // phase vector per tile row
     let rowLength = width + 2                            // x = -1 ... W of a padded input row
-    let groups = evenRanges(tilesY, atMost: max(1, blockTiles / length))
+    let groups = blockRanges(tilesY, atMost: max(1, blockTiles / length), outer: frames)
     let most = groups.map(\.count).max()!
     let n = most * length                                // N at most
     let plane = alpha * n                                // one channel of V or M: [ξy, N]
@@ -230,7 +234,11 @@ private func accumulateWinogradBox(_ kernel: WinogradBoxKernel, frames: Int, hei
     BLAS.prepareSerialCalls()
     kernel.weights.withUnsafeBufferPointer { ub in
     let u = ub.baseAddress!
-    parallelFor(frames * groups.count, minimumPerThread: 1) { blocks in
+    // Frames inside the video read every time tap, those at its ends fewer: the costly blocks go first, so
+    // that the cheap ones at the end even out the cores.
+    let timeTaps = (0..<frames).map { min(rt, frames - 1 - $0) + min(rt, $0) + 1 }
+    let order = (0..<frames * groups.count).sorted { timeTaps[$0 / groups.count] > timeTaps[$1 / groups.count] }
+    parallelClaims(order.count) { claim in
         var scratch = WinogradScratch(floats: floats, slots: max(input.slotCount, output.slotCount))
         defer { scratch.release() }
         let v = scratch.take(alpha * alpha * columns * n)     // [ξx, K, ξy, N]: V_ξ has ldb = α·N
@@ -244,7 +252,8 @@ private func accumulateWinogradBox(_ kernel: WinogradBoxKernel, frames: Int, hei
         let zeros = scratch.take(rowLength, zeroed: true), junk = scratch.take(rowLength)
         let temporary = scratch.take(temporaries)
         let slots = scratch.slots
-        for block in blocks {
+        while let claimed = claim() {
+            let block = order[claimed]
             let (frame, group) = (block / groups.count, groups[block % groups.count])
             let count = group.count * length                  // N of this block
             // Time taps whose frame lies in the video: a contiguous range of (dt, channel) columns.
@@ -352,7 +361,7 @@ public func accumulateWinogradTapConvolution(tile: WinogradTile, weights: Unsafe
     case .height: (length, lines, outer) = (width, (height + m - 1) / m, frames)
     case .time: (length, lines, outer) = (1, plane, (frames + m - 1) / m)
     }
-    let groups = evenRanges(lines, atMost: max(1, blockTiles / length))
+    let groups = blockRanges(lines, atMost: max(1, blockTiles / length), outer: outer)
     let most = groups.map(\.count).max()!
     let n = most * length
     let pad = (alpha - 1) / m
@@ -361,7 +370,7 @@ public func accumulateWinogradTapConvolution(tile: WinogradTile, weights: Unsafe
     let temporaries = max(input.temporaryCount, output.temporaryCount) * n
     let floats = alpha * (cin + cout) * n + m * (n + pad) + m * n + 2 * rowLength + temporaries
     BLAS.prepareSerialCalls()
-    parallelFor(outer * groups.count, minimumPerThread: 1) { blocks in
+    parallelClaims(outer * groups.count) { claim in
         var scratch = WinogradScratch(floats: floats, slots: max(input.slotCount, output.slotCount))
         defer { scratch.release() }
         let v = scratch.take(alpha * cin * n)            // [ξ, Cin, N]
@@ -371,7 +380,7 @@ public func accumulateWinogradTapConvolution(tile: WinogradTile, weights: Unsafe
         let zeros = scratch.take(rowLength, zeroed: true), junk = scratch.take(rowLength)
         let temporary = scratch.take(temporaries)
         let slots = scratch.slots
-        for block in blocks {
+        while let block = claim() {
             let (outerIndex, group) = (block / groups.count, groups[block % groups.count])
             let count = group.count * length
             for c in 0..<cin {
