@@ -37,4 +37,26 @@ final class ComputeThreadsTests: XCTestCase {
             }
         }
     }
+
+    /// `parallelClaims` hands every block out exactly once, on one core and on several, with fewer blocks than
+    /// cores too, and a core that claims nothing still runs its setup once.
+    func testParallelClaimsHandsOutEveryBlockOnce() {
+        let original = ComputeThreads.count
+        defer { ComputeThreads.count = original }
+        for threads in [1, 2, 3] {
+            ComputeThreads.count = threads
+            for count in [0, 1, 2, 5, 64] {
+                let lock = NSLock()
+                var claimed: [Int] = [], setups = 0
+                parallelClaims(count) { claim in
+                    lock.withLock { setups += 1 }
+                    while let block = claim() {
+                        lock.withLock { claimed.append(block) }
+                    }
+                }
+                XCTAssertEqual(claimed.sorted(), Array(0..<count), "\(count) blocks on \(threads) threads")
+                XCTAssertEqual(setups, count == 0 ? 0 : min(threads, count), "\(count) blocks on \(threads) threads")
+            }
+        }
+    }
 }

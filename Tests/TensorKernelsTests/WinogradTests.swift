@@ -86,7 +86,11 @@ final class WinogradTests: XCTestCase {
             ([1, 3, 6, 7], [4, 3, 3, 3, 3]), ([2, 2, 5, 9], [3, 2, 3, 3, 3]), ([5, 3, 9, 5], [2, 3, 3, 3, 3]),
             ([4, 1, 3, 12], [1, 1, 3, 3, 3]),
         ]
+        // Every split of the blocks over the cores: one, two and an odd three.
+        let original = ComputeThreads.count
+        defer { ComputeThreads.count = original }
         for (xs, ws) in cases {
+            ComputeThreads.count = 1 + xs[0] % 3
             let x = random(xs), w = random(ws), b = random([ws[0]])
             let plain = ws.count == 4 ? conv2dNaive(x, weight: w, bias: b, padding: (1, 1))
                 : conv3dNaive(x, weight: w, bias: b, padding: (1, 1, 1))
@@ -110,7 +114,10 @@ final class WinogradTests: XCTestCase {
         // of 4, 5 and 7 frames for the tiles along time.
         let videos: [[Int]] = [[1, 3, 7, 13], [3, 2, 1, 5], [2, 4, 5, 1], [2, 1, 9, 10], [1, 3, 2, 3], [3, 5, 11, 6],
                                [4, 3, 3, 5], [5, 2, 4, 3], [7, 3, 2, 5], [5, 1, 1, 9]]
-        for shape in videos {
+        let original = ComputeThreads.count
+        defer { ComputeThreads.count = original }
+        for (index, shape) in videos.enumerated() {
+            ComputeThreads.count = 1 + index % 3   // one, two and an odd three cores share the blocks
             for axis in [TapAxis.width, .height, .time] {
                 let kernel = axis == .width ? [1, 1, 5] : axis == .height ? [1, 5, 1] : [5, 1, 1]
                 let w = random([shape[1] == 1 ? 1 : 4, shape[1]] + kernel)
