@@ -47,15 +47,23 @@ public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
     private let configuration: JobsAPIConfiguration
     private let logger: Logger
     private let counters = RequestCounters()
+    /// The status poll's answers in memory (`JobPollCache`); nil: every poll reads the job store.
+    private let pollCache: JobPollCache?
+    /// The time job views are rendered at (their ETA): the tests move it.
+    private let now: @Sendable () -> Date
     private static let uploadSchema = FormSchema(fileParts: ["left", "right", "stereo"], fieldParts: [
         "iters", "kernel_size", "focal_px", "baseline_m", "layout", "start_frame", "frame_step", "frame_count", "max_size",
         "fps", "cx_px", "cy_px", "max_depth_m", "outputs",
     ])
 
+    /// `pollCache` must be fed by a `ChangeListener` on the backend's database (`JobPollCache.apply`).
     public init(backend: JobBackend, configuration: JobsAPIConfiguration = JobsAPIConfiguration(),
                 authenticator: RequestAuthenticator? = nil, signer: URLSigner = .ephemeral(),
+                pollCache: JobPollCache? = nil, now: @escaping @Sendable () -> Date = { Date() },
                 logger: Logger = Logger(label: "dynstereo.api")) {
         self.backend = backend
+        self.pollCache = pollCache
+        self.now = now
         self.authenticator = authenticator
         self.signer = signer
         self.configuration = configuration
@@ -292,7 +300,7 @@ public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
             }
         case .metrics:
             let text = MetricsText.render(statusCounts: try backend.statusCounts(), counters: try backend.jobCounters(),
-                                          requests: counters.snapshot())
+                                          requests: counters.snapshot(), pollCache: pollCache?.statistics)
             return HTTPResponse(status: .ok, contentType: "text/plain; version=0.0.4", bytes: Array(text.utf8))
         case .openAPI:
             return HTTPResponse(status: .ok, contentType: "application/yaml", bytes: Array(OpenAPIDocument.yaml.utf8))
@@ -309,13 +317,25 @@ public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
         case .list:
             return try list(request.head.query, owner: owner)
         case let .job(id):
-            // The poll: one read of the job with its windows, nothing per frame or file.
+            // The poll: from memory while the job's rows stay as they are, else one read of the job with its
+            // windows, nothing per frame or file.
+            let now = self.now()
+            if let pollCache {
+                guard let body = try pollCache.body(id: id, owner: owner, now: now, read: { try backend.job(id: id, owner: owner) },
+                                                    render: { try view($0, owner: owner, now: $1).bytes })
+                else { throw APIError.notFound("no job \(id.lowercased)") }
+                return json(.ok, body)
+            }
             guard let job = try backend.job(id: id, owner: owner) else { throw APIError.notFound("no job \(id.lowercased)") }
-            return json(.ok, try view(job, owner: owner).bytes)
+            return json(.ok, try view(job, owner: owner, now: now).bytes)
         case let .cancel(id):
+            // Dropped whatever the outcome (a cancel lost at COMMIT may have committed), before the answer, so
+            // the client's next poll reads what the cancel did.
+            defer { pollCache?.drop(id) }
             guard let job = try backend.cancel(id: id, owner: owner) else { throw APIError.notFound("no job \(id.lowercased)") }
             return json(.ok, try view(job, owner: owner).bytes)
         case let .delete(id):
+            defer { pollCache?.drop(id) }
             guard try backend.delete(id: id, owner: owner) else { throw APIError.notFound("no job \(id.lowercased)") }
             return HTTPResponse(status: .noContent)
         case let .resultTar(id):
@@ -475,6 +495,7 @@ public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
                                        owner: owner, uploadBytes: form.bodyBytes)
         submission.clientGone = request.clientGone
         let (job, created) = try backend.submit(submission)
+        pollCache?.drop(job.id)
         var response = json(created ? .accepted : .ok, try view(job, owner: owner).bytes)
         response.headers.add(name: "Location", value: "/jobs/\(job.id.lowercased)")
         // The temp files live until here: `form` is released when this request's handler returns.
@@ -556,7 +577,7 @@ public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
     /// `owner` non-nil (a keyed client) hides the windows' worker ids. No statement runs for a job with
     /// windows: what the view shows came with the job. A succeeded job stored before windows lists its whole
     /// files (one read of their paths).
-    private func view(_ job: JobSnapshot, owner: UUID? = nil) throws -> JobView {
+    private func view(_ job: JobSnapshot, owner: UUID? = nil, now: Date? = nil) throws -> JobView {
         let base = "/jobs/\(job.id.lowercased)"
         var results: [String]?
         let available = job.status == .succeeded && job.resultsExpiredAt == nil
@@ -569,6 +590,7 @@ public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
                                                         results: results))
         view.base = base
         view.showsWorkers = owner == nil
+        view.now = now ?? self.now()
         return view
     }
 
