@@ -66,6 +66,9 @@ public final class APIKeyVerifier: @unchecked Sendable {
         }
     }
 
+    /// What the kept answers did (nil without caching).
+    public var cacheStatistics: NotifiedCacheStatistics? { answers?.currentStatistics }
+
     /// The kept answer to `question`, else `read`'s, kept when there is one (each costs 1 of the capacity).
     private func answer(_ question: Question, _ read: () throws -> Answer?) throws -> Answer? {
         guard let answers else { return try read() }

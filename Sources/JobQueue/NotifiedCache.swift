@@ -86,6 +86,9 @@ public final class NotifiedCache<Key: Hashable, Value>: @unchecked Sendable {
         }
     }
 
+    /// Pairs in the eviction queue, leftovers included (the tests check it stays near the entries' count).
+    var queueLength: Int { lock.withLock { queue.count - queueHead } }
+
     /// The stored value for `key` if `matches` accepts it; nil when there is none or the cache is not listening.
     public func lookup(_ key: Key, where matches: (Value) -> Bool = { _ in true }) -> Value? {
         lock.withLock {
