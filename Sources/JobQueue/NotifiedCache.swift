@@ -148,7 +148,8 @@ public final class NotifiedCache<Key: Hashable, Value>: @unchecked Sendable {
             let (candidate, serial) = queue[queueHead]
             queueHead += 1
             guard let entry = entries[candidate], entry.serial == serial else { continue }
-            if entry.used {
+            // The value being stored stays (it fits): the others, passed over once, go on the next round.
+            if entry.used || serial == nextSerial {
                 entry.used = false
                 queue.append((candidate, serial))
             } else {
