@@ -15,7 +15,7 @@ struct ResponseWriter {
     /// headers a GET would get, no body.
     func write(_ response: HTTPResponse, minorVersion: Int, keepAlive: Bool, omitBody: Bool = false) throws {
         var head = "HTTP/1.1 \(response.status.code) \(response.status.reason)\r\nDate: \(Self.httpDate())\r\n"
-        for (name, value) in response.headers.fields where !Self.framingHeaders.contains(name.lowercased()) {
+        for (name, value) in response.headers.fields where !Self.framingHeaders.contains(where: { HTTPHeaders.sameName($0, name) }) {
             head += "\(name): \(value)\r\n"
         }
         switch response.body {
@@ -61,7 +61,7 @@ struct ResponseWriter {
     }
 
     /// Headers the writer computes itself; a handler's values for them are ignored.
-    private static let framingHeaders: Set<String> = ["content-length", "transfer-encoding", "connection", "date"]
+    private static let framingHeaders = ["content-length", "transfer-encoding", "connection", "date"]
 
     /// The current time in the IMF-fixdate form HTTP requires (`Sun, 06 Nov 1994 08:49:37 GMT`); gmtime_r and
     /// strftime in the C locale are thread-safe, unlike a shared DateFormatter.
