@@ -1,6 +1,7 @@
 // The per-request parsing shaped for speed against the plain ways it replaced: routing by bytes against
 // splitting by Character with Foundation's percent-decoding, the hand-read UUID against UUID(uuidString:),
-// and header names compared by bytes against caseInsensitiveCompare.
+// the bearer key read by bytes against Foundation's trimming, and header names compared by bytes against
+// caseInsensitiveCompare.
 import Foundation
 import HTTPTransport
 import XCTest
@@ -52,6 +53,21 @@ final class RouteParsingTests: XCTestCase {
                     "g" + text.dropFirst(), String(text.prefix(8)) + "_" + text.dropFirst(9), " " + text.dropFirst()] {
             XCTAssertNil(JobsHTTPApplication.canonicalUUID(bad), bad)
         }
+    }
+
+    func testTheBearerKeyIsReadAsByCharactersAndFoundationsTrimming() {
+        var headers = ["Bearer abc", "bearer abc", "BEARER abc ", "Bearer  abc", " Bearer abc", "Bearer", "Bearer ", "Bearer \tabc\t",
+                       "Basic abc", "Bearerx abc", "Bear abc", "Bearer a b", "Bearer é", "Bearer abc\u{00A0}", "Bé abc", "", " ",
+                       "bEaReR dGVzdA-_", "Bearer\tabc", "Bearer  ", "Bearer \t "]
+        var generator = SystemRandomNumberGenerator()
+        let alphabet = Array("Bb eEaArR\tk-_é\u{00A0}")
+        for _ in 0..<3_000 {
+            headers.append(String((0..<Int.random(in: 0...14, using: &generator)).map { _ in alphabet.randomElement(using: &generator)! }))
+        }
+        for header in headers {
+            XCTAssertEqual(BearerAuthenticator.bearerKey(header), BearerAuthenticator.bearerKeyByCharacters(header), "'\(header)'")
+        }
+        XCTAssertEqual(BearerAuthenticator.bearerKey("Bearer  k1 "), "k1")
     }
 
     func testHeaderNamesCompareAsCaseInsensitiveCompareDoesForTokens() {
