@@ -91,6 +91,7 @@ public final class ChangeListener: @unchecked Sendable {
                 try connection.executeScript(Queries.listenForChanges, name: "listen for changes")
                 state.withLock { pid = connection.backendPID }
                 listened = true
+                logger.info("change notifications heard", metadata: ["pid": "\(connection.backendPID)"])
                 report(.listening)
                 delay = reconnectMin
                 while !isStopping {
