@@ -461,7 +461,7 @@ public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
             return HTTPResponse(status: .ok, contentType: ResultFiles.contentType(of: path), bytes: Array(data))
         }
         guard !job.status.isTerminal, !job.windows.isEmpty else { return nil }
-        let progress = JobProgress(iters: job.parameters.iters, status: job.status, startedAt: job.startedAt, windows: job.windows, now: Date())
+        let progress = JobProgress(iters: job.parameters.iters, status: job.status, startedAt: job.startedAt, windows: job.windows, now: now())
         // About one window's time at the job's own speed, within 1 s ... 60 s.
         let perWindow = progress.etaSeconds.map { $0 / Double(max(1, progress.windowsTotal - progress.windowsDone + 1)) } ?? 10
         let retryAfter = Int(min(60, max(1, perWindow.rounded(.up))))
