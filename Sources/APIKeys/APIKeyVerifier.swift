@@ -25,8 +25,10 @@ public enum APIKeyRefusal: Error, Equatable, CustomStringConvertible {
 /// With `caching`, the answers (whether any key exists, the key of a digest or of an id) are kept in memory
 /// between the key changes a `ChangeListener` reports (`apply`): migration 0010's trigger announces every
 /// write to the keys, by any process (`dynstereo keys` included), and each drops every answer, so a key
-/// created, revoked or deleted elsewhere counts from the moment its notification arrives. Nothing is kept
-/// while the listener is not listening, and an unknown key is never kept (it costs a statement, not memory).
+/// revoked or deleted elsewhere counts from the moment its notification arrives, and so does the first key
+/// for requests without one. Nothing is kept while the listener is not listening, and an unknown key is
+/// never kept (it costs a statement, not memory): a key just created elsewhere is found at its first use,
+/// even before its notification, and never taken for a request to an open server.
 public final class APIKeyVerifier: @unchecked Sendable {
     private let store: APIKeyStore
     /// Nil without caching: every question is a statement.
@@ -82,13 +84,6 @@ public final class APIKeyVerifier: @unchecked Sendable {
         guard case let .anyKeys(any)? = try answer(.anyKeys, { .anyKeys(try store.anyKeys()) }) else {
             preconditionFailure("the answer to whether keys exist is a yes or a no")
         }
-        return !any
-    }
-
-    /// True when the kept answers say the service runs open, without a statement; false when they say it
-    /// is closed or do not know (no caching, not listening, not asked yet).
-    public var isKnownOpen: Bool {
-        guard case let .anyKeys(any)? = answers?.lookup(.anyKeys) else { return false }
         return !any
     }
 
