@@ -26,8 +26,10 @@ final class HandlerThreadPool: @unchecked Sendable {
     func submit(_ task: @escaping () -> Void) {
         condition.lock()
         tasks.append(task)
-        condition.signal()
         condition.unlock()
+        // After unlocking: a thread woken while the lock is still held only blocks on it again (a futex wait
+        // and wake more per request). No wake-up is lost: a waiter checks for tasks under the lock first.
+        condition.signal()
     }
 
     /// Lets queued tasks finish, then ends the threads and waits for them.

@@ -15,7 +15,7 @@ struct ResponseWriter {
     /// headers a GET would get, no body.
     func write(_ response: HTTPResponse, minorVersion: Int, keepAlive: Bool, omitBody: Bool = false) throws {
         var head = "HTTP/1.1 \(response.status.code) \(response.status.reason)\r\nDate: \(Self.httpDate())\r\n"
-        for (name, value) in response.headers.fields where !Self.framingHeaders.contains(name.lowercased()) {
+        for (name, value) in response.headers.fields where !Self.framingHeaders.contains(where: { HTTPHeaders.sameName($0, name) }) {
             head += "\(name): \(value)\r\n"
         }
         switch response.body {
@@ -61,17 +61,43 @@ struct ResponseWriter {
     }
 
     /// Headers the writer computes itself; a handler's values for them are ignored.
-    private static let framingHeaders: Set<String> = ["content-length", "transfer-encoding", "connection", "date"]
+    private static let framingHeaders = ["content-length", "transfer-encoding", "connection", "date"]
 
-    /// The current time in the IMF-fixdate form HTTP requires (`Sun, 06 Nov 1994 08:49:37 GMT`); gmtime_r and
-    /// strftime in the C locale are thread-safe, unlike a shared DateFormatter.
+    /// The current time in the IMF-fixdate form HTTP requires (`Sun, 06 Nov 1994 08:49:37 GMT`), formatted
+    /// once per second (`DateHeader`) rather than per response.
     static func httpDate() -> String {
-        var now = time(nil)
+        DateHeader.shared.text(at: time(nil))
+    }
+
+    /// `httpDate` at `seconds` since the epoch; gmtime_r and strftime in the C locale are thread-safe, unlike
+    /// a shared DateFormatter.
+    static func formatHTTPDate(_ seconds: time_t) -> String {
+        var now = seconds
         var parts = tm()
         gmtime_r(&now, &parts)
         var buffer = [CChar](repeating: 0, count: 40)
         let length = strftime(&buffer, buffer.count, "%a, %d %b %Y %H:%M:%S GMT", &parts)
         return String(decoding: buffer[..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+/// The Date header's text of the current second, shared by the handler threads: the header changes once a
+/// second, and formatting it for each of thousands of responses a second was a visible share of their CPU.
+final class DateHeader: @unchecked Sendable {
+    static let shared = DateHeader()
+    private let lock = NSLock()
+    // Guarded by `lock`.
+    private var second: time_t = -1
+    private var formatted = ""
+
+    func text(at now: time_t) -> String {
+        lock.withLock {
+            if now != second {
+                formatted = ResponseWriter.formatHTTPDate(now)
+                second = now
+            }
+            return formatted
+        }
     }
 }
 

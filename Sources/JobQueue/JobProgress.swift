@@ -17,6 +17,10 @@ public struct JobProgress: Equatable, Sendable {
     /// a window is stored (before that the time measured is mostly the first window's encoder and attention,
     /// which no iteration count shows), and once the job is finished.
     public let etaSeconds: Double?
+    /// What `etaSeconds` is computed from, for another `now`: nil when it is nil whatever the time (a job
+    /// finished, not started, or without a stored window), so that the rest of the progress never changes
+    /// with the clock alone.
+    public let estimate: Estimate?
     /// The input frames whose results are stored (downloadable), as sorted, non-adjacent ranges.
     public let framesReady: [Range<Int>]
 
@@ -53,10 +57,25 @@ public struct JobProgress: Equatable, Sendable {
         let costDone = stored.reduce(0) { $0 + cost($1, iterations: perWindow) }
             + work.filter { $0.status == .running }.reduce(0) { $0 + cost($1, iterations: $1.iterationsDone) }
         if !status.isTerminal, let started = startedAt, windowsDone > 0, costDone > 0 {
-            let elapsed = max(now.timeIntervalSince(started), 0)
-            etaSeconds = max(0, elapsed / costDone * (costTotal - costDone))
+            estimate = Estimate(startedAt: started, costDone: costDone, costLeft: costTotal - costDone)
         } else {
-            etaSeconds = nil
+            estimate = nil
+        }
+        etaSeconds = estimate?.seconds(at: now)
+    }
+
+    /// The job's speed so far and the work left: `seconds(at:)` is the ETA at any time, the only part of a
+    /// job's progress that moves while its rows stay as they are.
+    public struct Estimate: Equatable, Sendable {
+        public let startedAt: Date
+        /// Work done and left, in `RefinementSchedule.cost` units times frames (`costDone` > 0).
+        public let costDone: Double
+        public let costLeft: Double
+
+        /// The time since the start over the work done, times the work left (0 once none is left).
+        public func seconds(at now: Date) -> Double {
+            let elapsed = max(now.timeIntervalSince(startedAt), 0)
+            return max(0, elapsed / costDone * costLeft)
         }
     }
 }

@@ -362,32 +362,42 @@ final class PostgresConnection {
     }
 
     /// Waits up to `timeout` seconds for NOTIFY messages on channels this session LISTENs to; returns
-    /// their payloads (empty when the wait timed out).
-    /// Waits up to `timeout` seconds for notifications, returning early (with none) once `interrupt`, a
-    /// descriptor of the caller's, becomes readable.
+    /// their payloads (empty when the wait timed out), or none early once `interrupt`, a descriptor of the
+    /// caller's, becomes readable.
     func waitForNotifications(timeout: Double, interrupt: Int32? = nil) throws -> [String] {
+        try waitForNotices(timeout: timeout, interrupt: interrupt).map(\.payload)
+    }
+
+    /// `waitForNotifications` with each notice's channel. Throws `PostgresError.connection` once the
+    /// server has ended the session (a terminated backend, a restart): its farewell makes the socket readable.
+    func waitForNotices(timeout: Double, interrupt: Int32? = nil) throws -> [(channel: String, payload: String)] {
         guard let handle else { throw PostgresError.connection("connection is closed") }
-        var payloads = drainNotifications(handle)
-        if !payloads.isEmpty { return payloads }
+        var notices = drainNotifications(handle)
+        if !notices.isEmpty { return notices }
         var descriptors = [pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)]
         guard descriptors[0].fd >= 0 else { throw PostgresError.connection("no socket") }
         if let interrupt { descriptors.append(pollfd(fd: interrupt, events: Int16(POLLIN), revents: 0)) }
         let ready = poll(&descriptors, nfds_t(descriptors.count), Int32(max(0, timeout * 1000)))
         if ready > 0, descriptors[0].revents != 0 {
-            guard PQconsumeInput(handle) == 1 else { throw PostgresError.connection(Self.message(PQerrorMessage(handle))) }
-            payloads = drainNotifications(handle)
+            guard PQconsumeInput(handle) == 1, PQstatus(handle) == CONNECTION_OK else {
+                throw PostgresError.connection(Self.message(PQerrorMessage(handle)))
+            }
+            notices = drainNotifications(handle)
         }
-        return payloads
+        return notices
     }
 
-    private func drainNotifications(_ handle: OpaquePointer) -> [String] {
-        var payloads: [String] = []
+    private func drainNotifications(_ handle: OpaquePointer) -> [(channel: String, payload: String)] {
+        var notices: [(channel: String, payload: String)] = []
         while let notice = PQnotifies(handle) {
-            payloads.append(String(cString: notice.pointee.extra))
+            notices.append((String(cString: notice.pointee.relname), String(cString: notice.pointee.extra)))
             PQfreemem(notice)
         }
-        return payloads
+        return notices
     }
+
+    /// The server process of this session (`pg_stat_activity.pid`), 0 when there is none.
+    var backendPID: Int32 { handle.map { PQbackendPID($0) } ?? 0 }
 
     private func collect(_ result: OpaquePointer?, query: String, binary: Bool) throws -> QueryRows {
         guard let result else {

@@ -149,6 +149,11 @@ enum Queries {
     static let ping = Query(name: "ping", sql: "SELECT 1")
     /// Static text run as a script: LISTEN takes no parameters.
     static let listen = "LISTEN \(channel)"
+    /// The channels of migration 0010's triggers: a job's id on every write to its row or its windows, and an
+    /// empty payload on every write to the API keys.
+    static let jobChangesChannel = "dynstereo_job_changes"
+    static let keyChangesChannel = "dynstereo_key_changes"
+    static let listenForChanges = "LISTEN \(jobChangesChannel); LISTEN \(keyChangesChannel)"
 
     // MARK: Migrations
 

@@ -32,13 +32,12 @@ public final class BearerAuthenticator: RequestAuthenticator, @unchecked Sendabl
             guard try !verifier.isOpen() else { return nil }
             throw APIError(.unauthorized, "unauthorized", "this server needs 'Authorization: Bearer <key>'", headers: challenge)
         }
-        let parts = authorization.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else {
+        guard let key = Self.bearerKey(authorization) else {
             guard try !verifier.isOpen() else { return nil }
             throw APIError(.unauthorized, "unauthorized", "the Authorization header must be 'Bearer <key>'", headers: challenge)
         }
         do {
-            return try verifier.owner(of: parts[1].trimmingCharacters(in: .whitespaces))
+            return try verifier.owner(of: key)
         } catch let refusal as APIKeyRefusal {
             switch refusal {
             case .unknown:
@@ -50,6 +49,28 @@ public final class BearerAuthenticator: RequestAuthenticator, @unchecked Sendabl
     }
 
     public func isOpen() throws -> Bool { try verifier.isOpen() }
+
+    /// The key of `Bearer <key>` (the scheme in any case, the key without surrounding white space); nil when
+    /// the header is not of that form. An ASCII header is read by bytes: Foundation's trimming (through
+    /// NSString) was half of a keyed poll's authentication. Any other takes the plain way, `bearerKeyByCharacters`.
+    static func bearerKey(_ authorization: String) -> String? {
+        let bytes = authorization.utf8
+        guard bytes.allSatisfy({ $0 < 128 }) else { return bearerKeyByCharacters(authorization) }
+        let parts = bytes.split(separator: UInt8(ascii: " "), maxSplits: 1, omittingEmptySubsequences: true)
+        guard parts.count == 2, parts[0].count == 6, zip(parts[0], "bearer".utf8).allSatisfy({ $0 | 0x20 == $1 }) else { return nil }
+        // In ASCII, `CharacterSet.whitespaces` is the space and the tab.
+        var key = parts[1][...]
+        while let first = key.first, first == 32 || first == 9 { key = key.dropFirst() }
+        while let last = key.last, last == 32 || last == 9 { key = key.dropLast() }
+        return String(decoding: key, as: UTF8.self)
+    }
+
+    /// `bearerKey` by Characters and Foundation's trimming: the reference, and the way for non-ASCII headers.
+    static func bearerKeyByCharacters(_ authorization: String) -> String? {
+        let parts = authorization.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
+        return parts[1].trimmingCharacters(in: .whitespaces)
+    }
 
     public func owner(keyID: UUID) throws -> UUID {
         do {

@@ -27,10 +27,15 @@ struct JobView {
     /// `/jobs/{id}`, for the frame URL templates.
     var base = ""
 
+    /// The time the view shows the job at: only `progress.eta_seconds` depends on it.
+    var now = Date()
+
     /// From the windows; nil for a job stored before windows.
-    var progress: JobProgress? {
+    var progress: JobProgress? { Self.progress(of: job, now: now) }
+
+    static func progress(of job: JobSnapshot, now: Date) -> JobProgress? {
         job.windows.isEmpty ? nil : JobProgress(iters: job.parameters.iters, status: job.status, startedAt: job.startedAt,
-                                                windows: job.windows, now: Date())
+                                                windows: job.windows, now: now)
     }
 
     /// Where the job's results stand: `pending` until it finishes, `available` once it has succeeded,

@@ -47,15 +47,23 @@ public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
     private let configuration: JobsAPIConfiguration
     private let logger: Logger
     private let counters = RequestCounters()
+    /// The status poll's answers in memory (`JobPollCache`); nil: every poll reads the job store.
+    private let pollCache: JobPollCache?
+    /// The time job views are rendered at (their ETA): the tests move it.
+    private let now: @Sendable () -> Date
     private static let uploadSchema = FormSchema(fileParts: ["left", "right", "stereo"], fieldParts: [
         "iters", "kernel_size", "focal_px", "baseline_m", "layout", "start_frame", "frame_step", "frame_count", "max_size",
         "fps", "cx_px", "cy_px", "max_depth_m", "outputs",
     ])
 
+    /// `pollCache` must be fed by a `ChangeListener` on the backend's database (`JobPollCache.apply`).
     public init(backend: JobBackend, configuration: JobsAPIConfiguration = JobsAPIConfiguration(),
                 authenticator: RequestAuthenticator? = nil, signer: URLSigner = .ephemeral(),
+                pollCache: JobPollCache? = nil, now: @escaping @Sendable () -> Date = { Date() },
                 logger: Logger = Logger(label: "dynstereo.api")) {
         self.backend = backend
+        self.pollCache = pollCache
+        self.now = now
         self.authenticator = authenticator
         self.signer = signer
         self.configuration = configuration
@@ -113,10 +121,7 @@ public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
     /// Matches method and path; a known path with the wrong method is a 405 naming the allowed ones.
     /// Segments are percent-decoded: a frame's name (a tar member's) may hold any character a URL escapes.
     static func route(method: String, path: Substring) -> Result<Route, APIError> {
-        let raw = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
-        let decoded = raw.map { String($0).removingPercentEncoding }
-        guard decoded.allSatisfy({ $0 != nil }) else { return .failure(.badRequest("the path '\(path)' is not valid percent-encoding")) }
-        let segments = decoded.map { $0! }  // every one checked just above
+        guard let segments = pathSegments(path) else { return .failure(.badRequest("the path '\(path)' is not valid percent-encoding")) }
         func only(_ allowed: [String: Route]) -> Result<Route, APIError> {
             let effective = method == "HEAD" ? "GET" : method
             if let route = allowed[effective] { return .success(route) }
@@ -124,7 +129,7 @@ public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
             return .failure(APIError(.methodNotAllowed, "method_not_allowed", "\(method) is not allowed here; use \(allow)",
                                      headers: [("Allow", allow)]))
         }
-        func jobID(_ text: String) -> UUID? { UUID(uuidString: text) }
+        func jobID(_ text: String) -> UUID? { Self.canonicalUUID(text) ?? UUID(uuidString: text) }
         switch segments.count {
         case 1:
             switch segments[0] {
@@ -159,6 +164,52 @@ public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
             break
         }
         return .failure(.notFound("no route for \(path)"))
+    }
+
+    /// The path's segments after the leading `/`, each percent-decoded; nil when one is not valid
+    /// percent-encoding. Split by bytes, and decoded through Foundation only where a segment holds a `%`:
+    /// routing runs three times per request (prepare, respond, the metrics label), and splitting by Character
+    /// with Foundation's decoding of every segment was a quarter of a status poll's CPU.
+    static func pathSegments(_ path: Substring) -> [String]? {
+        var segments: [String] = []
+        for bytes in path.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).dropFirst() {
+            let segment = String(decoding: bytes, as: UTF8.self)
+            guard let decoded = bytes.contains(UInt8(ascii: "%")) ? segment.removingPercentEncoding : segment else { return nil }
+            segments.append(decoded)
+        }
+        return segments
+    }
+
+    /// A UUID in its usual 8-4-4-4-12 hex form (either case), read by hand; nil for anything else, which
+    /// `UUID(uuidString:)` then reads (it goes through sscanf, a visible share of a status poll's CPU).
+    static func canonicalUUID(_ text: String) -> UUID? {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(16)
+        var high: UInt8?
+        var position = 0
+        for byte in text.utf8 {
+            defer { position += 1 }
+            if position == 8 || position == 13 || position == 18 || position == 23 {
+                guard byte == UInt8(ascii: "-") else { return nil }
+                continue
+            }
+            let value: UInt8
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): value = byte - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): value = byte - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): value = byte - UInt8(ascii: "A") + 10
+            default: return nil
+            }
+            if let first = high {
+                bytes.append(first << 4 | value)
+                high = nil
+            } else {
+                high = value
+            }
+        }
+        guard position == 36, bytes.count == 16 else { return nil }
+        let b = bytes
+        return UUID(uuid: (b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]))
     }
 
     // MARK: - HTTPApplication
@@ -292,7 +343,7 @@ public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
             }
         case .metrics:
             let text = MetricsText.render(statusCounts: try backend.statusCounts(), counters: try backend.jobCounters(),
-                                          requests: counters.snapshot())
+                                          requests: counters.snapshot(), pollCache: pollCache?.statistics)
             return HTTPResponse(status: .ok, contentType: "text/plain; version=0.0.4", bytes: Array(text.utf8))
         case .openAPI:
             return HTTPResponse(status: .ok, contentType: "application/yaml", bytes: Array(OpenAPIDocument.yaml.utf8))
@@ -309,13 +360,25 @@ public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
         case .list:
             return try list(request.head.query, owner: owner)
         case let .job(id):
-            // The poll: one read of the job with its windows, nothing per frame or file.
+            // The poll: from memory while the job's rows stay as they are, else one read of the job with its
+            // windows, nothing per frame or file.
+            let now = self.now()
+            if let pollCache {
+                guard let body = try pollCache.body(id: id, owner: owner, now: now, read: { try backend.job(id: id, owner: owner) },
+                                                    render: { try view($0, owner: owner, now: $1).bytes })
+                else { throw APIError.notFound("no job \(id.lowercased)") }
+                return json(.ok, body)
+            }
             guard let job = try backend.job(id: id, owner: owner) else { throw APIError.notFound("no job \(id.lowercased)") }
-            return json(.ok, try view(job, owner: owner).bytes)
+            return json(.ok, try view(job, owner: owner, now: now).bytes)
         case let .cancel(id):
+            // Dropped whatever the outcome (a cancel lost at COMMIT may have committed), before the answer, so
+            // the client's next poll reads what the cancel did.
+            defer { pollCache?.drop(id) }
             guard let job = try backend.cancel(id: id, owner: owner) else { throw APIError.notFound("no job \(id.lowercased)") }
             return json(.ok, try view(job, owner: owner).bytes)
         case let .delete(id):
+            defer { pollCache?.drop(id) }
             guard try backend.delete(id: id, owner: owner) else { throw APIError.notFound("no job \(id.lowercased)") }
             return HTTPResponse(status: .noContent)
         case let .resultTar(id):
@@ -398,7 +461,7 @@ public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
             return HTTPResponse(status: .ok, contentType: ResultFiles.contentType(of: path), bytes: Array(data))
         }
         guard !job.status.isTerminal, !job.windows.isEmpty else { return nil }
-        let progress = JobProgress(iters: job.parameters.iters, status: job.status, startedAt: job.startedAt, windows: job.windows, now: Date())
+        let progress = JobProgress(iters: job.parameters.iters, status: job.status, startedAt: job.startedAt, windows: job.windows, now: now())
         // About one window's time at the job's own speed, within 1 s ... 60 s.
         let perWindow = progress.etaSeconds.map { $0 / Double(max(1, progress.windowsTotal - progress.windowsDone + 1)) } ?? 10
         let retryAfter = Int(min(60, max(1, perWindow.rounded(.up))))
@@ -475,6 +538,7 @@ public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
                                        owner: owner, uploadBytes: form.bodyBytes)
         submission.clientGone = request.clientGone
         let (job, created) = try backend.submit(submission)
+        pollCache?.drop(job.id)
         var response = json(created ? .accepted : .ok, try view(job, owner: owner).bytes)
         response.headers.add(name: "Location", value: "/jobs/\(job.id.lowercased)")
         // The temp files live until here: `form` is released when this request's handler returns.
@@ -556,7 +620,7 @@ public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
     /// `owner` non-nil (a keyed client) hides the windows' worker ids. No statement runs for a job with
     /// windows: what the view shows came with the job. A succeeded job stored before windows lists its whole
     /// files (one read of their paths).
-    private func view(_ job: JobSnapshot, owner: UUID? = nil) throws -> JobView {
+    private func view(_ job: JobSnapshot, owner: UUID? = nil, now: Date? = nil) throws -> JobView {
         let base = "/jobs/\(job.id.lowercased)"
         var results: [String]?
         let available = job.status == .succeeded && job.resultsExpiredAt == nil
@@ -569,6 +633,7 @@ public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
                                                         results: results))
         view.base = base
         view.showsWorkers = owner == nil
+        view.now = now ?? self.now()
         return view
     }
 

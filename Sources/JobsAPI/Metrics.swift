@@ -24,7 +24,8 @@ final class RequestCounters: @unchecked Sendable {
 /// process shows the same ones: the gauge from the stored rows, the counters and the histogram from what
 /// the transitions counted (`JobCounters`), which only rises, whatever is deleted.
 enum MetricsText {
-    static func render(statusCounts: [JobStatus: Int], counters: JobCounters, requests: [String: [Int: Int]]) -> String {
+    static func render(statusCounts: [JobStatus: Int], counters: JobCounters, requests: [String: [Int: Int]],
+                       pollCache: NotifiedCacheStatistics? = nil) -> String {
         var lines: [String] = []
         lines.append("# HELP dynstereo_jobs Jobs currently stored, by status.")
         lines.append("# TYPE dynstereo_jobs gauge")
@@ -56,6 +57,21 @@ enum MetricsText {
             for (code, count) in requests[route]!.sorted(by: { $0.key < $1.key }) {
                 lines.append("dynstereo_http_requests_total{route=\"\(labelValue(route))\",code=\"\(code)\"} \(count)")
             }
+        }
+        if let pollCache {
+            // This process's own figures (each API server keeps its own answers).
+            lines.append("# HELP dynstereo_poll_cache_hits_total Status polls answered from this server's memory.")
+            lines.append("# TYPE dynstereo_poll_cache_hits_total counter")
+            lines.append("dynstereo_poll_cache_hits_total \(pollCache.hits)")
+            lines.append("# HELP dynstereo_poll_cache_misses_total Status polls that read the job store (while the change notifications were not heard too).")
+            lines.append("# TYPE dynstereo_poll_cache_misses_total counter")
+            lines.append("dynstereo_poll_cache_misses_total \(pollCache.misses + pollCache.bypassed)")
+            lines.append("# HELP dynstereo_poll_cache_invalidations_total Changes that dropped kept answers: notifications and this server's own writes.")
+            lines.append("# TYPE dynstereo_poll_cache_invalidations_total counter")
+            lines.append("dynstereo_poll_cache_invalidations_total \(pollCache.invalidations)")
+            lines.append("# HELP dynstereo_poll_cache_entries Jobs whose answer this server keeps now.")
+            lines.append("# TYPE dynstereo_poll_cache_entries gauge")
+            lines.append("dynstereo_poll_cache_entries \(pollCache.entries)")
         }
         return lines.joined(separator: "\n") + "\n"
     }

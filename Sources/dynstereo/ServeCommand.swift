@@ -54,6 +54,10 @@ struct ServeCommand: ParsableCommand {
                                discussion: "Past it, that address's longest-idle connection makes room. Behind a proxy every client shares the proxy's address."))
     var maxConnectionsPerAddress = 256
 
+    @Option(help: ArgumentHelp("Memory for status polls' answers, in MiB (0: every poll reads PostgreSQL).",
+                               discussion: "Kept true by PostgreSQL's change notifications, on a LISTEN session of its own (a direct connection, not a transaction-pooling PgBouncer)."))
+    var pollCacheMb = 64
+
     @Flag(help: "Do not apply pending migrations at start.")
     var skipMigrations = false
 
@@ -63,6 +67,9 @@ struct ServeCommand: ParsableCommand {
         }
         guard maxQueuedJobsPerKey >= 0, maxUploadBytesPerDayPerKey >= 0 else {
             throw ValidationError("per-key limits must be 0 (no limit) or positive")
+        }
+        guard (0...(1 << 20)).contains(pollCacheMb) else {
+            throw ValidationError("--poll-cache-mb must be 0 (off) to 1048576, got \(pollCacheMb)")
         }
     }
 
@@ -90,10 +97,21 @@ struct ServeCommand: ParsableCommand {
         }
         // One secret per database (migration 0008), so a URL signed by one server opens on every other.
         let signer = URLSigner(secret: try store.urlSigningSecret(generate: URLSigner.generateSecret))
+        // Polls and key checks from memory, kept true by the change notifications (migration 0010); until
+        // the listener first LISTENs, and whenever it has lost its session, they read PostgreSQL.
+        let pollCache = pollCacheMb > 0 ? JobPollCache(capacityBytes: pollCacheMb << 20) : nil
+        let verifier = APIKeyVerifier(store: keys, caching: pollCache != nil)
+        let listener = pollCache.map { cache in
+            ChangeListener(url: url) { change in
+                cache.apply(change)
+                verifier.apply(change)
+            }
+        }
+        listener?.start()
         let application = JobsHTTPApplication(backend: JobStoreBackend(store: store, loader: MediaFrameLoader(maxInflatedBytes: api.maxUploadBytes)),
                                               configuration: api,
-                                              authenticator: BearerAuthenticator(verifier: APIKeyVerifier(store: keys)),
-                                              signer: signer)
+                                              authenticator: BearerAuthenticator(verifier: verifier),
+                                              signer: signer, pollCache: pollCache)
         let httpServer = HTTPServer(configuration: server, application: application)
         try httpServer.start()
 
@@ -110,6 +128,7 @@ struct ServeCommand: ParsableCommand {
             sources.append(source)
         }
         httpServer.wait()
+        listener?.stop()
         withExtendedLifetime(sources) {}
         logger.info("stopped")
     }

@@ -100,7 +100,7 @@ final class FrameNamesMigrationTests: XCTestCase {
             INSERT INTO jobs (id, status, iters, kernel_size, max_attempts, frames_total) VALUES ('\(old)', 'queued', 2, 3, 3, 2);
             INSERT INTO job_inputs SELECT '\(old)', i, format('img_%s', i), '\\x01', '\\x02' FROM generate_series(0, 1) AS i;
             """)
-        XCTAssertEqual(try Migrator(url: oldURL).run(), [9])
+        XCTAssertEqual(try Migrator(url: oldURL).run(), [9, 10])
         XCTAssertEqual(try TestDatabase.psql(oldURL, "SELECT name FROM schema_migrations WHERE version = 9"), "frame_names")
         XCTAssertEqual(try store.report(id: old)?.frameNames, .sourceIndices)
         for bad in ["'{a}'", "'{a,b,c}'", "ARRAY['a', NULL]"] {

@@ -354,7 +354,7 @@ final class WindowQueueTests: QueueTestCase {
             INSERT INTO job_inputs SELECT '\(running)', i, format('%s.png', i), '\\x01', '\\x02' FROM generate_series(0, 1) AS i;
             INSERT INTO job_results VALUES ('\(done)', 'disparity.npy', '\\x0102'), ('\(done)', 'disparity/0.png', '\\x03');
             """)
-        XCTAssertEqual(try Migrator(url: oldURL).run(), [6, 7, 8, 9])
+        XCTAssertEqual(try Migrator(url: oldURL).run(), [6, 7, 8, 9, 10])
         let store = try JobStore(url: oldURL)
         XCTAssertEqual(try store.job(id: running)?.status, .queued, "the stopped worker's job is queued again")
         let queue = WorkerQueue(url: oldURL)
