@@ -18,10 +18,22 @@ import XCTest
 /// The time the job views are rendered at, moved by the test.
 private final class ViewClock: @unchecked Sendable {
     private let lock = NSLock()
-    private var current = Date().addingTimeInterval(100)
+    /// Set at the first read, 100 s ahead of the wall clock then, so that a job's start (PostgreSQL's now())
+    /// lies in the view's past. Not at construction: XCTest makes every test's instance when the run starts,
+    /// minutes before a late test runs, and a clock left that far behind put the job's start in the view's
+    /// future (an ETA of 0 however far the test moved the clock).
+    private var current: Date?
 
-    var now: Date { lock.withLock { current } }
-    func advance(by seconds: Double) { lock.withLock { current = current.addingTimeInterval(seconds) } }
+    var now: Date { lock.withLock { started() } }
+    func advance(by seconds: Double) { lock.withLock { current = started().addingTimeInterval(seconds) } }
+
+    /// The current time; the caller holds `lock`.
+    private func started() -> Date {
+        if let current { return current }
+        let start = Date().addingTimeInterval(100)
+        current = start
+        return start
+    }
 }
 
 final class PollCacheTests: StoreServerTestCase {
