@@ -28,8 +28,8 @@ public final class ChangeListener: @unchecked Sendable {
     private let reconnectMax: Double
     private let logger: Logger
     private let report: @Sendable (StoreChange) -> Void
-    /// A byte written here ends the session's wait at once (`stop`).
-    private let stopPipe: (read: Int32, write: Int32)
+    /// Raised by `stop`, which ends the session's wait at once.
+    private let stopSignal: StopSignal
     private let state = NSCondition()
     // Guarded by `state`.
     private var stopping = false
@@ -37,9 +37,10 @@ public final class ChangeListener: @unchecked Sendable {
     private var pid: Int32?
 
     /// `report` is called on the listener's thread, in order: `.listening` first, then the changes, `.lost`
-    /// when the session goes (and at `stop`), `.listening` again once it is back.
+    /// when the session goes (and at `stop`), `.listening` again once it is back. Throws
+    /// `StopSignal.Unavailable` when the process is out of file descriptors.
     public init(url: String, clock: JobClock = SystemClock.shared, reconnectMin: Double = 0.1, reconnectMax: Double = 5,
-                logger: Logger = Logger(label: "dynstereo.changes"), report: @escaping @Sendable (StoreChange) -> Void) {
+                logger: Logger = Logger(label: "dynstereo.changes"), report: @escaping @Sendable (StoreChange) -> Void) throws {
         precondition(reconnectMin > 0 && reconnectMax >= reconnectMin, "a reconnection backoff is positive and bounded")
         self.url = url
         self.clock = clock
@@ -47,15 +48,7 @@ public final class ChangeListener: @unchecked Sendable {
         self.reconnectMax = reconnectMax
         self.logger = logger
         self.report = report
-        var ends: [Int32] = [-1, -1]
-        guard pipe(&ends) == 0 else { preconditionFailure("pipe() failed: errno \(errno)") }
-        for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
-        stopPipe = (ends[0], ends[1])
-    }
-
-    deinit {
-        close(stopPipe.read)
-        close(stopPipe.write)
+        stopSignal = try StopSignal()
     }
 
     /// The server process of the LISTEN session (`pg_stat_activity.pid`); nil while it is not listening.
@@ -75,8 +68,7 @@ public final class ChangeListener: @unchecked Sendable {
     /// Ends the session and the thread, reporting `.lost` if it was listening; returns once the thread is done.
     public func stop() {
         state.withLock { stopping = true; state.broadcast() }
-        var byte: UInt8 = 1
-        _ = write(stopPipe.write, &byte, 1)
+        stopSignal.raise()
         state.withLock { while running { state.wait() } }
     }
 
@@ -95,7 +87,7 @@ public final class ChangeListener: @unchecked Sendable {
                 report(.listening)
                 delay = reconnectMin
                 while !isStopping {
-                    let notices = try connection.waitForNotices(timeout: 1, interrupt: stopPipe.read)
+                    let notices = try connection.waitForNotices(timeout: 1, interrupt: stopSignal.descriptor)
                     if notices.isEmpty {
                         // A quiet second: a round trip proves the session still stands.
                         if !isStopping { try connection.execute(Queries.ping) }

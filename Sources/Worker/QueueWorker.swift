@@ -26,8 +26,8 @@ public final class QueueWorker: @unchecked Sendable {
     private let wake = NSCondition()
     private var stopping = false
     private var wakeups = 0
-    /// A pipe `stop()` writes a byte to, so that the LISTEN session's wait on its socket ends at once.
-    private let stopPipe: (read: Int32, write: Int32)
+    /// Raised by `stop()`, so that the LISTEN session's wait on its socket ends at once.
+    private let stopSignal: StopSignal
 
     /// One processor per slot (`configuration.concurrency` of them), since a processor may keep state
     /// (the loaded network) that is not safe to share between threads.
@@ -41,18 +41,11 @@ public final class QueueWorker: @unchecked Sendable {
         self.logger = logger
         self.clock = clock
         self.events = events
-        var ends: [Int32] = [-1, -1]
-        guard pipe(&ends) == 0 else { throw WorkerError.outOfResources("no pipe (\(String(cString: strerror(errno))))") }
-        for end in ends {
-            _ = fcntl(end, F_SETFD, FD_CLOEXEC)  // the decoders' subprocesses inherit no descriptor of ours
-            _ = fcntl(end, F_SETFL, O_NONBLOCK)  // a stop never blocks on a full pipe
+        do {
+            stopSignal = try StopSignal()
+        } catch {
+            throw WorkerError.outOfResources("\(error)")
         }
-        stopPipe = (ends[0], ends[1])
-    }
-
-    deinit {
-        close(stopPipe.read)
-        close(stopPipe.write)
     }
 
     /// Stop claiming; jobs in progress finish or are handed back (`configuration.onStop`). Thread-safe,
@@ -63,8 +56,7 @@ public final class QueueWorker: @unchecked Sendable {
             stopping = true
             wake.broadcast()
         }
-        var byte: UInt8 = 1
-        _ = write(stopPipe.write, &byte, 1)  // a full pipe already wakes the listener
+        stopSignal.raise()
     }
 
     private var isStopping: Bool { wake.withLock { stopping } }
@@ -122,7 +114,7 @@ public final class QueueWorker: @unchecked Sendable {
 
     /// The notification half of `WorkerService.wakeups`: a LISTEN session that wakes the slots on every
     /// notification (an enqueue, a stored window, a retry, a re-queue, a hand-back), resubscribing after a lost
-    /// session. Its waits on the socket end at a stop (through `stopPipe`), and are bounded in real time only
+    /// session. Its waits on the socket end at a stop (through `stopSignal`), and are bounded in real time only
     /// as a backstop; the service's poll half runs on the clock.
     private func runNotifications() {
         let queue = WorkerQueue(url: url, clock: clock)
@@ -138,7 +130,7 @@ public final class QueueWorker: @unchecked Sendable {
                     // under its lock: a slot seen idle after it has seen this wake-up.
                     notifySlots(reporting: .listening)
                 }
-                if try queue.waitForJobs(timeout: 1, interrupt: stopPipe.read) { notifySlots() }
+                if try queue.waitForJobs(timeout: 1, interrupt: stopSignal.descriptor) { notifySlots() }
             } catch {
                 listening = false
                 logger.warning("listener lost the database; retrying", metadata: ["error": "\(error)", "delay": "\(delay)"])

@@ -101,8 +101,8 @@ struct ServeCommand: ParsableCommand {
         // the listener first LISTENs, and whenever it has lost its session, they read PostgreSQL.
         let pollCache = pollCacheMb > 0 ? JobPollCache(capacityBytes: pollCacheMb << 20) : nil
         let verifier = APIKeyVerifier(store: keys, caching: pollCache != nil)
-        let listener = pollCache.map { cache in
-            ChangeListener(url: url) { change in
+        let listener = try pollCache.map { cache in
+            try ChangeListener(url: url) { change in
                 cache.apply(change)
                 verifier.apply(change)
             }

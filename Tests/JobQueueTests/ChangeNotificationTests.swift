@@ -18,7 +18,7 @@ final class ChangeNotificationTests: QueueTestCase {
         try super.setUpWithError()
         log = ChangeLog()
         let log = self.log!
-        listener = ChangeListener(url: url, clock: listenerClock) { log.record($0) }
+        listener = try ChangeListener(url: url, clock: listenerClock) { log.record($0) }
         listener.start()
         XCTAssertTrue(log.wait(for: .listening))
     }

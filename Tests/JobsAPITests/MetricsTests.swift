@@ -26,10 +26,6 @@ final class MetricsTests: StoreServerTestCase {
     }
 
     /// The value of the sample `series` (name with its labels, as printed), nil when absent.
-    private func value(_ series: String, in text: String) -> Double? {
-        text.split(separator: "\n").first { $0.hasPrefix(series + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") }
-    }
-
     private func enqueue(frames: Int = 2) throws -> UUID {
         let frames = (0..<frames).map { InputFrame(index: $0, name: "\($0)", left: Data([1]), right: Data([2])) }
         return try store.enqueue(parameters: JobParameters(iters: 2, kernelSize: 3), frames: frames, idempotencyKey: nil,
@@ -65,17 +61,11 @@ final class MetricsTests: StoreServerTestCase {
         _ = try enqueue()
         XCTAssertEqual(try send("GET", "/nowhere").status, 404)
         let text = try metrics()
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("dynstereo-metrics-\(UUID().uuidString).txt")
-        defer { try? FileManager.default.removeItem(at: file) }
-        try Data(text.utf8).write(to: file)
-        // promtool reads the exposition from stdin; it comes with Debian's prometheus package (.ci/setup --tests).
-        let check = try TestDatabase.run("/bin/sh", ["-c", "promtool check metrics < '\(file.path)'"])
-        XCTAssertEqual(check.status, 0, "promtool check metrics: \(check.output)\n\(text)")
-        XCTAssertEqual(check.output.trimmingCharacters(in: .whitespacesAndNewlines), "", "no lint findings")
-        XCTAssertEqual(value("dynstereo_jobs_finished_total", in: text), 4)
-        XCTAssertEqual(value("dynstereo_jobs_failed_total", in: text), 1)
-        XCTAssertEqual(value("dynstereo_jobs{status=\"queued\"}", in: text), 1)
-        XCTAssertEqual(value("dynstereo_frames_per_second", in: text), 4.0 / 14)
+        try assertPromtoolAccepts(text)
+        XCTAssertEqual(metricValue("dynstereo_jobs_finished_total", in: text), 4)
+        XCTAssertEqual(metricValue("dynstereo_jobs_failed_total", in: text), 1)
+        XCTAssertEqual(metricValue("dynstereo_jobs{status=\"queued\"}", in: text), 1)
+        XCTAssertEqual(metricValue("dynstereo_frames_per_second", in: text), 4.0 / 14)
     }
 
     func testCountersNeverGoDownWhenJobsAreDeleted() throws {
@@ -85,25 +75,25 @@ final class MetricsTests: StoreServerTestCase {
             try run(seconds: 3, outcome)
         }
         let before = try metrics()
-        XCTAssertEqual(value("dynstereo_jobs_finished_total", in: before), 3)
-        XCTAssertEqual(value("dynstereo_jobs_failed_total", in: before), 1)
-        XCTAssertEqual(value("dynstereo_job_duration_seconds_count", in: before), 2)
-        XCTAssertEqual(value("dynstereo_jobs{status=\"succeeded\"}", in: before), 2)
+        XCTAssertEqual(metricValue("dynstereo_jobs_finished_total", in: before), 3)
+        XCTAssertEqual(metricValue("dynstereo_jobs_failed_total", in: before), 1)
+        XCTAssertEqual(metricValue("dynstereo_job_duration_seconds_count", in: before), 2)
+        XCTAssertEqual(metricValue("dynstereo_jobs{status=\"succeeded\"}", in: before), 2)
         for id in ids { XCTAssertEqual(try send("DELETE", "/jobs/\(id.uuidString.lowercased())").status, 204) }
 
         let after = try metrics()
-        XCTAssertEqual(value("dynstereo_jobs{status=\"succeeded\"}", in: after), 0, "the gauge follows the stored rows")
+        XCTAssertEqual(metricValue("dynstereo_jobs{status=\"succeeded\"}", in: after), 0, "the gauge follows the stored rows")
         for series in ["dynstereo_jobs_finished_total", "dynstereo_jobs_failed_total", "dynstereo_job_duration_seconds_count",
                        "dynstereo_job_duration_seconds_sum", "dynstereo_job_duration_seconds_bucket{le=\"5\"}",
                        "dynstereo_job_duration_seconds_bucket{le=\"+Inf\"}"] {
-            let old = try XCTUnwrap(value(series, in: before), series)
-            XCTAssertEqual(value(series, in: after), old, "\(series) stays after the DELETEs")
+            let old = try XCTUnwrap(metricValue(series, in: before), series)
+            XCTAssertEqual(metricValue(series, in: after), old, "\(series) stays after the DELETEs")
         }
         _ = try enqueue()
         try run(seconds: 3, .failed)
         let later = try metrics()
-        XCTAssertEqual(value("dynstereo_jobs_finished_total", in: later), 4, "and rises from there")
-        XCTAssertEqual(value("dynstereo_jobs_failed_total", in: later), 2)
+        XCTAssertEqual(metricValue("dynstereo_jobs_finished_total", in: later), 4, "and rises from there")
+        XCTAssertEqual(metricValue("dynstereo_jobs_failed_total", in: later), 2)
     }
 
     func testTheDurationHistogramIsCumulative() throws {
@@ -123,8 +113,8 @@ final class MetricsTests: StoreServerTestCase {
             XCTAssertEqual(bucket.count, Double(runTimes.filter { $0 <= bucket.bound }.count), "le=\(bucket.bound)")
         }
         XCTAssertEqual(buckets.map(\.count), buckets.map(\.count).sorted(), "each bucket holds every smaller one")
-        XCTAssertEqual(value("dynstereo_job_duration_seconds_count", in: text), Double(runTimes.count))
+        XCTAssertEqual(metricValue("dynstereo_job_duration_seconds_count", in: text), Double(runTimes.count))
         XCTAssertEqual(buckets.last?.count, Double(runTimes.count), "+Inf counts them all")
-        XCTAssertEqual(try XCTUnwrap(value("dynstereo_job_duration_seconds_sum", in: text)), runTimes.reduce(0, +), accuracy: 1e-6)
+        XCTAssertEqual(try XCTUnwrap(metricValue("dynstereo_job_duration_seconds_sum", in: text)), runTimes.reduce(0, +), accuracy: 1e-6)
     }
 }
