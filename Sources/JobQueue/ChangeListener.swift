@@ -102,17 +102,19 @@ public final class ChangeListener: @unchecked Sendable {
                                metadata: ["error": "\(error)", "delay": "\(delay)"])
             }
             state.withLock { pid = nil }
+            // The backoff's end is fixed before `.lost` is reported: a clock moved on by whoever heard the loss
+            // then always reaches it.
+            let retryAt = clock.now().addingTimeInterval(delay)
             if listened { report(.lost) }
-            guard waitOnClock(seconds: delay) else { break }
+            guard waitOnClock(until: retryAt) else { break }
             delay = min(reconnectMax, delay * 2)
         }
         state.withLock { running = false; state.broadcast() }
     }
 
-    /// Waits `seconds` on the clock, ending early at a stop; false when stopping.
-    private func waitOnClock(seconds: Double) -> Bool {
-        let deadline = clock.now().addingTimeInterval(seconds)
-        return state.withLock {
+    /// Waits until `deadline` on the clock, ending early at a stop; false when stopping.
+    private func waitOnClock(until deadline: Date) -> Bool {
+        state.withLock {
             while !stopping && clock.now() < deadline { clock.wait(state, until: deadline) }
             return !stopping
         }

@@ -134,8 +134,11 @@ public final class QueueWorker: @unchecked Sendable {
             } catch {
                 listening = false
                 logger.warning("listener lost the database; retrying", metadata: ["error": "\(error)", "delay": "\(delay)"])
+                // The backoff's end is fixed before the event goes out, so a clock moved on by whoever saw
+                // the event always reaches it (the same order below).
+                let retryAt = clock.now().addingTimeInterval(delay)
                 emit(.databaseUnreachable(WorkerService.wakeups.rawValue))
-                _ = waitUntil(clock.now().addingTimeInterval(delay))
+                _ = waitUntil(retryAt)
                 delay = min(configuration.reconnectMax, delay * 2)
             }
         }
@@ -160,8 +163,8 @@ public final class QueueWorker: @unchecked Sendable {
                 emit(.servicePass(service, changed: changed))
             } catch {
                 logger.warning("\(service.rawValue) failed; retrying", metadata: ["error": "\(error)", "delay": "\(delay)"])
-                emit(.databaseUnreachable(service.rawValue))
                 next = clock.now().addingTimeInterval(delay)
+                emit(.databaseUnreachable(service.rawValue))
                 delay = min(configuration.reconnectMax, delay * 2)
             }
         }
@@ -214,8 +217,9 @@ public final class QueueWorker: @unchecked Sendable {
                 delay = configuration.reconnectMin
             } catch {
                 logger.warning("claim failed; retrying", metadata: ["slot": "\(slot)", "error": "\(error)", "delay": "\(delay)"])
+                let retryAt = clock.now().addingTimeInterval(delay)
                 emit(.databaseUnreachable("slot \(slot)"))
-                _ = waitUntil(clock.now().addingTimeInterval(delay))
+                _ = waitUntil(retryAt)
                 delay = min(configuration.reconnectMax, delay * 2)
                 continue
             }
@@ -346,8 +350,8 @@ public final class QueueWorker: @unchecked Sendable {
             } catch let error as PostgresError where error.isConnectionLoss {
                 if lost() { throw error }
                 logger.warning("database unreachable; retrying", metadata: ["error": "\(error)", "delay": "\(delay)"])
-                emit(.databaseUnreachable("outcome"))
                 let deadline = clock.now().addingTimeInterval(delay)
+                emit(.databaseUnreachable("outcome"))
                 pause.withLock { while !clock.wait(pause, until: deadline) {} }
                 delay = min(configuration.reconnectMax, delay * 2)
             }
