@@ -26,8 +26,11 @@ public final class MP4Encoder {
         return (scaled, ((scaled.0 + 1) / 2 * 2, (scaled.1 + 1) / 2 * 2))
     }
 
-    /// Starts ffmpeg for `frames` frames of `width` × `height` at `frameRate`.
-    public init(url: URL, width: Int, height: Int, frameRate: FrameRate, frames: Int, maxWidth: Int? = nil) throws {
+    /// Starts ffmpeg for `frames` frames of `width` × `height` at `frameRate`. With `waitsForFrames`, ffmpeg
+    /// is started ahead of the frames (its start, about a tenth of a CPU-second of dynamic linking and encoder
+    /// set-up, then overlaps the caller's own work), and its wall-clock limit counts from the first frame.
+    public init(url: URL, width: Int, height: Int, frameRate: FrameRate, frames: Int, maxWidth: Int? = nil,
+                waitsForFrames: Bool = false) throws {
         self.url = url
         inputWidth = width
         inputHeight = height
@@ -46,7 +49,9 @@ public final class MP4Encoder {
         // libx264's lookahead holds a few dozen frames; 2 µs per output pixel is several times its speed here.
         let limits = ProcessLimits(wallSeconds: 60 + Double(frames) * Double(pixels) * 2e-6,
                                    memoryBytes: (1 << 30) + 80 * pixels * 4)
-        process = try ConfinedProcess(tool: "ffmpeg", arguments: arguments, limits: limits, standardInput: true)
+        let process = try ConfinedProcess(tool: "ffmpeg", arguments: arguments, limits: limits, standardInput: true)
+        if waitsForFrames { process.holdClock() }
+        self.process = process
     }
 
     deinit { cancel() }
@@ -56,14 +61,23 @@ public final class MP4Encoder {
         precondition(frame.width == inputWidth && frame.height == inputHeight,
                      "MP4Encoder: frame \(frame.width)x\(frame.height), expected \(inputWidth)x\(inputHeight)")
         guard let process else { preconditionFailure("MP4Encoder used after finish or cancel") }
+        if framesWritten == 0 { process.resumeClock() }
         let sent = frame.pixels.withUnsafeBytes { process.writeInput($0) }
         guard sent else { throw failure(process.wait(), process) }
         framesWritten += 1
     }
 
-    /// Ends the stream, waits for ffmpeg and moves the file into place.
+    /// Tells ffmpeg that the frames have ended, without waiting: encoders ended together finish side by side.
+    public func endFrames() {
+        guard let process else { preconditionFailure("MP4Encoder used after finish or cancel") }
+        process.resumeClock()
+        process.closeInput()
+    }
+
+    /// Ends the stream (if `endFrames` has not), waits for ffmpeg and moves the file into place.
     public func finish() throws {
         guard let process else { preconditionFailure("MP4Encoder finished twice") }
+        process.resumeClock()
         process.closeInput()
         let end = process.wait()
         self.process = nil

@@ -32,6 +32,9 @@ public final class ResultWriter {
     private var names: [String] = []
     private var lower: Float?, upper: Float?
     private(set) public var written: [String] = []
+    /// `color.mp4` and `video.mp4`'s encoders once started (by `startVideos` or by the second pass).
+    private var colorVideo: MP4Encoder?, sideBySideVideo: MP4Encoder?
+    private var videoFrameRate: FrameRate?
 
     /// Whether `finish` renders anything (colour, video frames or MP4s).
     public var needsColor: Bool { !kinds.isDisjoint(with: [.color, .video, .colorMP4, .videoMP4]) }
@@ -114,6 +117,28 @@ public final class ResultWriter {
         }
     }
 
+    /// Starts the encoders of the MP4s asked for at `frameRate` now, before the first pass, so that ffmpeg's
+    /// start overlaps the caller's work (a checkpoint loading on one core) instead of following the network.
+    /// They wait for the second pass without a wall-clock limit running; `finish` must get the same rate.
+    public func startVideos(frameRate: FrameRate) throws {
+        precondition(videoFrameRate == nil, "the videos start once")
+        videoFrameRate = frameRate
+        colorVideo = try colorMP4(frameRate: frameRate, waitsForFrames: true)
+        sideBySideVideo = try sideBySideMP4(frameRate: frameRate, waitsForFrames: true)
+    }
+
+    private func colorMP4(frameRate: FrameRate, waitsForFrames: Bool) throws -> MP4Encoder? {
+        guard kinds.contains(.colorMP4) else { return nil }
+        return try MP4Encoder(url: directory.appendingPathComponent("color.mp4"), width: width, height: height,
+                              frameRate: frameRate, frames: frames, waitsForFrames: waitsForFrames)
+    }
+
+    private func sideBySideMP4(frameRate: FrameRate, waitsForFrames: Bool) throws -> MP4Encoder? {
+        guard kinds.contains(.videoMP4) else { return nil }
+        return try MP4Encoder(url: directory.appendingPathComponent("video.mp4"), width: 2 * width, height: height,
+                              frameRate: frameRate, frames: frames, maxWidth: Self.maxVideoWidth, waitsForFrames: waitsForFrames)
+    }
+
     /// The colour scale of the video: the smallest to the largest finite disparity of the frames added so far.
     public var colorScale: ColorMap.Scale { FrameRendering.scale(lower: lower, upper: upper) }
 
@@ -146,12 +171,12 @@ public final class ResultWriter {
 
     private func render(frameRate: FrameRate, left: () throws -> RGBImage?, progress: (Int, Int) -> Void) throws {
         let scale = colorScale
-        let colorVideo = kinds.contains(.colorMP4)
-            ? try MP4Encoder(url: directory.appendingPathComponent("color.mp4"), width: width, height: height,
-                             frameRate: frameRate, frames: frames) : nil
-        let sideBySideVideo = kinds.contains(.videoMP4)
-            ? try MP4Encoder(url: directory.appendingPathComponent("video.mp4"), width: 2 * width, height: height,
-                             frameRate: frameRate, frames: frames, maxWidth: Self.maxVideoWidth) : nil
+        if let started = videoFrameRate {
+            precondition(started == frameRate, "the videos started at \(started), finished at \(frameRate)")
+        } else {
+            colorVideo = try colorMP4(frameRate: frameRate, waitsForFrames: false)
+            sideBySideVideo = try sideBySideMP4(frameRate: frameRate, waitsForFrames: false)
+        }
         guard let reader = FileHandle(forReadingAtPath: partial.path) else {
             throw MediaError.unreadable(path: partial.path, reason: "cannot read it back")
         }
@@ -181,8 +206,13 @@ public final class ResultWriter {
             }
             progress(t + 1, frames)
         }
+        // Both streams end before either is waited for, so the two encoders finish side by side.
+        colorVideo?.endFrames()
+        sideBySideVideo?.endFrames()
         if let colorVideo { try colorVideo.finish(); written.append("color.mp4") }
         if let sideBySideVideo { try sideBySideVideo.finish(); written.append("video.mp4") }
+        colorVideo = nil
+        sideBySideVideo = nil
     }
 
     /// Writes the `kinds` of result for a whole `disparity` [T, H, W] held in memory (frames named `names`,

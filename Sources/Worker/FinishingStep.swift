@@ -125,6 +125,9 @@ final class EncodedVideos {
     /// Ends both encodings; returns each file's result path and where it lies.
     func finish() throws -> [(String, URL)] {
         var files: [(String, URL)] = []
+        // Both streams end before either is waited for, so the two encoders finish side by side.
+        color?.endFrames()
+        sideBySide?.endFrames()
         do {
             if let color {
                 try color.finish()

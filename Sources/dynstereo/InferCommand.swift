@@ -107,15 +107,18 @@ struct InferCommand: ParsableCommand {
         let scaled = network != (width, height)
         printError("found \(reader.count) frames of \(width)x\(height)" + (scaled ? ", network at \(network.width)x\(network.height)" : "")
                    + "; loading \(checkpoint)")
-        let estimator = try StereoVideoEstimator(checkpoint: URL(fileURLWithPath: checkpoint))
-        // After loading: the checkpoint's temporaries go back to the system, the network's stay in the heap.
-        _ = AllocationPolicy.keepFreedMemory
-
         let camera = focalPx.flatMap { focal in
             baselineM.map { StereoCamera(focalPx: focal, baselineM: $0, cxPx: cxPx, cyPx: cyPx, maxDepthM: maxDepthM) }
         }
         let writer = try ResultWriter(directory: URL(fileURLWithPath: output), kinds: resultKinds(), camera: camera,
                                       frames: reader.count, width: width, height: height)
+        // A video's own rate slowed by the step; frames from folders and tars have none, so --fps or 30.
+        let frameRate = reader.sourceFrameRate?.divided(by: frameStep) ?? FrameRate(String(fps ?? 30))!  // validated
+        // The MP4s' encoders start while the checkpoint loads on one core, and wait for the second pass.
+        try writer.startVideos(frameRate: frameRate)
+        let estimator = try StereoVideoEstimator(checkpoint: URL(fileURLWithPath: checkpoint))
+        // After loading: the checkpoint's temporaries go back to the system, the network's stay in the heap.
+        _ = AllocationPolicy.keepFreedMemory
         // First pass: the windows in order, each frame decoded once and kept while a window still needs it
         // (windows overlap by half), each window's disparity written as it finishes.
         let frames = try reader.pass()
@@ -141,8 +144,6 @@ struct InferCommand: ParsableCommand {
             printError(String(format: "colouring %d frames on one scale, %.2f to %.2f px", reader.count, scale.lower, scale.upper))
         }
         let leftAgain = try writer.needsLeftForColor ? reader.pass(rightToo: false) : nil
-        // A video's own rate slowed by the step; frames from folders and tars have none, so --fps or 30.
-        let frameRate = reader.sourceFrameRate?.divided(by: frameStep) ?? FrameRate(String(fps ?? 30))!  // validated
         let files = try writer.finish(frameRate: frameRate, left: { try leftAgain?.next()?.left })
         let seconds = Date().timeIntervalSince(started)
         let scale = writer.colorScale

@@ -144,6 +144,55 @@ final class OutputTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: scratch.path), [])
     }
 
+    /// `infer` starts the MP4s' encoders before the network runs: they wait for the frames (their wall-clock
+    /// limit held), give the same files as encoders started with the second pass, and a run that fails before
+    /// it leaves neither a file nor an ffmpeg.
+    func testVideosStartedBeforeTheFirstPassGiveTheSameFilesAndAnAbandonedRunLeavesNothing() throws {
+        let (frames, height, width) = (3, 10, 12)
+        let disparity = (0..<(frames * height * width)).map { Float($0 % 29) / 2 }
+        let left = self.frames(width: width, height: height, count: frames)
+        let rate = FrameRate(numerator: 24, denominator: 1)!
+        func run(_ folder: String, early: Bool) throws -> [String] {
+            let writer = try ResultWriter(directory: scratch.appendingPathComponent(folder), kinds: [.colorMP4, .videoMP4],
+                                          camera: nil, frames: frames, width: width, height: height)
+            if early { try writer.startVideos(frameRate: rate) }
+            for t in 0..<frames {
+                try writer.add(name: String(format: "%04d", t), disparity: disparity[(t * height * width)..<((t + 1) * height * width)], left: nil)
+            }
+            var next = 0
+            return try writer.finish(frameRate: rate, left: { defer { next += 1 }; return left[next] })
+        }
+        XCTAssertEqual(try run("late", early: false).sorted(), ["color.mp4", "video.mp4"])
+        XCTAssertEqual(try run("early", early: true).sorted(), ["color.mp4", "video.mp4"])
+        for name in ["color.mp4", "video.mp4"] {
+            let late = try Data(contentsOf: scratch.appendingPathComponent("late/\(name)"))
+            let early = try Data(contentsOf: scratch.appendingPathComponent("early/\(name)"))
+            XCTAssertEqual(early, late, "\(name): the same encoding whenever ffmpeg started")
+            XCTAssertEqual(try VideoFixtures.probe(scratch.appendingPathComponent("early/\(name)").path).frames, frames)
+        }
+
+        let abandoned = scratch.appendingPathComponent("abandoned")
+        var writer: ResultWriter? = try ResultWriter(directory: abandoned, kinds: [.colorMP4, .videoMP4], camera: nil,
+                                                     frames: frames, width: width, height: height)
+        try writer?.startVideos(frameRate: rate)
+        XCTAssertEqual(Self.childFFmpegs(), 2, "both encoders wait for their frames")
+        writer = nil
+        XCTAssertEqual(Self.childFFmpegs(), 0, "an abandoned run's encoders are stopped and reaped")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: abandoned.path), [])
+    }
+
+    /// How many ffmpeg processes this process has as children (each `/proc/PID/stat`: "pid (comm) state ppid …").
+    private static func childFFmpegs() -> Int {
+        let me = getpid()
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.filter { entry in
+            guard Int32(entry) != nil, let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                  let close = stat.range(of: ") ", options: .backwards) else { return false }
+            let fields = stat[close.upperBound...].split(separator: " ")
+            return stat.contains("(ffmpeg)") && fields.count > 1 && Int32(fields[1]) == me
+        }.count
+    }
+
     func testOnlyTheResultKindsAskedForAreWritten() throws {
         let (frames, height, width) = (2, 6, 8)
         let disparity = Tensor(shape: [frames, height, width], data: (0..<(frames * height * width)).map { Float($0 % 13) })
