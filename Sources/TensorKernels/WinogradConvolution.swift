@@ -5,7 +5,8 @@ import Foundation
 // tap-shifted kernels they stand in for: read an input buffer with zero gaps, add the convolution into an
 // output grid. Winograd.swift has the matrices and the plain references.
 //
-// Work is split into blocks of whole tile rows (one frame's rows for 2-D and height, grid rows for width),
+// Work is split into blocks of whole tile rows (rows of frames that read the same time taps for 2-D and 3-D,
+// one frame's rows for height, grid rows for width),
 // N tiles each, one block at a time per core:
 //   1. input transform, channel by channel: V [ξ, K, N] = Bᵀ d (B), written straight into the layout the
 //      products read;
@@ -72,6 +73,43 @@ private func blockRanges(_ count: Int, atMost per: Int, outer: Int) -> [Range<In
     var parts = (count + per - 1) / per
     while parts < count && (outer * parts % cores != 0 || outer * parts < 2 * cores) { parts += 1 }
     return (0..<parts).map { count * $0 / parts ..< count * ($0 + 1) / parts }
+}
+
+/// A block of the box convolution: tile rows `(frame, ty)` of frames that read the same time taps `dt` in
+/// `taps`, so that they share one set of products (K is those taps' columns).
+private struct BoxBlock {
+    var rows: [(frame: Int, ty: Int)]
+    let taps: ClosedRange<Int>
+    var cost: Int { rows.count * taps.count }
+}
+
+/// The box convolution's blocks: the tile rows of each run of frames that read the same time taps, in chunks
+/// of at most `per` rows, split further (the costliest first) until they come in a multiple of the cores.
+/// Rows of several frames share a block, so that small frames still give the products a wide N: at 1/8 scale
+/// of 128x256 (five frames of four tile rows), one frame's rows per block gave N = 18.
+private func boxBlocks(frames: Int, tilesY: Int, radius rt: Int, atMost per: Int) -> [BoxBlock] {
+    var runs: [BoxBlock] = []
+    for frame in 0..<frames {
+        let taps = max(-rt, -frame)...min(rt, frames - 1 - frame)
+        let rows = (0..<tilesY).map { (frame: frame, ty: $0) }
+        if let last = runs.last, last.taps == taps { runs[runs.count - 1].rows += rows } else { runs.append(BoxBlock(rows: rows, taps: taps)) }
+    }
+    var blocks: [BoxBlock] = []
+    for run in runs {
+        let parts = (run.rows.count + per - 1) / per
+        for part in 0..<parts {
+            let range = run.rows.count * part / parts ..< run.rows.count * (part + 1) / parts
+            blocks.append(BoxBlock(rows: Array(run.rows[range]), taps: run.taps))
+        }
+    }
+    let cores = ComputeThreads.count
+    while blocks.count % cores != 0 || blocks.count < cores {
+        guard let widest = blocks.indices.filter({ blocks[$0].rows.count > 1 }).max(by: { blocks[$0].cost < blocks[$1].cost }) else { break }
+        let rows = blocks[widest].rows
+        blocks[widest].rows = Array(rows[..<(rows.count / 2)])
+        blocks.insert(BoxBlock(rows: Array(rows[(rows.count / 2)...]), taps: blocks[widest].taps), at: widest + 1)
+    }
+    return blocks
 }
 
 /// One core's scratch: every vector a block needs, allocated once per call and core.
@@ -222,8 +260,8 @@ private func accumulateWinogradBox(_ kernel: WinogradBoxKernel, frames: Int, hei
     let (tilesX, tilesY) = ((width + m - 1) / m, (height + m - 1) / m)
     let length = tilesX + (alpha - 1) / m                // phase vector per tile row
     let rowLength = width + 2                            // x = -1 ... W of a padded input row
-    let groups = blockRanges(tilesY, atMost: max(1, blockTiles / length), outer: frames)
-    let most = groups.map(\.count).max()!
+    let blocks = boxBlocks(frames: frames, tilesY: tilesY, radius: rt, atMost: max(1, blockTiles / length))
+    let most = blocks.map(\.rows.count).max()!
     let n = most * length                                // N at most
     let plane = alpha * n                                // one channel of V or M: [ξy, N]
     let pad = (alpha - 1) / m                            // the phase reads past the last tile
@@ -236,8 +274,7 @@ private func accumulateWinogradBox(_ kernel: WinogradBoxKernel, frames: Int, hei
     let u = ub.baseAddress!
     // Frames inside the video read every time tap, those at its ends fewer: the costly blocks go first, so
     // that the cheap ones at the end even out the cores.
-    let timeTaps = (0..<frames).map { min(rt, frames - 1 - $0) + min(rt, $0) + 1 }
-    let order = (0..<frames * groups.count).sorted { timeTaps[$0 / groups.count] > timeTaps[$1 / groups.count] }
+    let order = blocks.indices.sorted { blocks[$0].cost > blocks[$1].cost }
     parallelClaims(order.count) { claim in
         var scratch = WinogradScratch(floats: floats, slots: max(input.slotCount, output.slotCount))
         defer { scratch.release() }
@@ -253,15 +290,14 @@ private func accumulateWinogradBox(_ kernel: WinogradBoxKernel, frames: Int, hei
         let temporary = scratch.take(temporaries)
         let slots = scratch.slots
         while let claimed = claim() {
-            let block = order[claimed]
-            let (frame, group) = (block / groups.count, groups[block % groups.count])
-            let count = group.count * length                  // N of this block
+            let block = blocks[order[claimed]]
+            let count = block.rows.count * length             // N of this block
             // Time taps whose frame lies in the video: a contiguous range of (dt, channel) columns.
-            let (dtLo, dtHi) = (max(-rt, -frame), min(rt, frames - 1 - frame))
+            let (dtLo, dtHi) = (block.taps.lowerBound, block.taps.upperBound)
             for dt in dtLo...dtHi {
                 for c in 0..<cin {
                     let k = (dt + rt) * cin + c
-                    for (index, ty) in group.enumerated() {
+                    for (index, (frame, ty)) in block.rows.enumerated() {
                         // y-pass over rows iy = ty·m - 1 ..< ty·m - 1 + α, those outside the frame zeros, into
                         // x = 0 ..< W of padded rows x = -1 ... W whose two ends are the zero padding.
                         for a in 0..<alpha {
@@ -300,15 +336,16 @@ private func accumulateWinogradBox(_ kernel: WinogradBoxKernel, frames: Int, hei
                 for t in 0..<output.temporaryCount { slots[alpha + t] = temporary + t * plane }
                 for s in 0..<m { slots[alpha + output.temporaryCount + s] = z + s * plane }
                 output.run(slots, count: alpha * count, accumulate: false)
+                let rowCount = block.rows.count
                 for a in 0..<alpha {
-                    for index in 0..<group.count {
+                    for index in 0..<rowCount {
                         mergePhases(z + a * count + index * length, stride: plane, m: m, count: width,
-                                    into: merged + (a * group.count + index) * width, accumulate: false)
+                                    into: merged + (a * rowCount + index) * width, accumulate: false)
                     }
                 }
                 // y-pass, added into the grid rows that lie in the frame.
-                for (index, ty) in group.enumerated() {
-                    for a in 0..<alpha { slots[a] = merged + (a * group.count + index) * width }
+                for (index, (frame, ty)) in block.rows.enumerated() {
+                    for a in 0..<alpha { slots[a] = merged + (a * rowCount + index) * width }
                     for t in 0..<output.temporaryCount { slots[alpha + t] = temporary + t * rowLength }
                     for s in 0..<m {
                         let y = ty * m + s
@@ -351,14 +388,16 @@ public func accumulateWinogradTapConvolution(tile: WinogradTile, weights: Unsafe
             }
         }
     }
-    // Blocks: whole grid rows along width (N = rows · L); tile rows of one frame along height (N = rows · W);
-    // one tile of frames and a run of pixels along time (N = pixels).
+    // Blocks: whole grid rows along width (N = rows · L); tile rows along height, of one frame or several
+    // (N = rows · W; small frames' rows share a block, for a wide N); one tile of frames and a run of pixels
+    // along time (N = pixels).
     let axis = layout.axis
     let tilesX = (width + m - 1) / m
+    let tilesY = (height + m - 1) / m
     let length: Int, lines: Int, outer: Int
     switch axis {
     case .width: (length, lines, outer) = (tilesX + (alpha - 1) / m, frames * height, 1)
-    case .height: (length, lines, outer) = (width, (height + m - 1) / m, frames)
+    case .height: (length, lines, outer) = (width, frames * tilesY, 1)
     case .time: (length, lines, outer) = (1, plane, (frames + m - 1) / m)
     }
     let groups = blockRanges(lines, atMost: max(1, blockTiles / length), outer: outer)
@@ -397,12 +436,13 @@ public func accumulateWinogradTapConvolution(tile: WinogradTile, weights: Unsafe
                     for k in 0..<alpha { slots[alpha + input.temporaryCount + k] = v + (k * cin + c) * n }
                     input.run(slots, count: count, accumulate: false)
                 case .height:
-                    for (index, ty) in group.enumerated() {
+                    for (index, line) in group.enumerated() {
+                        let (frame, ty) = line.quotientAndRemainder(dividingBy: tilesY)
                         // Rows -r ..< H + r of a frame are the frame and its zero gap rows; later ones are zeros.
                         for k in 0..<alpha {
                             let iy = ty * m - radius + k
                             slots[k] = iy < height + radius
-                                ? UnsafeMutablePointer(mutating: channel + layout.rowOffset(frame: outerIndex, row: 0) + iy * width)
+                                ? UnsafeMutablePointer(mutating: channel + layout.rowOffset(frame: frame, row: 0) + iy * width)
                                 : zeros
                         }
                         for t in 0..<input.temporaryCount { slots[alpha + t] = temporary + t * width }
@@ -439,13 +479,14 @@ public func accumulateWinogradTapConvolution(tile: WinogradTile, weights: Unsafe
                                     accumulate: true)
                     }
                 case .height:
-                    for (index, ty) in group.enumerated() {
+                    for (index, line) in group.enumerated() {
+                        let (frame, ty) = line.quotientAndRemainder(dividingBy: tilesY)
                         for k in 0..<alpha { slots[k] = mm + (k * cout + o) * n + index * width }
                         for t in 0..<output.temporaryCount { slots[alpha + t] = temporary + t * width }
                         for s in 0..<m {
                             let y = ty * m + s
                             slots[alpha + output.temporaryCount + s] = y < height
-                                ? grid + layout.rowOffset(frame: outerIndex, row: y) : junk
+                                ? grid + layout.rowOffset(frame: frame, row: y) : junk
                         }
                         output.run(slots, count: width, accumulate: true)
                     }
