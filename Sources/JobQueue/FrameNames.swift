@@ -23,6 +23,19 @@ public enum FrameNames: Equatable, Sendable {
         inputName.lowercased().hasSuffix(".png") ? String(inputName.dropLast(4)) : inputName
     }
 
+    /// Whether one of the `frames` frames of a job with these names under `selection` is called `name` (the
+    /// stem of its result files); nil when a list read left the names out.
+    public func names(_ name: String, frames: Int, selection: FrameSelection) -> Bool? {
+        switch self {
+        case .sourceIndices:
+            guard let index = Int(name), index >= selection.start, FrameSelection.frameName(index) == name else { return false }
+            let (position, offset) = (index - selection.start).quotientAndRemainder(dividingBy: selection.step)
+            return offset == 0 && position < frames
+        case let .own(list): return list.contains(name)
+        case .ownUnread: return nil
+        }
+    }
+
     /// The names to store for a job whose frames give `resultNames` (by index) under `selection`: nil when
     /// they are the source indices, which cost nothing to store.
     public static func toStore(_ resultNames: [String], selection: FrameSelection) -> [String]? {

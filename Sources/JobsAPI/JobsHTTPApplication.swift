@@ -449,7 +449,8 @@ public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
 
     /// A per-frame file (`disparity/NNNN.png`, `depth/NNNN.png`) of a job that has not succeeded: the stored
     /// frame (of a running job, or of one that failed or was cancelled), or 409 `not_ready` with a
-    /// Retry-After while the job may still store it. Nil for anything else, which the finished routes answer.
+    /// Retry-After while the job may still store it (404 for a name none of its frames has). Nil for anything
+    /// else, which the finished routes answer.
     func storedFrameWhileUnfinished(_ id: UUID, path: String, owner: UUID?) throws -> HTTPResponse? {
         guard let (kind, _) = FrameFiles.parse(path), kind == .disparity || kind == .depth,
               let job = try backend.job(id: id, owner: owner), job.status != .succeeded, job.resultsExpiredAt == nil
@@ -461,6 +462,11 @@ public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
             return HTTPResponse(status: .ok, contentType: ResultFiles.contentType(of: path), bytes: Array(data))
         }
         guard !job.status.isTerminal, !job.windows.isEmpty else { return nil }
+        // A name none of the job's frames has will never be stored: 404, not a wait.
+        if let (_, name) = FrameFiles.parse(path),
+           job.frameNames.names(name, frames: job.framesTotal, selection: job.parameters.selection) == false {
+            throw APIError.notFound("job \(id.lowercased) has no frame named '\(name)'")
+        }
         let progress = JobProgress(iters: job.parameters.iters, status: job.status, startedAt: job.startedAt, windows: job.windows, now: now())
         // About one window's time at the job's own speed, within 1 s ... 60 s.
         let perWindow = progress.etaSeconds.map { $0 / Double(max(1, progress.windowsTotal - progress.windowsDone + 1)) } ?? 10

@@ -32,7 +32,7 @@ public final class ResultWriter {
     private var names: [String] = []
     private var lower: Float?, upper: Float?
     private(set) public var written: [String] = []
-    /// `color.mp4` and `video.mp4`'s encoders once started (by `startVideos` or by the second pass).
+    /// `color.mp4` and `video.mp4`'s encoders once started (ahead of the run, or by the second pass).
     private var colorVideo: MP4Encoder?, sideBySideVideo: MP4Encoder?
     private var videoFrameRate: FrameRate?
 
@@ -44,8 +44,9 @@ public final class ResultWriter {
     public var needsLeftForFrames: Bool { kinds.contains(.points) }
 
     /// Starts a run of `frames` frames of `width` × `height` into `directory` (created). `camera` is required
-    /// for depth and points.
-    public init(directory: URL, kinds: Set<ResultKind>, camera: StereoCamera?, frames: Int, width: Int, height: Int) throws {
+    /// for depth and points. `videos`, started for the same folder, kinds and frames, gives the MP4s.
+    public init(directory: URL, kinds: Set<ResultKind>, camera: StereoCamera?, frames: Int, width: Int, height: Int,
+                videos: StartedVideos? = nil) throws {
         precondition(frames > 0 && width > 0 && height > 0, "a video of \(frames) frames of \(width)x\(height)")
         precondition(camera != nil || !kinds.contains(where: \.needsCalibration), "depth and points need a camera")
         self.directory = directory
@@ -54,6 +55,12 @@ public final class ResultWriter {
         self.frames = frames
         self.width = width
         self.height = height
+        if let videos {
+            precondition(videos.color?.url == (kinds.contains(.colorMP4) ? directory.appendingPathComponent("color.mp4") : nil)
+                         && videos.sideBySide?.url == (kinds.contains(.videoMP4) ? directory.appendingPathComponent("video.mp4") : nil),
+                         "the videos were started for this run's folder and kinds")
+            (videoFrameRate, colorVideo, sideBySideVideo) = (videos.frameRate, videos.color, videos.sideBySide)
+        }
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         } catch {
@@ -117,26 +124,40 @@ public final class ResultWriter {
         }
     }
 
-    /// Starts the encoders of the MP4s asked for at `frameRate` now, before the first pass, so that ffmpeg's
-    /// start overlaps the caller's work (a checkpoint loading on one core) instead of following the network.
-    /// They wait for the second pass without a wall-clock limit running; `finish` must get the same rate.
-    public func startVideos(frameRate: FrameRate) throws {
-        precondition(videoFrameRate == nil, "the videos start once")
-        videoFrameRate = frameRate
-        colorVideo = try colorMP4(frameRate: frameRate, waitsForFrames: true)
-        sideBySideVideo = try sideBySideMP4(frameRate: frameRate, waitsForFrames: true)
+    /// The MP4 encoders of a run, started ahead of it (`startVideos`) and handed to its writer.
+    public struct StartedVideos {
+        fileprivate let frameRate: FrameRate
+        fileprivate let color: MP4Encoder?
+        fileprivate let sideBySide: MP4Encoder?
     }
 
-    private func colorMP4(frameRate: FrameRate, waitsForFrames: Bool) throws -> MP4Encoder? {
+    /// Starts the encoders of the MP4s that `kinds` asks for, for a run into `directory` at `frameRate`, before
+    /// anything of the run exists: ffmpeg's start then overlaps the caller's work (a checkpoint loading on one
+    /// core) instead of following the network, and a run refused before its writer is made leaves nothing
+    /// (dropping the value stops them). They wait for the second pass without a wall-clock limit running.
+    /// Nothing is written into `directory` until the first frame, by when the writer has made it: ffmpeg opens
+    /// its output once the first frame is encoded.
+    public static func startVideos(directory: URL, kinds: Set<ResultKind>, frames: Int, width: Int, height: Int,
+                                   frameRate: FrameRate) throws -> StartedVideos {
+        StartedVideos(frameRate: frameRate,
+                      color: try colorMP4(directory, kinds, frames: frames, width: width, height: height,
+                                          frameRate: frameRate, waitsForFrames: true),
+                      sideBySide: try sideBySideMP4(directory, kinds, frames: frames, width: width, height: height,
+                                                    frameRate: frameRate, waitsForFrames: true))
+    }
+
+    private static func colorMP4(_ directory: URL, _ kinds: Set<ResultKind>, frames: Int, width: Int, height: Int,
+                                 frameRate: FrameRate, waitsForFrames: Bool) throws -> MP4Encoder? {
         guard kinds.contains(.colorMP4) else { return nil }
         return try MP4Encoder(url: directory.appendingPathComponent("color.mp4"), width: width, height: height,
                               frameRate: frameRate, frames: frames, waitsForFrames: waitsForFrames)
     }
 
-    private func sideBySideMP4(frameRate: FrameRate, waitsForFrames: Bool) throws -> MP4Encoder? {
+    private static func sideBySideMP4(_ directory: URL, _ kinds: Set<ResultKind>, frames: Int, width: Int, height: Int,
+                                      frameRate: FrameRate, waitsForFrames: Bool) throws -> MP4Encoder? {
         guard kinds.contains(.videoMP4) else { return nil }
         return try MP4Encoder(url: directory.appendingPathComponent("video.mp4"), width: 2 * width, height: height,
-                              frameRate: frameRate, frames: frames, maxWidth: Self.maxVideoWidth, waitsForFrames: waitsForFrames)
+                              frameRate: frameRate, frames: frames, maxWidth: maxVideoWidth, waitsForFrames: waitsForFrames)
     }
 
     /// The colour scale of the video: the smallest to the largest finite disparity of the frames added so far.
@@ -174,8 +195,10 @@ public final class ResultWriter {
         if let started = videoFrameRate {
             precondition(started == frameRate, "the videos started at \(started), finished at \(frameRate)")
         } else {
-            colorVideo = try colorMP4(frameRate: frameRate, waitsForFrames: false)
-            sideBySideVideo = try sideBySideMP4(frameRate: frameRate, waitsForFrames: false)
+            colorVideo = try Self.colorMP4(directory, kinds, frames: frames, width: width, height: height,
+                                           frameRate: frameRate, waitsForFrames: false)
+            sideBySideVideo = try Self.sideBySideMP4(directory, kinds, frames: frames, width: width, height: height,
+                                                     frameRate: frameRate, waitsForFrames: false)
         }
         guard let reader = FileHandle(forReadingAtPath: partial.path) else {
             throw MediaError.unreadable(path: partial.path, reason: "cannot read it back")

@@ -110,15 +110,18 @@ struct InferCommand: ParsableCommand {
         let camera = focalPx.flatMap { focal in
             baselineM.map { StereoCamera(focalPx: focal, baselineM: $0, cxPx: cxPx, cyPx: cyPx, maxDepthM: maxDepthM) }
         }
-        let writer = try ResultWriter(directory: URL(fileURLWithPath: output), kinds: resultKinds(), camera: camera,
-                                      frames: reader.count, width: width, height: height)
+        let (folder, kinds) = (URL(fileURLWithPath: output), try resultKinds())
         // A video's own rate slowed by the step; frames from folders and tars have none, so --fps or 30.
         let frameRate = reader.sourceFrameRate?.divided(by: frameStep) ?? FrameRate(String(fps ?? 30))!  // validated
-        // The MP4s' encoders start while the checkpoint loads on one core, and wait for the second pass.
-        try writer.startVideos(frameRate: frameRate)
+        // The MP4s' encoders start while the checkpoint loads on one core, and wait for the second pass; the
+        // folder is made only once the checkpoint is taken, so a refused one leaves nothing.
+        let videos = try ResultWriter.startVideos(directory: folder, kinds: kinds, frames: reader.count,
+                                                  width: width, height: height, frameRate: frameRate)
         let estimator = try StereoVideoEstimator(checkpoint: URL(fileURLWithPath: checkpoint))
         // After loading: the checkpoint's temporaries go back to the system, the network's stay in the heap.
         _ = AllocationPolicy.keepFreedMemory
+        let writer = try ResultWriter(directory: folder, kinds: kinds, camera: camera, frames: reader.count,
+                                      width: width, height: height, videos: videos)
         // First pass: the windows in order, each frame decoded once and kept while a window still needs it
         // (windows overlap by half), each window's disparity written as it finishes.
         let frames = try reader.pass()

@@ -86,6 +86,8 @@ final class FrameNamesTests: StoreServerTestCase {
             }
             if stored.count < names.count {
                 XCTAssertEqual(try get(template.replacingOccurrences(of: "{name}", with: names[stored.count])).errorCode, "not_ready")
+                XCTAssertEqual(try get(template.replacingOccurrences(of: "{name}", with: "img_99")).status, 404,
+                               "a name the tar does not have")
             }
         }
         XCTAssertEqual(stored, [0, 1, 2, 3])
@@ -108,6 +110,14 @@ final class FrameNamesTests: StoreServerTestCase {
         // So frame 0's name is start_frame + 0 × frame_step, 4 digits.
         XCTAssertEqual(try get("\(base)/disparity/0001.png").text, "disparity 0")
         XCTAssertEqual(try get("\(base)/disparity/0003.png").errorCode, "not_ready")
+        // Names no selected frame has are never stored: 404 at once, not a wait. Between the steps, past the
+        // count, before the start, and an index not written in four digits.
+        for name in ["0002", "0007", "0000", "3"] {
+            let answer = try get("\(base)/disparity/\(name).png")
+            XCTAssertEqual(answer.status, 404, "\(name): \(answer.text)")
+            XCTAssertEqual(answer.errorCode, "not_found", name)
+        }
+        XCTAssertEqual(try get("\(base)/preview/0002.png").status, 404)
     }
 
     /// The queue's copy of the rule that names result files (JobQueue does not link Media) is Media's.

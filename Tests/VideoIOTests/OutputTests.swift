@@ -144,18 +144,21 @@ final class OutputTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: scratch.path), [])
     }
 
-    /// `infer` starts the MP4s' encoders before the network runs: they wait for the frames (their wall-clock
-    /// limit held), give the same files as encoders started with the second pass, and a run that fails before
-    /// it leaves neither a file nor an ffmpeg.
-    func testVideosStartedBeforeTheFirstPassGiveTheSameFilesAndAnAbandonedRunLeavesNothing() throws {
+    /// `infer` starts the MP4s' encoders before it loads the checkpoint: they wait for the frames (their
+    /// wall-clock limit held) writing nothing, give the same files as encoders started with the second pass,
+    /// and a run that fails before it leaves neither a file nor an ffmpeg.
+    func testVideosStartedBeforeTheRunGiveTheSameFilesAndAnAbandonedRunLeavesNothing() throws {
         let (frames, height, width) = (3, 10, 12)
         let disparity = (0..<(frames * height * width)).map { Float($0 % 29) / 2 }
         let left = self.frames(width: width, height: height, count: frames)
         let rate = FrameRate(numerator: 24, denominator: 1)!
-        func run(_ folder: String, early: Bool) throws -> [String] {
-            let writer = try ResultWriter(directory: scratch.appendingPathComponent(folder), kinds: [.colorMP4, .videoMP4],
-                                          camera: nil, frames: frames, width: width, height: height)
-            if early { try writer.startVideos(frameRate: rate) }
+        func run(_ name: String, early: Bool) throws -> [String] {
+            let folder = scratch.appendingPathComponent(name)
+            let videos = early ? try ResultWriter.startVideos(directory: folder, kinds: [.colorMP4, .videoMP4], frames: frames,
+                                                              width: width, height: height, frameRate: rate) : nil
+            XCTAssertFalse(FileManager.default.fileExists(atPath: folder.path), "the encoders write nothing before the first frame")
+            let writer = try ResultWriter(directory: folder, kinds: [.colorMP4, .videoMP4], camera: nil, frames: frames,
+                                          width: width, height: height, videos: videos)
             for t in 0..<frames {
                 try writer.add(name: String(format: "%04d", t), disparity: disparity[(t * height * width)..<((t + 1) * height * width)], left: nil)
             }
@@ -171,14 +174,25 @@ final class OutputTests: XCTestCase {
             XCTAssertEqual(try VideoFixtures.probe(scratch.appendingPathComponent("early/\(name)").path).frames, frames)
         }
 
+        // A run refused before its writer (a bad checkpoint): nothing written, no ffmpeg left.
         let abandoned = scratch.appendingPathComponent("abandoned")
-        var writer: ResultWriter? = try ResultWriter(directory: abandoned, kinds: [.colorMP4, .videoMP4], camera: nil,
-                                                     frames: frames, width: width, height: height)
-        try writer?.startVideos(frameRate: rate)
+        var videos: ResultWriter.StartedVideos? = try ResultWriter.startVideos(
+            directory: abandoned, kinds: [.colorMP4, .videoMP4], frames: frames, width: width, height: height, frameRate: rate)
         XCTAssertEqual(Self.childFFmpegs(), 2, "both encoders wait for their frames")
-        writer = nil
+        videos = nil
+        XCTAssertNil(videos)
         XCTAssertEqual(Self.childFFmpegs(), 0, "an abandoned run's encoders are stopped and reaped")
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: abandoned.path), [])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: abandoned.path))
+        // And one abandoned after its writer was made leaves an empty folder.
+        let begun = scratch.appendingPathComponent("begun")
+        var writer: ResultWriter? = try ResultWriter(
+            directory: begun, kinds: [.colorMP4, .videoMP4], camera: nil, frames: frames, width: width, height: height,
+            videos: try ResultWriter.startVideos(directory: begun, kinds: [.colorMP4, .videoMP4], frames: frames,
+                                                 width: width, height: height, frameRate: rate))
+        XCTAssertNotNil(writer)
+        writer = nil
+        XCTAssertEqual(Self.childFFmpegs(), 0)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: begun.path), [])
     }
 
     /// How many ffmpeg processes this process has as children (each `/proc/PID/stat`: "pid (comm) state ppid …").
