@@ -25,7 +25,7 @@ public enum FrameNames: Equatable, Sendable {
 
     /// Whether one of the `frames` frames of a job with these names under `selection` is called `name` (the
     /// stem of its result files); nil when a list read left the names out.
-    public func names(_ name: String, frames: Int, selection: FrameSelection) -> Bool? {
+    public func include(_ name: String, frames: Int, selection: FrameSelection) -> Bool? {
         switch self {
         case .sourceIndices:
             guard let index = Int(name), index >= selection.start, FrameSelection.frameName(index) == name else { return false }

@@ -452,7 +452,7 @@ public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
     /// Retry-After while the job may still store it (404 for a name none of its frames has). Nil for anything
     /// else, which the finished routes answer.
     func storedFrameWhileUnfinished(_ id: UUID, path: String, owner: UUID?) throws -> HTTPResponse? {
-        guard let (kind, _) = FrameFiles.parse(path), kind == .disparity || kind == .depth,
+        guard let (kind, name) = FrameFiles.parse(path), kind == .disparity || kind == .depth,
               let job = try backend.job(id: id, owner: owner), job.status != .succeeded, job.resultsExpiredAt == nil
         else { return nil }
         if let rendered = ResultKind(rawValue: kind.rawValue), !job.parameters.resultKinds.contains(rendered) {
@@ -463,8 +463,7 @@ public final class JobsHTTPApplication: HTTPApplication, @unchecked Sendable {
         }
         guard !job.status.isTerminal, !job.windows.isEmpty else { return nil }
         // A name none of the job's frames has will never be stored: 404, not a wait.
-        if let (_, name) = FrameFiles.parse(path),
-           job.frameNames.names(name, frames: job.framesTotal, selection: job.parameters.selection) == false {
+        if job.frameNames.include(name, frames: job.framesTotal, selection: job.parameters.selection) == false {
             throw APIError.notFound("job \(id.lowercased) has no frame named '\(name)'")
         }
         let progress = JobProgress(iters: job.parameters.iters, status: job.status, startedAt: job.startedAt, windows: job.windows, now: now())

@@ -5,9 +5,9 @@ import Foundation
 // tap-shifted kernels they stand in for: read an input buffer with zero gaps, add the convolution into an
 // output grid. Winograd.swift has the matrices and the plain references.
 //
-// Work is split into blocks of whole tile rows (rows of frames that read the same time taps for 2-D and 3-D,
-// one frame's rows for height, grid rows for width),
-// N tiles each, one block at a time per core:
+// Work is split into blocks of whole tile rows, N tiles each, one block at a time per core (rows of the frames
+// that read the same time taps for 2-D and 3-D, tile rows of one frame or several along height, grid rows
+// along width):
 //   1. input transform, channel by channel: V [ξ, K, N] = Bᵀ d (B), written straight into the layout the
 //      products read;
 //   2. one sgemm per transform position ξ: M_ξ [Cout, N] = U_ξ [Cout, K] · V_ξ [K, N] (α² of them in 2-D,
@@ -103,7 +103,7 @@ private func boxBlocks(frames: Int, tilesY: Int, radius rt: Int, atMost per: Int
         }
     }
     let cores = ComputeThreads.count
-    while blocks.count % cores != 0 || blocks.count < cores {
+    while blocks.count % cores != 0 {
         guard let widest = blocks.indices.filter({ blocks[$0].rows.count > 1 }).max(by: { blocks[$0].cost < blocks[$1].cost }) else { break }
         let rows = blocks[widest].rows
         blocks[widest].rows = Array(rows[..<(rows.count / 2)])

@@ -32,9 +32,8 @@ public final class ResultWriter {
     private var names: [String] = []
     private var lower: Float?, upper: Float?
     private(set) public var written: [String] = []
-    /// `color.mp4` and `video.mp4`'s encoders once started (ahead of the run, or by the second pass).
-    private var colorVideo: MP4Encoder?, sideBySideVideo: MP4Encoder?
-    private var videoFrameRate: FrameRate?
+    /// The MP4s' encoders when started ahead of the run (`startVideos`), until the second pass ends them.
+    private var startedVideos: StartedVideos?
 
     /// Whether `finish` renders anything (colour, video frames or MP4s).
     public var needsColor: Bool { !kinds.isDisjoint(with: [.color, .video, .colorMP4, .videoMP4]) }
@@ -56,11 +55,10 @@ public final class ResultWriter {
         self.width = width
         self.height = height
         if let videos {
-            precondition(videos.color?.url == (kinds.contains(.colorMP4) ? directory.appendingPathComponent("color.mp4") : nil)
-                         && videos.sideBySide?.url == (kinds.contains(.videoMP4) ? directory.appendingPathComponent("video.mp4") : nil),
-                         "the videos were started for this run's folder and kinds")
-            (videoFrameRate, colorVideo, sideBySideVideo) = (videos.frameRate, videos.color, videos.sideBySide)
+            precondition(videos.directory == directory && videos.kinds == kinds && videos.frames == frames,
+                         "the videos were started for this run's folder, kinds and frames")
         }
+        startedVideos = videos
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         } catch {
@@ -124,8 +122,11 @@ public final class ResultWriter {
         }
     }
 
-    /// The MP4 encoders of a run, started ahead of it (`startVideos`) and handed to its writer.
+    /// The MP4 encoders of a run (`color.mp4`, `video.mp4`, those its kinds ask for).
     public struct StartedVideos {
+        fileprivate let directory: URL
+        fileprivate let kinds: Set<ResultKind>
+        fileprivate let frames: Int
         fileprivate let frameRate: FrameRate
         fileprivate let color: MP4Encoder?
         fileprivate let sideBySide: MP4Encoder?
@@ -139,25 +140,20 @@ public final class ResultWriter {
     /// its output once the first frame is encoded.
     public static func startVideos(directory: URL, kinds: Set<ResultKind>, frames: Int, width: Int, height: Int,
                                    frameRate: FrameRate) throws -> StartedVideos {
-        StartedVideos(frameRate: frameRate,
-                      color: try colorMP4(directory, kinds, frames: frames, width: width, height: height,
-                                          frameRate: frameRate, waitsForFrames: true),
-                      sideBySide: try sideBySideMP4(directory, kinds, frames: frames, width: width, height: height,
-                                                    frameRate: frameRate, waitsForFrames: true))
+        try encoders(directory: directory, kinds: kinds, frames: frames, width: width, height: height,
+                     frameRate: frameRate, waitsForFrames: true)
     }
 
-    private static func colorMP4(_ directory: URL, _ kinds: Set<ResultKind>, frames: Int, width: Int, height: Int,
-                                 frameRate: FrameRate, waitsForFrames: Bool) throws -> MP4Encoder? {
-        guard kinds.contains(.colorMP4) else { return nil }
-        return try MP4Encoder(url: directory.appendingPathComponent("color.mp4"), width: width, height: height,
-                              frameRate: frameRate, frames: frames, waitsForFrames: waitsForFrames)
-    }
-
-    private static func sideBySideMP4(_ directory: URL, _ kinds: Set<ResultKind>, frames: Int, width: Int, height: Int,
-                                      frameRate: FrameRate, waitsForFrames: Bool) throws -> MP4Encoder? {
-        guard kinds.contains(.videoMP4) else { return nil }
-        return try MP4Encoder(url: directory.appendingPathComponent("video.mp4"), width: 2 * width, height: height,
-                              frameRate: frameRate, frames: frames, maxWidth: maxVideoWidth, waitsForFrames: waitsForFrames)
+    private static func encoders(directory: URL, kinds: Set<ResultKind>, frames: Int, width: Int, height: Int,
+                                 frameRate: FrameRate, waitsForFrames: Bool) throws -> StartedVideos {
+        let color = kinds.contains(.colorMP4)
+            ? try MP4Encoder(url: directory.appendingPathComponent("color.mp4"), width: width, height: height,
+                             frameRate: frameRate, frames: frames, waitsForFrames: waitsForFrames) : nil
+        let sideBySide = kinds.contains(.videoMP4)
+            ? try MP4Encoder(url: directory.appendingPathComponent("video.mp4"), width: 2 * width, height: height,
+                             frameRate: frameRate, frames: frames, maxWidth: maxVideoWidth, waitsForFrames: waitsForFrames) : nil
+        return StartedVideos(directory: directory, kinds: kinds, frames: frames, frameRate: frameRate,
+                             color: color, sideBySide: sideBySide)
     }
 
     /// The colour scale of the video: the smallest to the largest finite disparity of the frames added so far.
@@ -192,14 +188,11 @@ public final class ResultWriter {
 
     private func render(frameRate: FrameRate, left: () throws -> RGBImage?, progress: (Int, Int) -> Void) throws {
         let scale = colorScale
-        if let started = videoFrameRate {
-            precondition(started == frameRate, "the videos started at \(started), finished at \(frameRate)")
-        } else {
-            colorVideo = try Self.colorMP4(directory, kinds, frames: frames, width: width, height: height,
-                                           frameRate: frameRate, waitsForFrames: false)
-            sideBySideVideo = try Self.sideBySideMP4(directory, kinds, frames: frames, width: width, height: height,
-                                                     frameRate: frameRate, waitsForFrames: false)
-        }
+        let videos = try startedVideos ?? Self.encoders(directory: directory, kinds: kinds, frames: frames, width: width,
+                                                        height: height, frameRate: frameRate, waitsForFrames: false)
+        startedVideos = nil
+        precondition(videos.frameRate == frameRate, "the videos started at \(videos.frameRate), finished at \(frameRate)")
+        let (colorVideo, sideBySideVideo) = (videos.color, videos.sideBySide)
         guard let reader = FileHandle(forReadingAtPath: partial.path) else {
             throw MediaError.unreadable(path: partial.path, reason: "cannot read it back")
         }
@@ -234,8 +227,6 @@ public final class ResultWriter {
         sideBySideVideo?.endFrames()
         if let colorVideo { try colorVideo.finish(); written.append("color.mp4") }
         if let sideBySideVideo { try sideBySideVideo.finish(); written.append("video.mp4") }
-        colorVideo = nil
-        sideBySideVideo = nil
     }
 
     /// Writes the `kinds` of result for a whole `disparity` [T, H, W] held in memory (frames named `names`,

@@ -176,21 +176,20 @@ final class OutputTests: XCTestCase {
 
         // A run refused before its writer (a bad checkpoint): nothing written, no ffmpeg left.
         let abandoned = scratch.appendingPathComponent("abandoned")
-        var videos: ResultWriter.StartedVideos? = try ResultWriter.startVideos(
-            directory: abandoned, kinds: [.colorMP4, .videoMP4], frames: frames, width: width, height: height, frameRate: rate)
-        XCTAssertEqual(Self.childFFmpegs(), 2, "both encoders wait for their frames")
-        videos = nil
-        XCTAssertNil(videos)
+        try withExtendedLifetime(ResultWriter.startVideos(directory: abandoned, kinds: [.colorMP4, .videoMP4], frames: frames,
+                                                          width: width, height: height, frameRate: rate)) { _ in
+            XCTAssertEqual(Self.childFFmpegs(), 2, "both encoders wait for their frames")
+        }
         XCTAssertEqual(Self.childFFmpegs(), 0, "an abandoned run's encoders are stopped and reaped")
         XCTAssertFalse(FileManager.default.fileExists(atPath: abandoned.path))
         // And one abandoned after its writer was made leaves an empty folder.
         let begun = scratch.appendingPathComponent("begun")
-        var writer: ResultWriter? = try ResultWriter(
+        try withExtendedLifetime(ResultWriter(
             directory: begun, kinds: [.colorMP4, .videoMP4], camera: nil, frames: frames, width: width, height: height,
-            videos: try ResultWriter.startVideos(directory: begun, kinds: [.colorMP4, .videoMP4], frames: frames,
-                                                 width: width, height: height, frameRate: rate))
-        XCTAssertNotNil(writer)
-        writer = nil
+            videos: ResultWriter.startVideos(directory: begun, kinds: [.colorMP4, .videoMP4], frames: frames,
+                                             width: width, height: height, frameRate: rate))) { _ in
+            XCTAssertEqual(Self.childFFmpegs(), 2)
+        }
         XCTAssertEqual(Self.childFFmpegs(), 0)
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: begun.path), [])
     }
